@@ -1,0 +1,126 @@
+"""Evolutionary loops in DEAP's style. They know nothing of torch or files.
+
+Individuals need a ``fitness`` and the attributes ``uid``, ``parent_uid``,
+``partner_uid`` and ``generation`` (see :class:`epbt_deap.individual.Individual`).
+"""
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from deap import base, tools
+
+logger = logging.getLogger("epbt_deap")
+
+GenerationCallback = Callable[[int, list, list, tools.Logbook], None]
+
+
+def child_uid(generation: int, index: int) -> str:
+    """The uid of the ``index``-th individual created in ``generation``."""
+    return f"g{generation:03d}-{index:03d}"
+
+
+def same_uid(first: Any, second: Any) -> bool:
+    """Hall-of-fame identity: two entries are the same when their uids match.
+
+    DEAP's default (equal genes) would merge distinct models that share genes.
+    """
+    return first.uid == second.uid
+
+
+def evaluate_invalid(individuals: Sequence, toolbox: base.Toolbox) -> list:
+    """Evaluate the individuals without a valid fitness through ``toolbox.map``."""
+    invalid = [ind for ind in individuals if not ind.fitness.valid]
+    for ind, fitness in zip(invalid, toolbox.map(toolbox.evaluate, invalid)):
+        ind.fitness.values = fitness
+    return invalid
+
+
+def vary(parents: Sequence, population: Sequence, toolbox: base.Toolbox, generation: int,
+         cxpb: float, mutpb: float) -> list:
+    """Stage 2: clone each parent, mutate it, then cross it with a random population member.
+
+    The partner is a clone and is thrown away; the child keeps its parent's checkpoint.
+    """
+    children = []
+    for index, parent in enumerate(parents):
+        child = toolbox.clone(parent)
+        child.uid = child_uid(generation, index)
+        child.parent_uid = parent.uid
+        child.partner_uid = None
+        child.generation = generation
+        if random.random() < mutpb:
+            toolbox.mutate(child)
+        if random.random() < cxpb:
+            partner = random.choice(population)
+            toolbox.mate(child, toolbox.clone(partner))
+            child.partner_uid = partner.uid
+        del child.fitness.values
+        children.append(child)
+    return children
+
+
+def record(logbook: tools.Logbook, generation: int, population: Sequence, evaluated: Sequence,
+           stats: Any, halloffame: tools.HallOfFame | None) -> None:
+    """Update the hall of fame and append one logbook row for ``generation``."""
+    if halloffame is not None:
+        halloffame.update(population)
+    row = stats.compile(population) if stats is not None else {}
+    logbook.record(gen=generation, evals=len(evaluated), **row)
+    logger.info(logbook.stream)
+
+
+def eaElitist(
+    population: list,
+    toolbox: base.Toolbox,
+    ngen: int,
+    k_elites: int,
+    cxpb: float = 1.0,
+    mutpb: float = 1.0,
+    stats: Any = None,
+    halloffame: tools.HallOfFame | None = None,
+    callback: GenerationCallback | None = None,
+    start_gen: int = 0,
+    logbook: tools.Logbook | None = None,
+) -> tuple[list, tools.Logbook]:
+    """EPBT (Algorithm 1 of Liang, Gonzalez & Miikkulainen) with elitism.
+
+    Generation 0 evaluates every individual. Then, for each generation g = 1 .. ngen::
+
+        parents    = toolbox.select(population, p - k_elites)       # Stage 1
+        children   = clone(parents); mutate (mutpb); mate (cxpb)    # Stage 2
+                     with a random member of the population
+        evaluate(children)                                          # Stage 3a
+        population = best k_elites of population + children         # Stage 3b, 3c
+
+    Elites are kept as they are, not retrained. ``callback(g, population, evaluated,
+    logbook)`` runs after every generation. To continue an interrupted run, pass the
+    population and logbook of the last finished generation and ``start_gen`` = that
+    generation + 1. Returns ``(population, logbook)``.
+    """
+    if not 0 < k_elites < len(population):
+        raise ValueError(f"k_elites must be in [1, {len(population) - 1}], got {k_elites}")
+    if logbook is None:
+        logbook = tools.Logbook()
+        logbook.header = ["gen", "evals"] + (list(stats.fields) if stats is not None else [])
+
+    if start_gen == 0:
+        for index, ind in enumerate(population):
+            ind.uid = ind.uid or child_uid(0, index)
+        evaluated = evaluate_invalid(population, toolbox)
+        record(logbook, 0, population, evaluated, stats, halloffame)
+        if callback is not None:
+            callback(0, population, evaluated, logbook)
+
+    for generation in range(max(start_gen, 1), ngen + 1):
+        parents = toolbox.select(population, len(population) - k_elites)
+        children = vary(parents, population, toolbox, generation, cxpb, mutpb)
+        evaluated = evaluate_invalid(children, toolbox)
+        population[:] = tools.selBest(population, k_elites) + children
+        record(logbook, generation, population, evaluated, stats, halloffame)
+        if callback is not None:
+            callback(generation, population, evaluated, logbook)
+
+    return population, logbook

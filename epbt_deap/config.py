@@ -1,0 +1,224 @@
+"""Run configuration: YAML plus command-line overrides, validated once, before any work.
+
+The defaults are the paper's CIFAR-10 / ResNet-32 setup (population 40, 20 elites,
+25 generations of 8 epochs, SGD with momentum 0.9, batch 128, learning rate 0.1
+divided by 10 at epochs 100 and 150). ``generations`` counts generation 0, so each
+lineage trains ``generations * epochs_per_generation`` epochs (200 in the paper).
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from epbt_deap.space import Gene, SearchSpace
+
+DEFAULT_MODELS = {"digits": "digits_cnn", "fake": "resnet8", "cifar10": "resnet32", "imagefolder": "resnet32"}
+TRAINABLE_GENES = ("lr", "momentum", "weight_decay")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; the message is one line naming the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    dataset: Literal["cifar10", "digits", "fake", "imagefolder"] = "cifar10"
+    dir: Path | None = None
+    download: bool = True
+    val_size: int | None = Field(None, ge=1)
+    train_subset: int | None = Field(None, ge=1)
+    augment: bool | None = None
+    split_seed: int = 0
+
+
+class TrainConfig(Section):
+    model: str | None = None
+    epochs_per_generation: int = Field(8, ge=1)
+    batch_size: int = Field(128, ge=2)
+    eval_batch_size: int = Field(1024, ge=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, le=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    lr_milestones: list[int] = [100, 150]
+    lr_gamma: float = Field(0.1, gt=0)
+    loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
+
+
+class GeneConfig(Section):
+    low: float
+    high: float
+    init_low: float | None = None
+    init_high: float | None = None
+    scale: Literal["linear", "log"] = "linear"
+
+
+class TaylorGLOConfig(Section):
+    low: float = -10.0
+    high: float = 10.0
+    init_low: float | None = None
+    init_high: float | None = None
+
+
+class OperatorConfig(BaseModel):
+    """An operator name and its keyword arguments, e.g. ``{name: selTournament, tournsize: 2}``."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    def spec(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class EvolutionConfig(Section):
+    population: int = Field(40, ge=2)
+    elites: int = Field(20, ge=1)
+    generations: int = Field(25, ge=1)
+    cxpb: float = Field(1.0, ge=0, le=1)
+    mutpb: float = Field(1.0, ge=0, le=1)
+    select: OperatorConfig = OperatorConfig(name="selTournament", tournsize=2)
+    mutate: OperatorConfig = OperatorConfig(
+        name="mutMultiplicativeGaussian", sigma=0.2, indpb=1.0, reset_prob=0.05
+    )
+    mate: OperatorConfig = OperatorConfig(name="cxUniform", indpb=0.5)
+    hall_of_fame: int = Field(1, ge=1)
+    taylorglo: TaylorGLOConfig = TaylorGLOConfig()
+    genes: dict[str, GeneConfig] = {}
+
+    @model_validator(mode="after")
+    def _elites_below_population(self) -> EvolutionConfig:
+        if self.elites >= self.population:
+            raise ValueError(f"elites ({self.elites}) must be smaller than population ({self.population})")
+        return self
+
+
+class ResourcesConfig(Section):
+    device: str = "auto"
+    workers_per_gpu: int = Field(1, ge=1)
+    cpu_workers: int = Field(0, ge=0)
+
+
+class Config(Section):
+    name: str = "epbt"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    evolution: EvolutionConfig = EvolutionConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+
+    @model_validator(mode="after")
+    def _resolve_defaults(self) -> Config:
+        if self.train.model is None:
+            self.train.model = DEFAULT_MODELS[self.data.dataset]
+        for name in self.evolution.genes:
+            if name not in TRAINABLE_GENES:
+                raise ValueError(f"evolution.genes.{name}: training understands only {', '.join(TRAINABLE_GENES)}")
+        return self
+
+    def search_space(self) -> SearchSpace:
+        """The genes this run evolves: TaylorGLO's 8 (unless the loss is cross-entropy) + extras."""
+        extra = [
+            Gene(name, g.low, g.high, g.low if g.init_low is None else g.init_low,
+                 g.high if g.init_high is None else g.init_high, g.scale)
+            for name, g in self.evolution.genes.items()
+        ]
+        if self.train.loss == "cross_entropy":
+            return SearchSpace(tuple(extra))
+        t = self.evolution.taylorglo
+        return SearchSpace.taylorglo(t.low, t.high, t.init_low, t.init_high, extra)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
+    """Set ``tree['a']['b'] = value`` for ``dotted_key`` 'a.b', creating sections as needed."""
+    *sections, leaf = dotted_key.split(".")
+    node = tree
+    for section in sections:
+        child = node.setdefault(section, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted_key}: '{section}' is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse a ``--set key=value`` override; the value is read as YAML (numbers, lists, ...)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. evolution.population=10")
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``, or a one-line ConfigError."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {path}{where}: not valid YAML") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config {path}: expected a mapping of keys at the top level")
+    return loaded
+
+
+def _known_keys(location: Iterable[Any]) -> list[str]:
+    """Field names of the config section at ``location`` (a pydantic error location)."""
+    model: Any = Config
+    for part in location:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            break
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def describe_error(error: ValidationError) -> str:
+    """The first validation problem as one line, with a did-you-mean for unknown keys."""
+    first = error.errors()[0]
+    location = [part for part in first["loc"] if isinstance(part, (str, int))]
+    where = ".".join(str(part) for part in location)
+    if first["type"] == "extra_forbidden":
+        suggestions = difflib.get_close_matches(str(location[-1]), _known_keys(location[:-1]), n=1)
+        hint = f"; did you mean '{suggestions[0]}'?" if suggestions else ""
+        return f"{where}: unknown key{hint}"
+    message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    shown = "" if isinstance(value, (dict, list)) or first["type"] == "missing" else f" (got {value!r})"
+    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
+
+
+def build_config(tree: Mapping[str, Any], overrides: Mapping[str, Any] = {}) -> Config:
+    """Validate ``tree`` with dotted-key ``overrides`` applied on top."""
+    merged = yaml.safe_load(yaml.safe_dump(dict(tree)))  # deep copy of plain data
+    for key, value in overrides.items():
+        set_dotted(merged, key, value)
+    try:
+        config = Config.model_validate(merged)
+        config.search_space()
+    except ValidationError as error:
+        raise ConfigError(describe_error(error)) from None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return config
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] = {}) -> Config:
+    """The validated config from a YAML file (or the defaults) plus overrides."""
+    return build_config(read_yaml(path) if path is not None else {}, overrides)

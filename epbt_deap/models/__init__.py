@@ -1,0 +1,37 @@
+"""Model registry: build networks by name."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from epbt_deap.models.resnet import resnet8, resnet20, resnet32, resnet56
+from epbt_deap.models.small import digits_cnn
+
+_REGISTRY: dict[str, Callable[[int, int], nn.Module]] = {
+    "digits_cnn": digits_cnn,
+    "resnet8": resnet8,
+    "resnet20": resnet20,
+    "resnet32": resnet32,
+    "resnet56": resnet56,
+}
+
+MODEL_NAMES: tuple[str, ...] = tuple(sorted(_REGISTRY))
+
+
+class UnknownModelError(ValueError):
+    """Raised for a model name that is not in the registry."""
+
+
+def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    """Build the registered model ``name`` for the given classes and input channels."""
+    try:
+        builder = _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
+        ) from None
+    return builder(num_classes, in_channels)
+
+
+__all__ = ["MODEL_NAMES", "UnknownModelError", "build_model"]
