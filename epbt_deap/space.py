@@ -7,9 +7,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from epbt_deap.taylorglo import PARAMETER_NAMES
 
 Scale = Literal["linear", "log"]
+
+#: The TaylorGLO parameters theta_0 .. theta_7 of Eq. 1, in the paper's order.
+PARAMETER_NAMES = tuple(f"theta_{i}" for i in range(8))
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-NUM_PARAMETERS = 8
-PARAMETER_NAMES = tuple(f"theta_{i}" for i in range(NUM_PARAMETERS))
+from epbt_deap.space import PARAMETER_NAMES
+
+NUM_PARAMETERS = len(PARAMETER_NAMES)
 
 
 def taylorglo_terms(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,130 @@
+"""The ``epbt-deap`` command line. Each command validates its input, then calls the library."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from epbt_deap.config import Config, ConfigError, load_config, parse_assignment
+
+USER_ERROR_EXIT = 2
+
+# Options that are shorthands for config keys.
+OPTION_KEYS = {
+    "dataset": "data.dataset",
+    "data_dir": "data.dir",
+    "model": "train.model",
+    "population": "evolution.population",
+    "elites": "evolution.elites",
+    "generations": "evolution.generations",
+    "epochs_per_generation": "train.epochs_per_generation",
+    "workers_per_gpu": "resources.workers_per_gpu",
+    "cpu_workers": "resources.cpu_workers",
+    "device": "resources.device",
+    "seed": "seed",
+}
+
+
+def fail(message: str, code: int = USER_ERROR_EXIT) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def overrides_from(options: dict[str, Any], assignments: tuple[str, ...]) -> dict[str, Any]:
+    """Config overrides from shorthand options (those given) and ``--set key=value`` pairs."""
+    overrides = {OPTION_KEYS[name]: value for name, value in options.items() if value is not None}
+    if "data.dir" in overrides:
+        overrides["data.dir"] = str(overrides["data.dir"])
+    overrides.update(parse_assignment(text) for text in assignments)
+    return overrides
+
+
+class ProgressObserver:
+    """Draws a progress bar while a generation trains, and one summary line after it."""
+
+    def __init__(self, generations: int) -> None:
+        self.generations = generations
+        self.bar: Any = None
+
+    def generation_started(self, generation: int, evaluations: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=evaluations, desc=f"gen {generation}/{self.generations - 1}",
+                        unit="model", leave=False, file=sys.stderr)
+
+    def evaluation_finished(self, result: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(last=f"{result.fitness:.3f}")
+
+    def generation_finished(self, row: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        test = "n/a" if row["best_test"] is None else f"{row['best_test']:.4f}"
+        click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {row['max']:.4f} | "
+                   f"mean {row['avg']:.4f} | test of best {test} | epoch {row['epochs']}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+def main(verbose: bool) -> None:
+    """EPBT: evolve TaylorGLO loss functions and hyperparameters while a population trains."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
+@click.option("--dataset", type=click.Choice(["cifar10", "digits", "fake", "imagefolder"]))
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where the dataset lives (or is downloaded to).")
+@click.option("--model", help="resnet8, resnet20, resnet32, resnet56 or digits_cnn.")
+@click.option("--population", type=int)
+@click.option("--elites", type=int, help="Individuals kept unchanged each generation (k).")
+@click.option("--generations", type=int, help="Generations, generation 0 included.")
+@click.option("--epochs-per-generation", type=int)
+@click.option("--device", help="auto, cpu, cuda or a list such as cuda:0,cuda:1.")
+@click.option("--workers-per-gpu", type=int, help="Models trained side by side on each GPU.")
+@click.option("--cpu-workers", type=int, help="Worker processes on a CPU-only machine (0: in-process).")
+@click.option("--seed", type=int)
+@click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default runs/<name>).")
+@click.option("--overwrite", is_flag=True, help="Replace a run directory that is not empty.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key, e.g. --set evolution.mutate.sigma=0.3 (repeatable).")
+def evolve(config_path: Path | None, run_dir: Path | None, overwrite: bool,
+           assignments: tuple[str, ...], **options: Any) -> None:
+    """Run EPBT. Without --config it runs the paper's CIFAR-10 / ResNet-32 setup."""
+    try:
+        config = load_config(config_path, overrides_from(options, assignments))
+    except ConfigError as error:
+        fail(str(error))
+    run_evolution(config, run_dir or Path("runs") / config.name, overwrite)
+
+
+def run_evolution(config: Config, run_dir: Path, overwrite: bool) -> None:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from epbt_deap.checkpoints import CheckpointError
+    from epbt_deap.data import DataError
+    from epbt_deap.models import UnknownModelError
+    from epbt_deap.pool import DeviceError, WorkerError
+    from epbt_deap.run import RunDirError, run
+    from epbt_deap.toolbox import OperatorError
+
+    observer = ProgressObserver(config.evolution.generations)
+    try:
+        with logging_redirect_tqdm():
+            summary = run(config, run_dir, observer, overwrite=overwrite)
+    except (DataError, DeviceError, OperatorError, UnknownModelError, RunDirError, CheckpointError) as error:
+        fail(str(error))
+    except WorkerError as error:
+        fail(f"{error}; the completed generations are saved in {run_dir}", code=1)
+    test = "n/a" if summary.best_test_accuracy is None else f"{summary.best_test_accuracy:.4f}"
+    click.echo(f"best {summary.best_uid}: validation {summary.best_fitness:.4f}, test {test}; "
+               f"run directory {summary.run_dir}")
+
+
+if __name__ == "__main__":
+    main()

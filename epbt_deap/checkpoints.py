@@ -1,0 +1,72 @@
+"""Atomic writes of model checkpoints and run files, and removal of unreferenced checkpoints."""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or state file that is missing, truncated or corrupt."""
+
+
+def write_atomically(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename it into place.
+
+    A crash at any moment leaves either the old file or the new one, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
+    """Save a checkpoint dict (state dicts, genes, epochs) atomically with ``torch.save``."""
+    write_atomically(path, lambda stream: torch.save(payload, stream))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint saved by :func:`save_checkpoint`, or raise a one-line CheckpointError."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(error).__name__})") from None
+
+
+def save_pickle(obj: Any, path: str | Path) -> None:
+    write_atomically(path, lambda stream: pickle.dump(obj, stream, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_pickle(path: str | Path) -> Any:
+    try:
+        with open(path, "rb") as stream:
+            return pickle.load(stream)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except (EOFError, pickle.UnpicklingError, AttributeError, ValueError) as error:
+        raise CheckpointError(f"{path} is truncated or corrupt ({type(error).__name__})") from None
+
+
+def remove_unreferenced(folder: str | Path, referenced: Iterable[str | None]) -> list[Path]:
+    """Delete the ``*.pt`` files in ``folder`` that no path in ``referenced`` names."""
+    keep = {Path(path).resolve() for path in referenced if path}
+    removed = [path for path in Path(folder).glob("*.pt") if path.resolve() not in keep]
+    for path in removed:
+        path.unlink()
+    return removed

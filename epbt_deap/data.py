@@ -1,0 +1,263 @@
+"""Image-classification datasets loaded once into uint8 tensors, plus on-device batch transforms.
+
+``load_splits`` returns fixed, seeded train/validation/test splits as CPU tensors; training moves
+them to its device and calls ``normalize`` and ``random_crop_flip`` per batch there.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_image
+
+DATASET_NAMES = ("cifar10", "digits", "fake", "imagefolder")
+DEFAULT_DATA_DIR = Path.home() / ".cache" / "epbt-deap" / "data"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+
+logger = logging.getLogger("epbt_deap")
+
+
+class DataError(ValueError):
+    """A dataset problem the user can fix; the message is one line."""
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSplits:
+    """Train/validation/test images (uint8, N x C x H x W) and int64 labels, with train statistics."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int
+    augment: bool
+    name: str = "images"
+
+    @property
+    def in_channels(self) -> int:
+        return self.train_images.shape[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train_images.shape[2:])
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``digits: 1257 train / 180 val / 360 test, 1x8x8, 10 classes``."""
+        height, width = self.image_size
+        return (f"{self.name}: {len(self.train_labels)} train / {len(self.val_labels)} val / "
+                f"{len(self.test_labels)} test, {self.in_channels}x{height}x{width}, {self.num_classes} classes")
+
+
+class _Source(NamedTuple):
+    """A dataset before the validation split, with its default val_size and augmentation."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    num_classes: int
+    val_size: int
+    augment: bool
+
+
+def load_splits(name: str, data_dir: str | Path | None = None, *, download: bool = False,
+                val_size: int | None = None, train_subset: int | None = None,
+                augment: bool | None = None, split_seed: int = 0) -> ImageSplits:
+    """Load dataset ``name`` and split its training set into train and validation (seeded)."""
+    if name not in _LOADERS:
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+    start = time.perf_counter()
+    source = _LOADERS[name](None if data_dir is None else Path(data_dir).expanduser(), download, split_seed)
+    splits = _split(source, name, val_size, train_subset, augment, split_seed)
+    logger.info("loaded %s data in %.1f s", name, time.perf_counter() - start)
+    return splits
+
+
+def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 ``(x / 255 - mean) / std`` with per-channel (C,) mean and std."""
+    return images.float().sub_(mean.view(-1, 1, 1) * 255).div_(std.view(-1, 1, 1) * 255)
+
+
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Per image: zero-pad by ``padding``, crop back to H x W at a random offset, flip with p = 1/2."""
+    batch, channels, height, width = images.shape
+    device = images.device
+    padded = F.pad(images, (padding,) * 4)
+    shift_y, shift_x = torch.randint(0, 2 * padding + 1, (2, batch, 1, 1, 1), generator=generator, device=device)
+    flip = torch.randint(0, 2, (batch, 1, 1, 1), generator=generator, device=device).bool()
+    rows = shift_y + torch.arange(height, device=device).view(1, 1, height, 1)
+    cropped = padded.gather(2, rows.expand(batch, channels, height, width + 2 * padding))
+    cols = torch.arange(width, device=device).view(1, 1, 1, width)
+    cols = torch.where(flip, width - 1 - cols, cols) + shift_x
+    return cropped.gather(3, cols.expand(batch, channels, height, width))
+
+
+def _split(source: _Source, name: str, val_size: int | None, train_subset: int | None,
+           augment: bool | None, split_seed: int) -> ImageSplits:
+    """Hold out a seeded validation split, optionally subsample the rest, compute train statistics."""
+    total = len(source.train_labels)
+    val_size = source.val_size if val_size is None else val_size
+    if not 1 <= val_size < total:
+        raise DataError(f"val_size must be between 1 and {total - 1} for {name} ({total} training images), "
+                        f"got {val_size}")
+    if train_subset is not None and not 1 <= train_subset <= total - val_size:
+        raise DataError(f"train_subset must be between 1 and {total - val_size} for {name} "
+                        f"({total} training images, {val_size} for validation), got {train_subset}")
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(split_seed))
+    val, train = order[:val_size], order[val_size:][:train_subset]
+    train_images = source.train_images[train]
+    mean, std = _channel_stats(train_images)
+    return ImageSplits(
+        train_images=train_images, train_labels=source.train_labels[train],
+        val_images=source.train_images[val], val_labels=source.train_labels[val],
+        test_images=source.test_images.contiguous(), test_labels=source.test_labels.contiguous(),
+        mean=mean, std=std, num_classes=source.num_classes,
+        augment=source.augment if augment is None else augment, name=name,
+    )
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images in [0, 1] units, exact, from 256-bin histograms."""
+    counts = torch.stack([torch.bincount(channel.reshape(-1), minlength=256) for channel in images.unbind(1)])
+    values = torch.arange(256, dtype=torch.float64) / 255
+    counts = counts.double() / counts.sum(1, keepdim=True)
+    mean = counts @ values
+    std = (counts @ values**2 - mean**2).clamp_min(0).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _load_digits(data_dir: Path | None, download: bool, split_seed: int) -> _Source:
+    """scikit-learn's 1797 8x8 digits; a seeded 360-image test split is held out."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
+    labels = torch.from_numpy(digits.target).long()
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(split_seed))
+    test, train = order[:360], order[360:]
+    return _Source(images[train], labels[train], images[test], labels[test], 10, val_size=180, augment=False)
+
+
+def _load_fake(data_dir: Path | None, download: bool, split_seed: int) -> _Source:
+    """320 learnable 3x16x16 images in 4 classes: a distinct colour per class plus noise."""
+    generator = torch.Generator().manual_seed(split_seed)
+    palette = torch.tensor([[200, 60, 60], [60, 200, 60], [60, 60, 200], [200, 200, 60]], dtype=torch.float32)
+    labels = torch.randint(0, 4, (320,), generator=generator)
+    noise = torch.randn(320, 3, 16, 16, generator=generator) * 40
+    images = (palette[labels].view(320, 3, 1, 1) + noise).clamp(0, 255).round().to(torch.uint8)
+    return _Source(images[:256], labels[:256], images[256:], labels[256:], 4, val_size=64, augment=False)
+
+
+def _load_cifar10(data_dir: Path | None, download: bool, split_seed: int) -> _Source:
+    """torchvision's CIFAR-10 from ``data_dir`` (cifar-10-batches-py), downloaded there if allowed."""
+    from torchvision.datasets import CIFAR10
+
+    root = data_dir or DEFAULT_DATA_DIR
+    try:
+        train, test = (CIFAR10(root, train=is_train, download=download) for is_train in (True, False))
+    except (RuntimeError, OSError) as error:
+        reason = f"download failed ({_one_line(error)})" if download else "download is off"
+        raise DataError(f"CIFAR-10 not found in '{root}' and {reason}: point the data dir at a folder holding "
+                        "cifar-10-batches-py, allow download, or use the imagefolder dataset") from error
+
+    def tensors(dataset: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(dataset.targets)
+
+    return _Source(*tensors(train), *tensors(test), len(train.classes), val_size=5000, augment=True)
+
+
+def _load_imagefolder(data_dir: Path | None, download: bool, split_seed: int) -> _Source:
+    """``data_dir/{train,test}/<class>/<image>``; classes are the sorted folder names."""
+    if data_dir is None:
+        raise DataError("the imagefolder dataset needs a data dir holding train/<class>/* and test/<class>/*")
+    if not data_dir.is_dir():
+        raise DataError(f"image folder '{data_dir}' not found")
+    train_files, train_labels, classes = _list_images(data_dir / "train")
+    test_files, test_labels, test_classes = _list_images(data_dir / "test")
+    if test_classes != classes:
+        raise DataError(f"class folders differ between '{data_dir / 'train'}' and '{data_dir / 'test'}': "
+                        f"only in train: {sorted(set(classes) - set(test_classes))}, "
+                        f"only in test: {sorted(set(test_classes) - set(classes))}")
+    images = _decode_all(train_files + test_files)
+    train_images, test_images = images[:len(train_files)], images[len(train_files):]
+    channels, height, width = images.shape[1:]
+    return _Source(train_images, torch.tensor(train_labels), test_images, torch.tensor(test_labels), len(classes),
+                   val_size=max(1, min(5000, round(0.1 * len(train_files)))),
+                   augment=channels == 3 and min(height, width) >= 32)
+
+
+def _list_images(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:
+    """Image files of ``split_dir/<class>/``, their labels, and the sorted class names."""
+    if not split_dir.is_dir():
+        raise DataError(f"'{split_dir}' not found: an image folder needs train/<class>/* and test/<class>/*")
+    classes = sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith("."))
+    if not classes:
+        raise DataError(f"no class folders in '{split_dir}'")
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        class_files = sorted(Path(entry.path) for entry in os.scandir(split_dir / name)
+                             if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES)
+        if not class_files:
+            raise DataError(f"no image files in '{split_dir / name}'")
+        files += class_files
+        labels += [label] * len(class_files)
+    return files, labels, classes
+
+
+def _decode_all(files: list[Path]) -> torch.Tensor:
+    """Decode image files on a thread pool into one (N, C, H, W) uint8 tensor, RGB unless all are grey."""
+    workers = os.cpu_count() or 1
+    chunk = -(-len(files) // (4 * workers))
+    with ThreadPoolExecutor(workers) as pool:
+        chunks = pool.map(lambda paths: [_decode(path) for path in paths],
+                          [files[i:i + chunk] for i in range(0, len(files), chunk)])
+        images = [image for decoded in chunks for image in decoded]
+    if any(image.shape[0] == 3 for image in images):
+        images = [image.expand(3, -1, -1) for image in images]
+    size = images[0].shape[1:]
+    for path, image in zip(files, images):
+        if image.shape[1:] != size:
+            raise DataError(f"image '{path}' is {image.shape[2]}x{image.shape[1]} but '{files[0]}' is "
+                            f"{size[1]}x{size[0]}: all images must have the same size")
+    return torch.stack(images)
+
+
+def _decode(path: Path) -> torch.Tensor:
+    """One image file as a uint8 (1, H, W) grey or (3, H, W) RGB tensor; PIL for formats torchvision lacks."""
+    try:
+        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        try:
+            image = decode_image(data, mode=ImageReadMode.UNCHANGED)
+            if image.shape[0] not in (1, 3):  # grey + alpha, RGBA or CMYK
+                image = decode_image(data, mode=ImageReadMode.GRAY if image.shape[0] == 2 else ImageReadMode.RGB)
+            return image
+        except RuntimeError:
+            with Image.open(path) as pil_image:
+                grey = pil_image.mode in {"1", "L", "LA", "I", "I;16", "F"}
+                array = torch.from_numpy(__import__("numpy").asarray(pil_image.convert("L" if grey else "RGB")))
+            return array.unsqueeze(0) if grey else array.permute(2, 0, 1).contiguous()
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read image '{path}': {_one_line(error)}") from error
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception's message collapsed onto one line."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+_LOADERS: dict[str, Callable[[Path | None, bool, int], _Source]] = {
+    "cifar10": _load_cifar10, "digits": _load_digits, "fake": _load_fake, "imagefolder": _load_imagefolder,
+}

@@ -1,0 +1,82 @@
+"""The toolbox's ``map`` for model training: individuals -> tasks -> worker pool -> results.
+
+This is the one seam between the EA loop and torch: the loop calls
+``toolbox.map(toolbox.evaluate, individuals)`` and gets fitness tuples back, as with any
+DEAP map; on the way, each individual's new checkpoint, epoch count and metrics are
+written back in the main process (workers never mutate individuals).
+"""
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from epbt_deap.individual import Individual
+from epbt_deap.space import SearchSpace
+from epbt_deap.training import EvalResult, EvalTask
+
+
+class Pool(Protocol):
+    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any],
+            on_result: Callable[[Any], None] | None = None) -> list[Any]: ...
+
+
+class Observer(Protocol):
+    """Receives progress events; the CLI draws them, the library only logs."""
+
+    def generation_started(self, generation: int, evaluations: int) -> None: ...
+
+    def evaluation_finished(self, result: EvalResult) -> None: ...
+
+    def generation_finished(self, row: dict[str, Any]) -> None: ...
+
+
+def task_seed(run_seed: int, uid: str) -> int:
+    """A 32-bit seed for one evaluation, derived from the run seed and the individual's uid."""
+    return int(np.random.SeedSequence([run_seed, zlib.crc32(uid.encode())]).generate_state(1)[0])
+
+
+class EvaluationMap:
+    """A DEAP ``map`` that trains individuals on a pool and returns their fitness tuples."""
+
+    def __init__(self, pool: Pool, space: SearchSpace, checkpoint_dir: Path, run_seed: int,
+                 epochs_per_generation: int, observer: Observer | None = None) -> None:
+        self.pool = pool
+        self.space = space
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.run_seed = run_seed
+        self.epochs_per_generation = epochs_per_generation
+        self.observer = observer
+
+    def task_for(self, individual: Individual) -> EvalTask:
+        return EvalTask(
+            uid=individual.uid,
+            genes=self.space.decode(individual),
+            parent_checkpoint=individual.checkpoint,
+            output_checkpoint=str(self.checkpoint_dir / f"{individual.uid}.pt"),
+            epochs=self.epochs_per_generation,
+            start_epoch=individual.epochs,
+            seed=task_seed(self.run_seed, individual.uid),
+        )
+
+    def __call__(self, evaluate: Callable[[Any, EvalTask], EvalResult],
+                 individuals: Sequence[Individual]) -> list[tuple[float]]:
+        tasks = [self.task_for(individual) for individual in individuals]
+        if self.observer is not None and individuals:
+            self.observer.generation_started(individuals[0].generation, len(tasks))
+        on_result = self.observer.evaluation_finished if self.observer is not None else None
+        results = self.pool.map(evaluate, tasks, on_result)
+        for individual, result in zip(individuals, results):
+            if result.checkpoint is not None:
+                individual.checkpoint = result.checkpoint
+                individual.epochs = result.epochs
+            individual.metrics = {
+                "test_accuracy": result.test_accuracy,
+                "train_loss": result.train_loss,
+                "status": result.status,
+                "seconds": result.seconds,
+            }
+        return [(result.fitness,) for result in results]

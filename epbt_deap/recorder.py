@@ -1,0 +1,86 @@
+"""What a run writes after each generation: logbook, lineage, best model, state; disk kept bounded."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from deap import tools
+
+from epbt_deap.checkpoints import load_checkpoint, remove_unreferenced, save_checkpoint, save_pickle
+from epbt_deap.evaluation import Observer
+from epbt_deap.space import SearchSpace
+
+logger = logging.getLogger("epbt_deap")
+
+CONFIG_FILE = "config.yaml"
+STATE_FILE = "state.pkl"
+LOGBOOK_FILE = "logbook.jsonl"
+LINEAGE_FILE = "lineage.jsonl"
+BEST_FILE = "best.pt"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "a") as stream:
+        for row in rows:
+            stream.write(json.dumps(row) + "\n")
+
+
+def lineage_row(individual: Any, space: SearchSpace) -> dict[str, Any]:
+    return {
+        "uid": individual.uid,
+        "generation": individual.generation,
+        "parent": individual.parent_uid,
+        "partner": individual.partner_uid,
+        "genes": space.decode(individual),
+        "fitness": individual.fitness.values[0],
+        "epochs": individual.epochs,
+        **individual.metrics,
+    }
+
+
+def rng_states() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+@dataclass
+class RunRecorder:
+    """The ``eaElitist`` callback of a run: writes every file of the run directory."""
+
+    run_dir: Path
+    space: SearchSpace
+    halloffame: tools.HallOfFame
+    observer: Observer | None = None
+    best_uid: str | None = None
+
+    def __call__(self, generation: int, population: list, evaluated: list, logbook: tools.Logbook) -> None:
+        append_jsonl(self.run_dir / LINEAGE_FILE, [lineage_row(ind, self.space) for ind in evaluated])
+        append_jsonl(self.run_dir / LOGBOOK_FILE, [logbook[-1]])
+        self.save_best()
+        save_pickle(
+            {"generation": generation, "population": population, "logbook": logbook,
+             "halloffame": self.halloffame, "rng": rng_states()},
+            self.run_dir / STATE_FILE,
+        )
+        live = [ind.checkpoint for ind in population] + [ind.checkpoint for ind in self.halloffame]
+        remove_unreferenced(self.run_dir / CHECKPOINT_DIR, live)
+        if self.observer is not None:
+            self.observer.generation_finished(dict(logbook[-1]))
+
+    def save_best(self) -> None:
+        """Write ``best.pt`` (weights and genes) when the hall of fame's leader is new."""
+        best = self.halloffame[0]
+        if best.checkpoint is None or best.uid == self.best_uid:
+            return
+        payload = load_checkpoint(best.checkpoint)
+        payload.update(uid=best.uid, genes=self.space.decode(best), fitness=best.fitness.values[0],
+                       test_accuracy=best.metrics.get("test_accuracy"), generation=best.generation)
+        save_checkpoint(payload, self.run_dir / BEST_FILE)
+        self.best_uid = best.uid
+        logger.info("new best %s: fitness %.4f", best.uid, best.fitness.values[0])

@@ -1,0 +1,205 @@
+"""One evaluation: load the parent's weights, train E epochs with the child's genes, validate, save.
+
+Workers run :func:`evaluate` with a :class:`TrainingContext` built once per worker
+(model settings and the dataset already on the worker's device).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
+from epbt_deap.data import ImageSplits, normalize, random_crop_flip
+from epbt_deap.models import build_model
+from epbt_deap.taylorglo import PARAMETER_NAMES, taylorglo_loss
+
+logger = logging.getLogger("epbt_deap")
+
+Status = Literal["ok", "diverged"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What every evaluation of a run shares (from the config's ``train`` section)."""
+
+    model: str
+    batch_size: int = 128
+    eval_batch_size: int = 1024
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_milestones: tuple[int, ...] = (100, 150)
+    lr_gamma: float = 0.1
+    loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
+
+    def learning_rate(self, epoch: int, base: float | None = None) -> float:
+        """Step decay on the global epoch clock: ``base * gamma ** (milestones passed)``."""
+        passed = sum(epoch >= milestone for milestone in self.lr_milestones)
+        return (self.lr if base is None else base) * self.lr_gamma**passed
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """Everything a worker needs to evaluate one individual."""
+
+    uid: str
+    genes: Mapping[str, float]
+    parent_checkpoint: str | None
+    output_checkpoint: str
+    epochs: int
+    start_epoch: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What a worker reports back; the main process writes it onto the individual."""
+
+    uid: str
+    fitness: float
+    test_accuracy: float
+    train_loss: float
+    epochs: int
+    checkpoint: str | None
+    status: Status
+    seconds: float
+
+
+@dataclass
+class DeviceData:
+    """A dataset split held on one device, uint8 images plus normalisation constants."""
+
+    splits: ImageSplits
+    device: torch.device
+    mean: torch.Tensor = field(init=False)
+    std: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        tensors = ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")
+        self.splits = replace(self.splits, **{name: getattr(self.splits, name).to(self.device) for name in tensors})
+        self.mean = torch.tensor(self.splits.mean, device=self.device)
+        self.std = torch.tensor(self.splits.std, device=self.device)
+
+
+@dataclass
+class TrainingContext:
+    """A worker's long-lived state: settings and the dataset on its device."""
+
+    settings: TrainSettings
+    data: DeviceData
+
+    @classmethod
+    def create(cls, device: str, settings: TrainSettings, splits: ImageSplits) -> TrainingContext:
+        return cls(settings, DeviceData(splits, torch.device(device)))
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+
+def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch.device):
+    """The child's loss function: TaylorGLO with its theta genes, or cross-entropy."""
+    if settings.loss == "cross_entropy":
+        return F.cross_entropy
+    theta = torch.tensor([genes[name] for name in PARAMETER_NAMES], device=device)
+    return lambda logits, targets: taylorglo_loss(logits, targets, theta)
+
+
+def train_epochs(context: TrainingContext, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 task: EvalTask, generator: torch.Generator) -> float:
+    """Train ``task.epochs`` epochs; returns the mean training loss (nan/inf if it diverged)."""
+    settings, data = context.settings, context.data
+    images, labels = data.splits.train_images, data.splits.train_labels
+    loss_fn = make_loss(settings, task.genes, context.device)
+    base_lr = task.genes.get("lr", settings.lr)
+    total = torch.zeros((), device=context.device)
+    steps = 0
+    model.train()
+    for epoch in range(task.start_epoch, task.start_epoch + task.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = settings.learning_rate(epoch, base_lr)
+        order = torch.randperm(len(labels), generator=generator, device=context.device)
+        for batch in order.split(settings.batch_size):
+            if len(batch) < 2:  # BatchNorm cannot train on a single sample
+                continue
+            inputs = normalize(images[batch], data.mean, data.std)
+            if data.splits.augment:
+                inputs = random_crop_flip(inputs, generator)
+            loss = loss_fn(model(inputs), labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            steps += 1
+        if not torch.isfinite(total):
+            break
+    return float(total) / max(steps, 1)
+
+
+@torch.no_grad()
+def accuracy(context: TrainingContext, model: torch.nn.Module, images: torch.Tensor,
+             labels: torch.Tensor) -> float:
+    """Fraction of ``images`` classified correctly, in eval mode."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=context.device)
+    for start in range(0, len(labels), context.settings.eval_batch_size):
+        stop = start + context.settings.eval_batch_size
+        inputs = normalize(images[start:stop], context.data.mean, context.data.std)
+        correct += (model(inputs).argmax(dim=1) == labels[start:stop]).sum()
+    return int(correct) / max(len(labels), 1)
+
+
+def weights_are_finite(model: torch.nn.Module) -> bool:
+    tensors = list(model.parameters()) + list(model.buffers())
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
+def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The model and optimiser: fresh (seeded) for generation 0, else from the parent's checkpoint."""
+    settings, splits = context.settings, context.data.splits
+    torch.manual_seed(task.seed)
+    model = build_model(settings.model, splits.num_classes, splits.in_channels).to(context.device)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=settings.lr,
+        momentum=task.genes.get("momentum", settings.momentum),
+        weight_decay=task.genes.get("weight_decay", settings.weight_decay),
+    )
+    if task.parent_checkpoint is not None:
+        state = load_checkpoint(task.parent_checkpoint, map_location=context.device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # the child's genes win over the parent's
+            group["momentum"] = task.genes.get("momentum", settings.momentum)
+            group["weight_decay"] = task.genes.get("weight_decay", settings.weight_decay)
+    return model, optimizer
+
+
+def evaluate(context: TrainingContext, task: EvalTask) -> EvalResult:
+    """Train the child ``task`` describes and measure it; never saves non-finite weights."""
+    started = time.perf_counter()
+    model, optimizer = build_training_state(context, task)
+    generator = torch.Generator(device=context.device).manual_seed(task.seed)
+    train_loss = train_epochs(context, model, optimizer, task, generator)
+    splits = context.data.splits
+    if not math.isfinite(train_loss) or not weights_are_finite(model):
+        logger.warning("%s diverged (train loss %s); fitness 0", task.uid, train_loss)
+        return EvalResult(task.uid, 0.0, 0.0, train_loss, task.start_epoch, None, "diverged",
+                          time.perf_counter() - started)
+    fitness = accuracy(context, model, splits.val_images, splits.val_labels)
+    test_accuracy = accuracy(context, model, splits.test_images, splits.test_labels)
+    epochs = task.start_epoch + task.epochs
+    save_checkpoint(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "genes": dict(task.genes),
+         "epochs": epochs, "uid": task.uid, "model_name": context.settings.model},
+        task.output_checkpoint,
+    )
+    return EvalResult(task.uid, fitness, test_accuracy, train_loss, epochs, task.output_checkpoint,
+                      "ok", time.perf_counter() - started)

@@ -1,0 +1,128 @@
+"""eaElitist on cheap plain-Python objectives: no torch, no files."""
+import math
+import random
+import subprocess
+import sys
+
+import pytest
+from deap import tools
+
+from epbt_deap import Gene, SearchSpace, eaElitist, make_toolbox
+from epbt_deap.algorithms import same_uid
+
+SPACE = SearchSpace((Gene("lr", 1e-4, 1.0, 1e-4, 1.0, "log"), Gene("momentum", 0.0, 0.999, 0.0, 0.999)))
+OPERATORS = dict(
+    select={"name": "selTournament", "tournsize": 2},
+    mutate={"name": "mutMultiplicativeGaussian", "sigma": 0.2, "indpb": 1.0, "reset_prob": 0.05},
+    mate={"name": "cxUniform", "indpb": 0.5},
+)
+
+
+def closeness(individual):
+    """A made-up objective: best at lr = 0.01, momentum = 0.9."""
+    lr, momentum = individual
+    return (-(math.log10(lr) + 2) ** 2 - 10 * (momentum - 0.9) ** 2,)
+
+
+class CountingEvaluate:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, individual):
+        self.calls.append(individual.uid)
+        return closeness(individual)
+
+
+def evolve(ngen=8, population=12, elites=6, evaluate=closeness, seed=0, **kwargs):
+    random.seed(seed)
+    toolbox = make_toolbox(SPACE, evaluate=evaluate, **{**OPERATORS, **kwargs.pop("operators", {})})
+    pop = toolbox.population(n=population)
+    hof = tools.HallOfFame(1, similar=same_uid)
+    stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
+    stats.register("max", max)
+    stats.register("avg", lambda values: sum(values) / len(values))
+    return (*eaElitist(pop, toolbox, ngen, elites, stats=stats, halloffame=hof, **kwargs), hof)
+
+
+def test_evolves_non_loss_hyperparameters_towards_the_optimum():
+    population, logbook, hof = evolve(ngen=15)
+    maxima = logbook.select("max")
+    assert maxima[-1] > maxima[0]
+    assert all(later >= earlier for earlier, later in zip(maxima, maxima[1:]))  # elitism never loses the best
+    lr, momentum = hof[0]
+    assert abs(math.log10(lr) + 2) < 0.5 and abs(momentum - 0.9) < 0.1
+
+
+def test_only_children_are_evaluated_and_counts_match_algorithm_1():
+    evaluate = CountingEvaluate()
+    population, logbook, _ = evolve(ngen=3, population=10, elites=4, evaluate=evaluate)
+    assert logbook.select("evals") == [10, 6, 6, 6]
+    assert len(evaluate.calls) == 10 + 3 * 6 and len(set(evaluate.calls)) == len(evaluate.calls)
+    assert len(population) == 10
+
+
+def test_elites_survive_unchanged_and_children_inherit_their_parents_checkpoint():
+    random.seed(3)
+    toolbox = make_toolbox(SPACE, evaluate=closeness, **OPERATORS)
+    pop = toolbox.population(n=8)
+    for index, ind in enumerate(pop):
+        ind.checkpoint = f"weights-{index}"
+    snapshots = {}
+
+    def callback(generation, population, evaluated, logbook):
+        snapshots[generation] = {ind.uid: (list(ind), ind.checkpoint, ind.parent_uid, ind.partner_uid) for ind in population}
+
+    eaElitist(pop, toolbox, ngen=2, k_elites=3, callback=callback)
+    first, second = snapshots[0], snapshots[1]
+    kept = [uid for uid in second if uid in first]
+    assert len(kept) == 3 and all(second[uid] == first[uid] for uid in kept)
+    best_three = sorted(first, key=lambda uid: closeness(first[uid][0]), reverse=True)[:3]
+    assert sorted(kept) == sorted(best_three)
+    children = [uid for uid in second if uid not in first]
+    assert len(children) == 5 and all(uid.startswith("g001-") for uid in children)
+    for uid in children:
+        genes, checkpoint, parent, partner = second[uid]
+        assert checkpoint == first[parent][1]  # weights come from the parent ...
+        assert partner in first  # ... genes are crossed with a member of the population
+        assert SPACE.contains(genes)
+
+
+def test_without_variation_children_are_copies_of_their_parents():
+    population, _, _ = evolve(ngen=1, population=6, elites=3, cxpb=0.0, mutpb=0.0)
+    parents = {ind.uid: ind for ind in population}
+    for child in (ind for ind in population if ind.generation == 1):
+        assert child.partner_uid is None
+        if child.parent_uid in parents:
+            assert list(child) == list(parents[child.parent_uid])
+
+
+def test_swapped_operators_run():
+    _, logbook, _ = evolve(ngen=3, operators=dict(select={"name": "selBest"}, mate={"name": "cxBlend", "alpha": 0.3}))
+    assert len(logbook) == 4
+
+
+def test_continuing_from_a_saved_generation_gives_the_same_logbook():
+    _, uninterrupted, _ = evolve(ngen=6, seed=11)
+    random.seed(11)
+    toolbox = make_toolbox(SPACE, evaluate=closeness, **OPERATORS)
+    pop = toolbox.population(n=12)
+    stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
+    stats.register("max", max)
+    stats.register("avg", lambda values: sum(values) / len(values))
+    pop, logbook = eaElitist(pop, toolbox, 3, 6, stats=stats)
+    saved = random.getstate()
+    random.seed(999)  # an interruption: other code uses the RNG ...
+    random.setstate(saved)  # ... and resume restores it
+    _, resumed = eaElitist(pop, toolbox, 6, 6, stats=stats, start_gen=4, logbook=logbook)
+    assert list(resumed) == list(uninterrupted)
+
+
+@pytest.mark.parametrize("elites", [0, 12])
+def test_elites_must_leave_room_for_children(elites):
+    with pytest.raises(ValueError, match="k_elites"):
+        evolve(ngen=1, population=12, elites=elites)
+
+
+def test_the_loop_imports_no_torch():
+    code = "import sys, epbt_deap.algorithms, epbt_deap.toolbox; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,74 @@
+import math
+
+import pytest
+import torch
+
+from epbt_deap import TaylorGLOLoss, taylorglo_loss
+from epbt_deap.taylorglo import binary_loss_curve
+
+
+def bracket(x: float, y: float, t: list[float]) -> float:
+    """Eq. 1's bracket for one class, written out by hand."""
+    dx, dy = x - t[0], y - t[1]
+    return (t[2] * dy + t[3] * dy**2 / 2 + t[4] * dy**3 / 6 + t[5] * dx * dy
+            + t[6] * dx * dy**2 / 2 + t[7] * dx**2 * dy / 2)
+
+
+def test_value_matches_a_hand_computation():
+    logits = torch.tensor([[0.0, math.log(3.0)], [math.log(4.0), 0.0]])  # softmax: (1/4, 3/4), (4/5, 1/5)
+    targets = torch.tensor([1, 1])
+    theta = [0.5, -1.0, 2.0, 3.0, -4.0, 1.5, -2.5, 0.7]
+    sample_1 = bracket(0, 0.25, theta) + bracket(1, 0.75, theta)
+    sample_2 = bracket(0, 0.8, theta) + bracket(1, 0.2, theta)
+    expected = -(sample_1 + sample_2) / 2
+    assert taylorglo_loss(logits, targets, theta).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_zero_theta_gives_zero_loss_and_gradient():
+    logits = torch.randn(5, 10, requires_grad=True)
+    loss = taylorglo_loss(logits, torch.randint(0, 10, (5,)), torch.zeros(8))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.count_nonzero(logits.grad) == 0
+
+
+def test_linear_term_rewards_the_true_class():
+    """theta_5 = 1 gives -<x, y>: minus the probability of the true class."""
+    logits = torch.randn(4, 3)
+    targets = torch.tensor([0, 1, 2, 1])
+    theta = [0, 0, 0, 0, 0, 1, 0, 0]
+    expected = -torch.softmax(logits, 1)[torch.arange(4), targets].mean()
+    assert taylorglo_loss(logits, targets, theta).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_gradcheck_in_float64_for_logits_and_theta():
+    logits = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    theta = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([0, 3, 1])
+    assert torch.autograd.gradcheck(lambda l, t: taylorglo_loss(l, targets, t), (logits, theta))
+
+
+def test_bfloat16_autocast_gives_a_finite_float32_loss():
+    layer = torch.nn.Linear(6, 10)
+    inputs, targets = torch.randn(8, 6), torch.randint(0, 10, (8,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = taylorglo_loss(layer(inputs), targets, torch.linspace(-3, 3, 8))
+    reference = taylorglo_loss(layer(inputs), targets, torch.linspace(-3, 3, 8))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert loss.item() == pytest.approx(reference.item(), abs=0.1)
+
+
+def test_module_matches_function_and_shapes_are_checked():
+    logits, targets = torch.randn(4, 5), torch.randint(0, 5, (4,))
+    theta = [1.0] * 8
+    assert TaylorGLOLoss(theta)(logits, targets).item() == pytest.approx(taylorglo_loss(logits, targets, theta).item())
+    with pytest.raises(ValueError, match="8 values"):
+        taylorglo_loss(logits, targets, [1.0] * 7)
+    with pytest.raises(ValueError, match="batch, classes"):
+        taylorglo_loss(logits.flatten(), targets, theta)
+
+
+def test_binary_curve_of_linear_loss_falls_from_0_to_minus_1():
+    y, loss = binary_loss_curve([0, 0, 0, 0, 0, 1, 0, 0], points=11)
+    assert y[0] == 0 and y[-1] == 1
+    assert loss[0] == pytest.approx(0) and loss[-1] == pytest.approx(-1)
