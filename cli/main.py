@@ -53,7 +53,7 @@ class ProgressObserver:
         from tqdm import tqdm
 
         self.bar = tqdm(total=evaluations, desc=f"gen {generation}/{self.generations - 1}",
-                        unit="model", leave=False, file=sys.stderr)
+                        unit="model", leave=False, file=sys.stderr, disable=None)
 
     def evaluation_finished(self, result: Any) -> None:
         if self.bar is not None:

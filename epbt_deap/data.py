@@ -8,15 +8,17 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_image
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 DATASET_NAMES = ("cifar10", "digits", "fake", "imagefolder")
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "epbt-deap" / "data"
@@ -208,8 +210,9 @@ def _list_images(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:
     files: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
-        class_files = sorted(Path(entry.path) for entry in os.scandir(split_dir / name)
-                             if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES)
+        class_files = [split_dir / name / file for file in sorted(
+            entry.name for entry in os.scandir(split_dir / name)
+            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES)]
         if not class_files:
             raise DataError(f"no image files in '{split_dir / name}'")
         files += class_files
@@ -221,11 +224,12 @@ def _decode_all(files: list[Path]) -> torch.Tensor:
     """Decode image files on a thread pool into one (N, C, H, W) uint8 tensor, RGB unless all are grey."""
     workers = os.cpu_count() or 1
     chunk = -(-len(files) // (4 * workers))
-    with ThreadPoolExecutor(workers) as pool:
-        chunks = pool.map(lambda paths: [_decode(path) for path in paths],
-                          [files[i:i + chunk] for i in range(0, len(files), chunk)])
+    with warnings.catch_warnings(), ThreadPoolExecutor(workers) as pool:
+        # torchvision >= 0.29 warns on every call that its image decoders are deprecated (for TorchCodec)
+        warnings.filterwarnings("ignore", "The image decoding and encoding capabilities", DeprecationWarning)
+        chunks = pool.map(_decode_chunk, [files[i:i + chunk] for i in range(0, len(files), chunk)])
         images = [image for decoded in chunks for image in decoded]
-    if any(image.shape[0] == 3 for image in images):
+    if {image.shape[0] for image in images} == {1, 3}:
         images = [image.expand(3, -1, -1) for image in images]
     size = images[0].shape[1:]
     for path, image in zip(files, images):
@@ -235,22 +239,45 @@ def _decode_all(files: list[Path]) -> torch.Tensor:
     return torch.stack(images)
 
 
-def _decode(path: Path) -> torch.Tensor:
-    """One image file as a uint8 (1, H, W) grey or (3, H, W) RGB tensor; PIL for formats torchvision lacks."""
+def _decode_chunk(paths: list[Path]) -> list[torch.Tensor]:
+    """Decode files as (1 or 3, H, W) uint8 tensors: one batched call if all are JPEGs, else one by one."""
+    blobs = [_read(path) for path in paths]
     try:
-        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-        try:
-            image = decode_image(data, mode=ImageReadMode.UNCHANGED)
-            if image.shape[0] not in (1, 3):  # grey + alpha, RGBA or CMYK
-                image = decode_image(data, mode=ImageReadMode.GRAY if image.shape[0] == 2 else ImageReadMode.RGB)
-            return image
-        except RuntimeError:
-            with Image.open(path) as pil_image:
-                grey = pil_image.mode in {"1", "L", "LA", "I", "I;16", "F"}
-                array = torch.from_numpy(__import__("numpy").asarray(pil_image.convert("L" if grey else "RGB")))
-            return array.unsqueeze(0) if grey else array.permute(2, 0, 1).contiguous()
-    except (OSError, ValueError) as error:
+        images = decode_jpeg(blobs, mode=ImageReadMode.UNCHANGED)
+    except RuntimeError:  # some file is not a JPEG, or is broken
+        return [_decode(path, blob) for path, blob in zip(paths, blobs)]
+    return [image if image.shape[0] in (1, 3) else _decode(path, blob)
+            for path, blob, image in zip(paths, blobs, images)]
+
+
+def _read(path: Path) -> torch.Tensor:
+    """A file's bytes as a uint8 tensor."""
+    try:
+        return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+    except OSError as error:
         raise DataError(f"cannot read image '{path}': {_one_line(error)}") from error
+
+
+def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
+    """One encoded image as a uint8 (1, H, W) grey or (3, H, W) RGB tensor; PIL for formats torchvision lacks."""
+    try:
+        try:
+            image = decode_image(blob, mode=ImageReadMode.UNCHANGED)
+        except RuntimeError:
+            return _decode_with_pil(path)
+        if image.shape[0] not in (1, 3):  # grey + alpha, RGBA or CMYK
+            image = decode_image(blob, mode=ImageReadMode.GRAY if image.shape[0] == 2 else ImageReadMode.RGB)
+        return image
+    except (OSError, RuntimeError, ValueError) as error:
+        raise DataError(f"cannot read image '{path}': {_one_line(error)}") from error
+
+
+def _decode_with_pil(path: Path) -> torch.Tensor:
+    """Decode with PIL (BMP, TIFF, PPM, ...), keeping grey images grey and converting the rest to RGB."""
+    with Image.open(path) as image:
+        grey = image.mode in {"1", "L", "LA", "I", "I;16", "F"}
+        array = torch.from_numpy(np.array(image.convert("L" if grey else "RGB")))
+    return array.unsqueeze(0) if grey else array.permute(2, 0, 1).contiguous()
 
 
 def _one_line(error: BaseException) -> str:

@@ -7,9 +7,10 @@ With x the one-hot label, y = softmax(logits) and theta = (theta_0 .. theta_7),
                              + 1/2 theta_6 (x_i - theta_0)(y_i - theta_1)^2
                              + 1/2 theta_7 (x_i - theta_0)^2 (y_i - theta_1) ]
 
-where i runs over the n samples of a batch and each bracket, for vectors x_i and y_i,
-is summed over the classes (as in the DESIGN notes: summed over classes, averaged over
-the batch, negated). With theta = (0, 0, 0, 0, 0, 1, 0, 0) this is -<x, y>, a linear loss.
+where i runs over the n classes: x_i and y_i are the i-th components of the one-hot
+label and of the prediction, so the bracket is summed over the classes and scaled by
+1/n exactly as Eq. 1 prints it. Per-sample losses are averaged over the batch. With
+theta = (0, 0, 0, 0, 0, 1, 0, 0) the loss is -y_true / n, a linear loss.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def taylorglo_loss(
         raise ValueError(f"theta must hold {NUM_PARAMETERS} values, got shape {tuple(theta.shape)}")
     y = torch.softmax(logits.to(dtype), dim=1)
     x = F.one_hot(targets, num_classes=logits.shape[1]).to(dtype)
-    return -taylorglo_terms(x, y, theta).sum(dim=1).mean()
+    return -taylorglo_terms(x, y, theta).mean(dim=1).mean()
 
 
 def binary_loss_curve(theta: Sequence[float], points: int = 101) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ def test_value_matches_a_hand_computation():
     theta = [0.5, -1.0, 2.0, 3.0, -4.0, 1.5, -2.5, 0.7]
     sample_1 = bracket(0, 0.25, theta) + bracket(1, 0.75, theta)
     sample_2 = bracket(0, 0.8, theta) + bracket(1, 0.2, theta)
-    expected = -(sample_1 + sample_2) / 2
+    expected = -(sample_1 / 2 + sample_2 / 2) / 2  # 1/n over n = 2 classes, then the batch mean
     assert taylorglo_loss(logits, targets, theta).item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -33,11 +33,11 @@ def test_zero_theta_gives_zero_loss_and_gradient():
 
 
 def test_linear_term_rewards_the_true_class():
-    """theta_5 = 1 gives -<x, y>: minus the probability of the true class."""
+    """theta_5 = 1 gives -<x, y> / n: minus the probability of the true class over n classes."""
     logits = torch.randn(4, 3)
     targets = torch.tensor([0, 1, 2, 1])
     theta = [0, 0, 0, 0, 0, 1, 0, 0]
-    expected = -torch.softmax(logits, 1)[torch.arange(4), targets].mean()
+    expected = -torch.softmax(logits, 1)[torch.arange(4), targets].mean() / 3
     assert taylorglo_loss(logits, targets, theta).item() == pytest.approx(expected.item(), rel=1e-6)
 
 

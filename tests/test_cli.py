@@ -1,0 +1,59 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+
+TINY_ARGS = ["--dataset", "fake", "--model", "resnet8", "--population", "4", "--elites", "2",
+             "--generations", "2", "--epochs-per-generation", "1", "--device", "cpu", "--seed", "1",
+             "--set", "train.batch_size=32"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["evolve", *args])
+
+
+def test_evolve_runs_and_prints_one_summary_line_per_generation(tmp_path):
+    result = invoke(*TINY_ARGS, "--run-dir", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("gen ")]
+    assert len(lines) == 2 and "best" in lines[0] and "test of best" in lines[0]
+    assert len((tmp_path / "run" / "logbook.jsonl").read_text().splitlines()) == 2
+
+
+def test_swapped_operators_from_a_config_file(tmp_path):
+    config = tmp_path / "ablation.yaml"
+    config.write_text("evolution:\n  select: {name: selBest}\n  mate: {name: cxBlend, alpha: 0.3}\n")
+    result = invoke("--config", str(config), *TINY_ARGS, "--run-dir", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "evolution.populaton=3"], "evolution.populaton: unknown key; did you mean 'population'?"),
+    (["--elites", "4"], "elites (4) must be smaller than population (4)"),
+    (["--set", "evolution.select={name: selTournamnet}"], "unknown select operator 'selTournamnet'"),
+    (["--model", "resnet33"], "unknown model 'resnet33'"),
+    (["--set", "oops"], "expected KEY=VALUE"),
+    (["--config", "/nonexistent.yaml"], "cannot read config /nonexistent.yaml"),
+    (["--device", "cuda:x"], "not a torch device"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    result = invoke(*TINY_ARGS, *args, "--run-dir", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path):
+    run_dir = tmp_path / "run"
+    assert invoke(*TINY_ARGS, "--run-dir", str(run_dir)).exit_code == 0
+    before = (run_dir / "logbook.jsonl").read_text()
+    refused = invoke(*TINY_ARGS, "--run-dir", str(run_dir))
+    assert refused.exit_code == 2 and "--overwrite" in refused.output
+    assert (run_dir / "logbook.jsonl").read_text() == before
+    again = invoke(*TINY_ARGS, "--run-dir", str(run_dir), "--overwrite", "--seed", "2")
+    assert again.exit_code == 0
+    assert [json.loads(l)["gen"] for l in (run_dir / "logbook.jsonl").read_text().splitlines()] == [0, 1]

@@ -1,0 +1,191 @@
+"""Tests for epbt_deap.data: dataset loading, seeded splits and on-device batch transforms."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from epbt_deap.data import DATASET_NAMES, DataError, ImageSplits, load_splits, normalize, random_crop_flip
+
+COLOURS = {"zebra": (250, 10, 10), "apple": (10, 250, 10), "mango": (10, 10, 250)}  # sorted: apple, mango, zebra
+
+
+def rows(images: torch.Tensor) -> set[bytes]:
+    return {image.numpy().tobytes() for image in images}
+
+
+def write_image(path: Path, colour: tuple[int, ...], size: int = 8) -> None:
+    """A uniform size x size image; grey, grey + alpha, RGB or RGBA by the length of ``colour``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new({1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[len(colour)], (size, size), colour).save(path)
+
+
+def write_folder(root: Path, suffixes: tuple[str, ...] = (".png", ".jpg", ".bmp"), per_class: int = 6) -> Path:
+    for split in ("train", "test"):
+        for name, colour in COLOURS.items():
+            for i in range(per_class):
+                write_image(root / split / name / f"{i:02d}{suffixes[i % len(suffixes)]}", colour)
+    return root
+
+
+@pytest.fixture(scope="module")
+def digits() -> ImageSplits:
+    return load_splits("digits")
+
+
+def test_digits_sizes_and_dtypes(digits: ImageSplits) -> None:
+    assert (len(digits.train_labels), len(digits.val_labels), len(digits.test_labels)) == (1257, 180, 360)
+    for images, labels in ((digits.train_images, digits.train_labels), (digits.val_images, digits.val_labels),
+                           (digits.test_images, digits.test_labels)):
+        assert images.dtype == torch.uint8 and labels.dtype == torch.int64
+        assert images.shape[1:] == (1, 8, 8) and images.is_contiguous() and images.device.type == "cpu"
+    assert digits.train_images.max() == 255
+    assert (digits.num_classes, digits.in_channels, digits.image_size, digits.augment) == (10, 1, (8, 8), False)
+    assert len(digits.mean) == len(digits.std) == 1 and 0 < digits.mean[0] < 1
+    assert digits.describe() == "digits: 1257 train / 180 val / 360 test, 1x8x8, 10 classes"
+
+
+def test_split_is_deterministic_per_seed(digits: ImageSplits) -> None:
+    again, other = load_splits("digits"), load_splits("digits", split_seed=1)
+    assert torch.equal(again.val_images, digits.val_images) and torch.equal(again.train_labels, digits.train_labels)
+    assert not torch.equal(other.val_images, digits.val_images)
+    assert not torch.equal(other.test_images, digits.test_images)
+
+
+def test_splits_are_disjoint(digits: ImageSplits) -> None:  # the 1797 digit images are all distinct
+    train, val, test = rows(digits.train_images), rows(digits.val_images), rows(digits.test_images)
+    assert len(train | val | test) == 1797
+    assert not train & val and not train & test and not val & test
+
+
+def test_train_subset_keeps_validation(digits: ImageSplits) -> None:
+    subset = load_splits("digits", train_subset=100)
+    assert len(subset.train_labels) == 100
+    assert rows(subset.train_images) <= rows(digits.train_images)
+    assert torch.equal(subset.val_images, digits.val_images)
+
+
+def test_overrides() -> None:
+    splits = load_splits("digits", val_size=10, augment=True)
+    assert (len(splits.train_labels), len(splits.val_labels), splits.augment) == (1427, 10, True)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"name": "digits", "val_size": 0},
+    {"name": "digits", "val_size": 1437},
+    {"name": "digits", "train_subset": 0},
+    {"name": "digits", "train_subset": 1258},
+    {"name": "mnist"},
+    {"name": "imagefolder"},
+    {"name": "imagefolder", "data_dir": "/nonexistent/epbt-images"},
+])
+def test_bad_arguments_raise_one_line_data_error(kwargs: dict) -> None:
+    with pytest.raises(DataError) as error:
+        load_splits(**kwargs)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_name_lists_datasets() -> None:
+    with pytest.raises(DataError, match=", ".join(DATASET_NAMES)):
+        load_splits("mnist")
+
+
+def test_cifar10_missing_without_download(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="CIFAR-10 not found") as error:
+        load_splits("cifar10", tmp_path, download=False)
+    assert str(tmp_path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_fake_is_small_and_learnable() -> None:
+    splits = load_splits("fake")
+    assert (len(splits.train_labels), len(splits.val_labels), len(splits.test_labels)) == (192, 64, 64)
+    assert (splits.in_channels, splits.image_size, splits.num_classes, splits.augment) == (3, (16, 16), 4, False)
+    means = torch.stack([splits.train_images[splits.train_labels == c].float().mean((0, 2, 3)) for c in range(4)])
+    nearest = torch.cdist(splits.test_images.float().mean((2, 3)), means).argmin(1)
+    assert (nearest == splits.test_labels).float().mean() > 0.9
+    assert torch.equal(load_splits("fake").train_images, splits.train_images)
+
+
+@pytest.mark.parametrize("suffixes", [(".png", ".jpg", ".bmp"), (".jpg",)])  # mixed, or all JPEG (batched)
+def test_imagefolder_loads_sorted_classes(tmp_path: Path, suffixes: tuple[str, ...]) -> None:
+    splits = load_splits("imagefolder", write_folder(tmp_path, suffixes))
+    assert (len(splits.train_labels), len(splits.val_labels), len(splits.test_labels)) == (16, 2, 18)
+    assert (splits.in_channels, splits.image_size, splits.num_classes, splits.augment) == (3, (8, 8), 3, False)
+    colours = torch.tensor([COLOURS[name] for name in sorted(COLOURS)], dtype=torch.float32)
+    for images, labels in ((splits.train_images, splits.train_labels), (splits.test_images, splits.test_labels)):
+        assert images.dtype == torch.uint8 and labels.dtype == torch.int64
+        assert torch.allclose(images.float().mean((2, 3)), colours[labels], atol=8)  # JPEG is lossy
+    assert sorted(splits.test_labels.tolist()) == [0] * 6 + [1] * 6 + [2] * 6
+
+
+def test_imagefolder_grey_stays_grey_and_mixed_becomes_rgb(tmp_path: Path) -> None:
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            for i in range(4):
+                write_image(tmp_path / split / label / f"{i}.png", (40 + 50 * i,))
+    write_image(tmp_path / "train" / "a" / "alpha.png", (90, 128))
+    grey = load_splits("imagefolder", tmp_path)
+    assert grey.in_channels == 1 and len(grey.mean) == 1
+    assert sorted(set(grey.train_images.flatten().tolist())) == [40, 90, 140, 190]
+    write_image(tmp_path / "test" / "a" / "rgba.png", (1, 2, 3, 128))
+    mixed = load_splits("imagefolder", tmp_path)
+    assert mixed.in_channels == 3
+    assert torch.equal(mixed.train_images[:, 0], mixed.train_images[:, 2])
+    assert mixed.test_images.flatten(2)[:, :, 0].tolist().count([1, 2, 3]) == 1
+
+
+@pytest.mark.parametrize("break_folder, culprit", [
+    (lambda root: shutil.rmtree(root / "test"), "test"),
+    (lambda root: (root / "test" / "zebra").rename(root / "test" / "zebu"), "zebu"),
+    (lambda root: write_image(root / "train" / "apple" / "big.png", (1, 2, 3), size=9), "big.png"),
+    (lambda root: (root / "train" / "mango" / "bad.jpg").write_bytes(b"not an image"), "bad.jpg"),
+    (lambda root: (root / "train" / "empty").mkdir() or (root / "test" / "empty").mkdir(), "empty"),
+])
+def test_malformed_imagefolder(tmp_path: Path, break_folder, culprit: str) -> None:
+    root = write_folder(tmp_path, per_class=2)
+    break_folder(root)
+    with pytest.raises(DataError, match=culprit) as error:
+        load_splits("imagefolder", root)
+    assert "\n" not in str(error.value)
+
+
+def test_normalize_gives_zero_mean_unit_std() -> None:
+    splits = load_splits("fake")
+    mean, std = torch.tensor(splits.mean), torch.tensor(splits.std)
+    normalised = normalize(splits.train_images, mean, std)
+    assert normalised.dtype == torch.float32 and normalised.shape == splits.train_images.shape
+    assert torch.allclose(normalised.mean((0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(normalised.std((0, 2, 3), correction=0), torch.ones(3), atol=1e-4)
+
+
+def test_random_crop_flip_is_seeded_and_shape_preserving() -> None:
+    images = torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    first = random_crop_flip(images, torch.Generator().manual_seed(1))
+    assert first.shape == images.shape and first.dtype == images.dtype
+    assert torch.equal(first, random_crop_flip(images, torch.Generator().manual_seed(1)))
+    assert not torch.equal(first, random_crop_flip(images, torch.Generator().manual_seed(2)))
+
+
+def test_random_crop_flip_without_padding_only_flips() -> None:
+    images = torch.rand(64, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = random_crop_flip(images, torch.Generator().manual_seed(0), padding=0)
+    same = (out == images).flatten(1).all(1)
+    mirrored = (out == images.flip(3)).flatten(1).all(1)
+    assert (same | mirrored).all() and same.any() and mirrored.any()
+
+
+def test_random_crop_flip_takes_shifted_windows_of_the_padded_image() -> None:
+    images = torch.rand(16, 2, 6, 6, generator=torch.Generator().manual_seed(0)) + 1  # nonzero, unlike padding
+    out = random_crop_flip(images, torch.Generator().manual_seed(3), padding=2)
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    found = []
+    for crop, source in zip(out, padded):
+        windows = {(dy, dx): source[:, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)}
+        matches = [(offset, flip) for offset, window in windows.items() for flip in (False, True)
+                   if torch.equal(crop, window.flip(2) if flip else window)]
+        assert len(matches) == 1
+        found += matches
+    assert len({offset for offset, _ in found}) > 3 and {flip for _, flip in found} == {False, True}

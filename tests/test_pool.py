@@ -1,0 +1,67 @@
+import os
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from epbt_deap.pool import DeviceError, InProcessPool, ProcessPool, WorkerError, make_pool, resolve_devices
+
+
+@dataclass(frozen=True)
+class Item:
+    uid: str
+    value: int
+
+
+def make_context(device, data):
+    return {"device": device, "pid": os.getpid(), "data": data, "calls": [0]}
+
+
+def work(context, item):
+    if item.value < 0:
+        raise RuntimeError("negative input")
+    context["calls"][0] += 1
+    return (context["pid"], context["device"], item.value * int(context["data"].sum()), context["calls"][0])
+
+
+def test_device_resolution():
+    assert resolve_devices("cpu", cpu_workers=0) == []
+    assert resolve_devices("cpu", cpu_workers=3) == ["cpu"] * 3
+    assert resolve_devices("cuda:0,cuda:1", workers_per_gpu=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    with pytest.raises(DeviceError, match="not a torch device"):
+        resolve_devices("gpu7")
+    if not torch.cuda.is_available():
+        assert resolve_devices("auto") == []
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
+            resolve_devices("cuda")
+
+
+def test_in_process_pool_keeps_one_context_and_reports_progress():
+    seen = []
+    with make_pool(make_context, (torch.ones(3),), []) as pool:
+        assert isinstance(pool, InProcessPool)
+        results = pool.map(work, [Item("a", 1), Item("b", 2)], on_result=seen.append)
+    assert [r[2] for r in results] == [3, 6] and [r[3] for r in results] == [1, 2]
+    assert seen == results
+
+
+def test_process_pool_runs_persistent_workers_with_shared_data():
+    data = torch.arange(5)
+    items = [Item(str(i), i) for i in range(8)]
+    with ProcessPool(make_context, (data,), ["cpu", "cpu"]) as pool:
+        first = pool.map(work, items)
+        second = pool.map(work, items)
+    assert [r[2] for r in first] == [i * 10 for i in range(8)]  # in order, data seen in the worker
+    pids = {r[0] for r in first + second}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+    calls = sum(max(r[3] for r in first + second if r[0] == pid) for pid in pids)
+    assert calls == 16  # contexts survive between maps: built once per worker
+
+
+def test_a_failing_item_is_named_and_does_not_hang():
+    with ProcessPool(make_context, (torch.ones(1),), ["cpu"]) as pool:
+        with pytest.raises(WorkerError, match="evaluation of bad failed: RuntimeError: negative input"):
+            pool.map(work, [Item("ok", 1), Item("bad", -1), Item("later", 2)])
+    with InProcessPool(make_context, (torch.ones(1),)) as pool:
+        with pytest.raises(WorkerError, match="evaluation of bad failed"):
+            pool.map(work, [Item("bad", -1)])

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+import torch
+
+from epbt_deap.config import build_config
+from epbt_deap.run import RunDirError, run
+from tests.conftest import TINY
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    return run(build_config(TINY), run_dir), run_dir
+
+
+def test_run_writes_a_complete_run_directory(finished_run):
+    summary, run_dir = finished_run
+    assert build_config(__import__("yaml").safe_load((run_dir / "config.yaml").read_text())) == build_config(TINY)
+    logbook = read_jsonl(run_dir / "logbook.jsonl")
+    assert [row["gen"] for row in logbook] == [0, 1, 2]
+    assert [row["evals"] for row in logbook] == [4, 2, 2]
+    assert [row["epochs"] for row in logbook] == [1, 2, 3]
+    for row in logbook:
+        assert 0 <= row["min"] <= row["avg"] <= row["max"] <= 1 and row["std"] >= 0
+        assert 0 <= row["best_test"] <= 1
+    assert logbook[-1]["max"] == pytest.approx(summary.best_fitness)
+
+
+def test_lineage_has_one_row_per_evaluation_with_parents(finished_run):
+    _, run_dir = finished_run
+    lineage = read_jsonl(run_dir / "lineage.jsonl")
+    assert len(lineage) == 4 + 2 * 2
+    uids = [row["uid"] for row in lineage]
+    assert len(set(uids)) == len(uids)
+    for row in lineage:
+        assert set(row["genes"]) == {f"theta_{i}" for i in range(8)}
+        if row["generation"] > 0:
+            assert row["parent"] in uids[: uids.index(row["uid"])]
+            assert row["partner"] in uids[: uids.index(row["uid"])]
+        assert row["status"] == "ok" or row["fitness"] == 0
+
+
+def test_checkpoints_on_disk_are_only_the_live_ones_and_best_loads(finished_run):
+    summary, run_dir = finished_run
+    files = sorted(path.stem for path in (run_dir / "checkpoints").glob("*.pt"))
+    assert 2 <= len(files) <= 4 + 1  # population + hall of fame
+    best = torch.load(run_dir / "best.pt", weights_only=True)
+    assert best["uid"] == summary.best_uid and best["fitness"] == pytest.approx(summary.best_fitness)
+    assert set(best["genes"]) == {f"theta_{i}" for i in range(8)}
+    assert best["model_name"] == "resnet8" and "model" in best
+
+
+def test_a_run_directory_holding_another_run_is_refused(finished_run):
+    _, run_dir = finished_run
+    before = (run_dir / "logbook.jsonl").read_text()
+    with pytest.raises(RunDirError, match="--overwrite"):
+        run(build_config(TINY), run_dir)
+    assert (run_dir / "logbook.jsonl").read_text() == before
+
+
+def test_worker_processes_give_the_same_logbook_as_in_process(finished_run, tmp_path):
+    summary, _ = finished_run
+    with_workers = build_config({**TINY, "resources": {"device": "cpu", "cpu_workers": 2}})
+    assert list(run(with_workers, tmp_path / "pool").logbook) == list(summary.logbook)

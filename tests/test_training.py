@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from epbt_deap.checkpoints import load_checkpoint
+from epbt_deap.data import load_splits
+from epbt_deap.training import EvalTask, TrainingContext, TrainSettings, evaluate
+
+GOOD_THETA = {f"theta_{i}": value for i, value in enumerate([0, 0, 0, 0, 0, 10, 0, 0])}  # -10 y_true / n
+
+
+@pytest.fixture(scope="module")
+def context():
+    settings = TrainSettings(model="resnet8", batch_size=32, lr=0.05, lr_milestones=(2,))
+    return TrainingContext.create("cpu", settings, load_splits("fake"))
+
+
+def task(tmp_path, uid="a", parent=None, start=0, epochs=1, genes=GOOD_THETA, seed=0):
+    return EvalTask(uid, genes, parent, str(tmp_path / f"{uid}.pt"), epochs, start, seed)
+
+
+def test_learning_rate_steps_down_on_the_global_epoch_clock():
+    settings = TrainSettings(model="m", lr=0.1, lr_milestones=(100, 150), lr_gamma=0.1)
+    assert [settings.learning_rate(e) for e in (0, 99)] == [0.1, 0.1]
+    assert settings.learning_rate(100) == pytest.approx(0.01)
+    assert settings.learning_rate(199) == pytest.approx(0.001)
+    assert settings.learning_rate(150, base=0.5) == pytest.approx(0.005)
+
+
+def test_an_evaluation_trains_saves_and_a_child_continues_from_it(context, tmp_path):
+    first = evaluate(context, task(tmp_path, "a", epochs=2))
+    assert first.status == "ok" and first.epochs == 2
+    assert 0.0 <= first.fitness <= 1.0 and 0.0 <= first.test_accuracy <= 1.0
+    saved = load_checkpoint(first.checkpoint)
+    assert saved["epochs"] == 2 and saved["genes"] == GOOD_THETA and saved["uid"] == "a"
+    child = evaluate(context, task(tmp_path, "b", parent=first.checkpoint, start=2))
+    assert child.epochs == 3 and child.checkpoint.endswith("b.pt")
+    assert load_checkpoint(first.checkpoint)["epochs"] == 2  # the parent's file is left alone
+    weights_a = load_checkpoint(first.checkpoint)["model"]
+    weights_b = load_checkpoint(child.checkpoint)["model"]
+    assert any(not torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_training_with_a_sensible_loss_beats_chance(context, tmp_path):
+    result = evaluate(context, task(tmp_path, epochs=3))
+    assert result.fitness > 0.5  # 4 classes: chance is 0.25
+
+
+def test_same_task_same_result(context, tmp_path):
+    first = evaluate(context, task(tmp_path / "1"))
+    second = evaluate(context, task(tmp_path / "2"))
+    assert first.fitness == second.fitness and first.train_loss == second.train_loss
+    one, two = load_checkpoint(first.checkpoint)["model"], load_checkpoint(second.checkpoint)["model"]
+    assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+def test_a_diverging_loss_gives_fitness_zero_and_saves_nothing(context, tmp_path):
+    result = evaluate(context, task(tmp_path, genes={**GOOD_THETA, "lr": 1e12}))
+    assert result.status == "diverged" and result.fitness == 0.0
+    assert result.checkpoint is None and not (tmp_path / "a.pt").exists()
+
+
+def test_cross_entropy_needs_no_theta(tmp_path):
+    settings = TrainSettings(model="resnet8", batch_size=32, loss="cross_entropy")
+    context = TrainingContext.create("cpu", settings, load_splits("fake"))
+    assert evaluate(context, task(tmp_path, genes={})).status == "ok"
