@@ -58,7 +58,7 @@ class EvaluationMap:
             parent_checkpoint=individual.checkpoint,
             output_checkpoint=str(self.checkpoint_dir / f"{individual.uid}.pt"),
             epochs=self.epochs_per_generation,
-            start_epoch=individual.epochs,
+            start_epoch=individual.generation * self.epochs_per_generation,
             seed=task_seed(self.run_seed, individual.uid),
         )
 

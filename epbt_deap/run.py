@@ -88,7 +88,7 @@ def run(config: Config, run_dir: Path, observer: Observer | None = None, overwri
         population = toolbox.population(n=evolution.population)
         _, logbook = eaElitist(
             population, toolbox, ngen=evolution.generations - 1, k_elites=evolution.elites,
-            cxpb=evolution.cxpb, mutpb=evolution.mutpb, stats=PopulationStatistics(),
+            cxpb=evolution.cxpb, mutpb=evolution.mutpb, stats=PopulationStatistics(config.train.epochs_per_generation),
             halloffame=halloffame, callback=RunRecorder(run_dir, space, halloffame, observer),
         )
     best = halloffame[0]

@@ -54,7 +54,7 @@ class EvalTask:
     parent_checkpoint: str | None
     output_checkpoint: str
     epochs: int
-    start_epoch: int
+    start_epoch: int  # on the run's clock (generation x epochs per generation): sets the learning rate
     seed: int
 
 
@@ -66,7 +66,7 @@ class EvalResult:
     fitness: float
     test_accuracy: float
     train_loss: float
-    epochs: int
+    epochs: int  # epochs the returned weights were trained in all, ancestors included
     checkpoint: str | None
     status: Status
     seconds: float
@@ -161,8 +161,8 @@ def weights_are_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
 
-def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """The model and optimiser: fresh (seeded) for generation 0, else from the parent's checkpoint."""
+def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
+    """Model, optimiser and epochs trained so far: fresh (seeded) at first, else the parent's."""
     settings, splits = context.settings, context.data.splits
     torch.manual_seed(task.seed)
     model = build_model(settings.model, splits.num_classes, splits.in_channels).to(context.device)
@@ -179,23 +179,24 @@ def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torc
         for group in optimizer.param_groups:  # the child's genes win over the parent's
             group["momentum"] = task.genes.get("momentum", settings.momentum)
             group["weight_decay"] = task.genes.get("weight_decay", settings.weight_decay)
-    return model, optimizer
+        return model, optimizer, state["epochs"]
+    return model, optimizer, 0
 
 
 def evaluate(context: TrainingContext, task: EvalTask) -> EvalResult:
     """Train the child ``task`` describes and measure it; never saves non-finite weights."""
     started = time.perf_counter()
-    model, optimizer = build_training_state(context, task)
+    model, optimizer, trained = build_training_state(context, task)
     generator = torch.Generator(device=context.device).manual_seed(task.seed)
     train_loss = train_epochs(context, model, optimizer, task, generator)
     splits = context.data.splits
     if not math.isfinite(train_loss) or not weights_are_finite(model):
         logger.warning("%s diverged (train loss %s); fitness 0", task.uid, train_loss)
-        return EvalResult(task.uid, 0.0, 0.0, train_loss, task.start_epoch, None, "diverged",
+        return EvalResult(task.uid, 0.0, 0.0, train_loss, trained, None, "diverged",
                           time.perf_counter() - started)
     fitness = accuracy(context, model, splits.val_images, splits.val_labels)
     test_accuracy = accuracy(context, model, splits.test_images, splits.test_labels)
-    epochs = task.start_epoch + task.epochs
+    epochs = trained + task.epochs
     save_checkpoint(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "genes": dict(task.genes),
          "epochs": epochs, "uid": task.uid, "model_name": context.settings.model},
