@@ -7,6 +7,7 @@ lineage trains ``generations * epochs_per_generation`` epochs (200 in the paper)
 """
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -43,7 +44,7 @@ class TrainConfig(Section):
     model: str | None = None
     epochs_per_generation: int = Field(8, ge=1)
     batch_size: int = Field(128, ge=2)
-    eval_batch_size: int = Field(1024, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.9, ge=0, le=1)
     weight_decay: float = Field(1e-4, ge=0)
@@ -138,15 +139,21 @@ class Config(Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
-    """Set ``tree['a']['b'] = value`` for ``dotted_key`` 'a.b', creating sections as needed."""
+def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any, defaults: Mapping[str, Any]) -> None:
+    """Set ``tree['a']['b'] = value`` for ``dotted_key`` 'a.b'.
+
+    A section missing from ``tree`` starts as a copy of the same section of ``defaults``,
+    so ``evolution.mutate.sigma=0.3`` changes sigma and keeps the default operator.
+    """
     *sections, leaf = dotted_key.split(".")
-    node = tree
+    node, default = tree, defaults
     for section in sections:
-        child = node.setdefault(section, {})
-        if not isinstance(child, dict):
+        default = default.get(section) if isinstance(default, Mapping) else None
+        if section not in node:
+            node[section] = copy.deepcopy(default) if isinstance(default, Mapping) else {}
+        if not isinstance(node[section], dict):
             raise ConfigError(f"{dotted_key}: '{section}' is a value, not a section")
-        node = child
+        node = node[section]
     node[leaf] = value
 
 
@@ -206,9 +213,10 @@ def describe_error(error: ValidationError) -> str:
 
 def build_config(tree: Mapping[str, Any], overrides: Mapping[str, Any] = {}) -> Config:
     """Validate ``tree`` with dotted-key ``overrides`` applied on top."""
-    merged = yaml.safe_load(yaml.safe_dump(dict(tree)))  # deep copy of plain data
+    merged = copy.deepcopy(dict(tree))
+    defaults = Config().model_dump(mode="json")
     for key, value in overrides.items():
-        set_dotted(merged, key, value)
+        set_dotted(merged, key, value, defaults)
     try:
         config = Config.model_validate(merged)
         config.search_space()

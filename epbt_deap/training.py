@@ -31,7 +31,7 @@ class TrainSettings:
 
     model: str
     batch_size: int = 128
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4

@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+
+from epbt_deap.config import Config, ConfigError, build_config, load_config, parse_assignment
+
+CONFIGS = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    config = load_config(path)
+    assert config.evolution.elites < config.evolution.population
+
+
+def test_the_paper_config_is_the_default():
+    paper = load_config(Path("configs/cifar10_resnet32_epbt.yaml")).model_dump()
+    default = Config().model_dump()
+    for dumped in (paper, default):  # the file spells out what data.py picks for CIFAR-10 by default
+        dumped.pop("name")
+        dumped["data"].update(val_size=5000, augment=True)
+    assert paper == default
+    paper = load_config(Path("configs/cifar10_resnet32_epbt.yaml"))
+    assert (paper.evolution.population, paper.evolution.elites, paper.evolution.generations) == (40, 20, 25)
+    assert paper.train.model == "resnet32" and paper.train.epochs_per_generation == 8
+
+
+def test_overrides_reach_nested_keys_and_parse_yaml_values():
+    config = build_config({}, dict([parse_assignment("evolution.mutate.sigma=0.5"),
+                                    parse_assignment("train.lr_milestones=[3, 4]")]))
+    assert config.evolution.mutate.spec()["sigma"] == 0.5
+    assert config.train.lr_milestones == [3, 4]
+
+
+def test_default_model_follows_the_dataset():
+    assert build_config({"data": {"dataset": "digits"}}).train.model == "digits_cnn"
+    assert build_config({"data": {"dataset": "cifar10"}}).train.model == "resnet32"
+
+
+def test_extra_genes_join_the_taylorglo_space_and_cross_entropy_drops_theta():
+    genes = {"lr": {"low": 0.001, "high": 1.0, "scale": "log"}, "momentum": {"low": 0.5, "high": 0.99}}
+    assert build_config({"evolution": {"genes": genes}}).search_space().names[-2:] == ("lr", "momentum")
+    space = build_config({"train": {"loss": "cross_entropy"}, "evolution": {"genes": genes}}).search_space()
+    assert space.names == ("lr", "momentum")
+
+
+@pytest.mark.parametrize("tree, message", [
+    ({"evolution": {"elites": 40}}, "elites (40) must be smaller than population (40)"),
+    ({"trian": {}}, "trian: unknown key; did you mean 'train'?"),
+    ({"train": {"epochs_per_generation": 0}}, "train.epochs_per_generation: Input should be greater than or equal to 1"),
+    ({"evolution": {"cxpb": 1.5}}, "evolution.cxpb: Input should be less than or equal to 1"),
+    ({"evolution": {"taylorglo": {"low": 5, "high": -5}}}, "low (5.0) must be below high (-5.0)"),
+    ({"evolution": {"genes": {"dropout": {"low": 0, "high": 1}}}}, "training understands only lr, momentum, weight_decay"),
+    ({"train": {"loss": "cross_entropy"}}, "at least one gene"),
+    ({"data": {"dataset": "mnist"}}, "data.dataset: Input should be"),
+])
+def test_bad_configs_give_one_line_errors(tree, message):
+    with pytest.raises(ConfigError) as error:
+        build_config(tree)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_malformed_yaml_files(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("evolution: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml line 2: not valid YAML"):
+        load_config(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(listing)
