@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +47,13 @@ def overrides_from(options: dict[str, Any], assignments: tuple[str, ...]) -> dic
 class ProgressObserver:
     """Draws a progress bar while a generation trains, and one summary line after it."""
 
-    def __init__(self, generations: int) -> None:
-        self.generations = generations
+    def __init__(self) -> None:
         self.bar: Any = None
 
     def generation_started(self, generation: int, evaluations: int) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=evaluations, desc=f"gen {generation}/{self.generations - 1}",
+        self.bar = tqdm(total=evaluations, desc=f"gen {generation}",
                         unit="model", leave=False, file=sys.stderr, disable=None)
 
     def evaluation_finished(self, result: Any) -> None:
@@ -103,24 +104,54 @@ def evolve(config_path: Path | None, run_dir: Path | None, overwrite: bool,
     run_evolution(config, run_dir or Path("runs") / config.name, overwrite)
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def resume(run_dir: Path) -> None:
+    """Continue an interrupted run from its last completed generation."""
+    from epbt_deap.run import resume as resume_run
+
+    execute(lambda observer: resume_run(run_dir, observer), run_dir)
+
+
+class Terminated(Exception):
+    """SIGTERM, turned into an exception so that the run stops as on Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def run_evolution(config: Config, run_dir: Path, overwrite: bool) -> None:
+    from epbt_deap.run import run
+
+    execute(lambda observer: run(config, run_dir, observer, overwrite=overwrite), run_dir)
+
+
+def execute(action: Callable[[ProgressObserver], Any], run_dir: Path) -> None:
+    """Run ``action``; turn the user's mistakes and interruptions into one line and an exit code."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from epbt_deap.checkpoints import CheckpointError
     from epbt_deap.data import DataError
     from epbt_deap.models import UnknownModelError
     from epbt_deap.pool import DeviceError, WorkerError
-    from epbt_deap.run import RunDirError, run
+    from epbt_deap.run import RunDirError
     from epbt_deap.toolbox import OperatorError
 
-    observer = ProgressObserver(config.evolution.generations)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    resume_hint = f"the completed generations are kept; continue with: epbt-deap resume {run_dir}"
     try:
         with logging_redirect_tqdm():
-            summary = run(config, run_dir, observer, overwrite=overwrite)
-    except (DataError, DeviceError, OperatorError, UnknownModelError, RunDirError, CheckpointError) as error:
+            summary = action(ProgressObserver())
+    except (ConfigError, DataError, DeviceError, OperatorError, UnknownModelError, RunDirError,
+            CheckpointError) as error:
         fail(str(error))
     except WorkerError as error:
-        fail(f"{error}; the completed generations are saved in {run_dir}", code=1)
+        fail(f"{error}; {resume_hint}", code=1)
+    except KeyboardInterrupt:
+        fail(f"interrupted; {resume_hint}", code=130)
+    except Terminated:
+        fail(f"terminated; {resume_hint}", code=143)
     test = "n/a" if summary.best_test_accuracy is None else f"{summary.best_test_accuracy:.4f}"
     click.echo(f"best {summary.best_uid}: validation {summary.best_fitness:.4f}, test {test}; "
                f"run directory {summary.run_dir}")

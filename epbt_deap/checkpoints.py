@@ -64,9 +64,14 @@ def load_pickle(path: str | Path) -> Any:
 
 
 def remove_unreferenced(folder: str | Path, referenced: Iterable[str | None]) -> list[Path]:
-    """Delete the ``*.pt`` files in ``folder`` that no path in ``referenced`` names."""
+    """Delete the ``*.pt`` files in ``folder`` that no path in ``referenced`` names.
+
+    Also removes temporary files that a killed writer left behind; call it only while
+    nothing is being written to ``folder``.
+    """
     keep = {Path(path).resolve() for path in referenced if path}
-    removed = [path for path in Path(folder).glob("*.pt") if path.resolve() not in keep]
+    candidates = [*Path(folder).glob("*.pt"), *Path(folder).glob(".*.tmp")]
+    removed = [path for path in candidates if path.resolve() not in keep]
     for path in removed:
         path.unlink()
     return removed

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
-DATASET_NAMES = ("cifar10", "digits", "fake", "imagefolder")
+DATASET_NAMES = ("cifar10", "digits", "fake", "imagefolder", "svhn")
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "epbt-deap" / "data"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
@@ -163,21 +164,94 @@ def _load_fake(data_dir: Path | None, download: bool, split_seed: int) -> _Sourc
 
 
 def _load_cifar10(data_dir: Path | None, download: bool, split_seed: int) -> _Source:
-    """torchvision's CIFAR-10 from ``data_dir`` (cifar-10-batches-py), downloaded there if allowed."""
+    """CIFAR-10's python batches in ``data_dir/cifar-10-batches-py``, downloaded there by torchvision if allowed."""
     from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import download_and_extract_archive
 
     root = data_dir or DEFAULT_DATA_DIR
-    try:
-        train, test = (CIFAR10(root, train=is_train, download=download) for is_train in (True, False))
-    except (RuntimeError, OSError) as error:
-        reason = f"download failed ({_one_line(error)})" if download else "download is off"
-        raise DataError(f"CIFAR-10 not found in '{root}' and {reason}: point the data dir at a folder holding "
-                        "cifar-10-batches-py, allow download, or use the imagefolder dataset") from error
+    batches = [f"{CIFAR10.base_folder}/{name}" for name, _ in CIFAR10.train_list + CIFAR10.test_list]
 
-    def tensors(dataset: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(dataset.targets)
+    def fetch(missing: list[str]) -> None:
+        download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
 
-    return _Source(*tensors(train), *tensors(test), len(train.classes), val_size=5000, augment=True)
+    _require_files(root, batches, fetch if download else None, "CIFAR-10",
+                   "point the data dir at a folder holding cifar-10-batches-py, allow download, "
+                   "or use the imagefolder dataset")
+    return _Source(*_read_cifar_batches(root, batches[:-1]), *_read_cifar_batches(root, batches[-1:]), 10,
+                   val_size=5000, augment=True)
+
+
+def _read_cifar_batches(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, 32, 32) and labels of CIFAR python batches: pickled dicts of b'data' (N, 3072) and b'labels'."""
+    data, labels = [], []
+    for name in names:
+        try:
+            with (root / name).open("rb") as file:
+                batch = pickle.load(file, encoding="bytes")
+            data.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels += batch[b"labels"]
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+            raise DataError(f"cannot read CIFAR-10 batch '{root / name}': {_one_line(error)}") from error
+    return torch.from_numpy(np.concatenate(data)), torch.tensor(labels)
+
+
+def _load_svhn(data_dir: Path | None, download: bool, split_seed: int) -> _Source:
+    """SVHN's ``{train,extra,test}_32x32.mat`` in ``data_dir``: train + extra to train on, downloaded if allowed."""
+    from torchvision.datasets import SVHN
+    from torchvision.datasets.utils import download_url
+
+    root = data_dir or DEFAULT_DATA_DIR
+    train, extra, test = (SVHN.split_list[split][1] for split in ("train", "extra", "test"))
+    train_files = [train, extra]
+    if not download and not (root / extra).is_file() and (root / train).is_file() and (root / test).is_file():
+        logger.warning("'%s' not found and download is off: training on %s only", root / extra, train)
+        train_files = [train]
+
+    def fetch(missing: list[str]) -> None:
+        for url, name, md5 in SVHN.split_list.values():
+            if name in missing:
+                download_url(url, str(root), name, md5)
+
+    _require_files(root, [*train_files, test], fetch if download else None, "SVHN",
+                   f"put {train}, {test} and (optional) {extra} there, allow download, or use the imagefolder dataset")
+    return _Source(*_read_svhn([root / name for name in train_files]), *_read_svhn([root / test]), 10,
+                   val_size=30000, augment=False)
+
+
+def _read_svhn(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, 32, 32) and labels 0-9 of SVHN .mat files, concatenated with a single copy."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    images, labels = [], []
+    for path in paths:
+        try:
+            mat = loadmat(path, variable_names=("X", "y"))
+            x, y = mat["X"], mat["y"]
+        except (OSError, ValueError, KeyError, NotImplementedError, MatReadError) as error:
+            raise DataError(f"cannot read SVHN file '{path}': {_one_line(error)}") from error
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
+            raise DataError(f"'{path}' is not an SVHN file: X must be uint8 (32, 32, 3, N) with N labels in y, "
+                            f"got {x.dtype} {x.shape} and {y.size} labels")
+        images.append(torch.from_numpy(x).permute(3, 2, 0, 1))
+        labels.append(torch.from_numpy(y.reshape(-1).astype(np.int64)) % 10)  # SVHN labels digit 0 as 10
+    return torch.cat(images), torch.cat(labels)
+
+
+def _require_files(root: Path, files: list[str], fetch: Callable[[list[str]], None] | None, dataset: str,
+                   hint: str) -> None:
+    """Call ``fetch`` (None: download is off) on those of ``files`` missing from ``root``; DataError if that fails."""
+    missing = [name for name in files if not (root / name).is_file()]
+    if not missing:
+        return
+    reason = "download is off"
+    if fetch is not None:
+        try:
+            fetch(missing)
+            return
+        except (RuntimeError, OSError) as error:
+            reason = f"download failed ({_one_line(error)})"
+    raise DataError(f"{dataset} not found in '{root}' (no {missing[0]}) and {reason}: {hint}")
 
 
 def _load_imagefolder(data_dir: Path | None, download: bool, split_seed: int) -> _Source:
@@ -287,4 +361,5 @@ def _one_line(error: BaseException) -> str:
 
 _LOADERS: dict[str, Callable[[Path | None, bool, int], _Source]] = {
     "cifar10": _load_cifar10, "digits": _load_digits, "fake": _load_fake, "imagefolder": _load_imagefolder,
+    "svhn": _load_svhn,
 }

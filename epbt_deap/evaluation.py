@@ -7,6 +7,7 @@ written back in the main process (workers never mutate individuals).
 """
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,8 @@ from epbt_deap.training import EvalResult, EvalTask
 
 class Pool(Protocol):
     def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any],
-            on_result: Callable[[Any], None] | None = None) -> list[Any]: ...
+            on_result: Callable[[Any], None] | None = None,
+            on_failure: Callable[[Any, str], Any] | None = None) -> list[Any]: ...
 
 
 class Observer(Protocol):
@@ -68,15 +70,16 @@ class EvaluationMap:
         if self.observer is not None and individuals:
             self.observer.generation_started(individuals[0].generation, len(tasks))
         on_result = self.observer.evaluation_finished if self.observer is not None else None
-        results = self.pool.map(evaluate, tasks, on_result)
+        results = self.pool.map(evaluate, tasks, on_result, EvalResult.failed)
         for individual, result in zip(individuals, results):
             if result.checkpoint is not None:
                 individual.checkpoint = result.checkpoint
                 individual.epochs = result.epochs
             individual.metrics = {
                 "test_accuracy": result.test_accuracy,
-                "train_loss": result.train_loss,
+                "train_loss": result.train_loss if math.isfinite(result.train_loss) else None,
                 "status": result.status,
                 "seconds": result.seconds,
+                **({"detail": result.detail} if result.detail else {}),
             }
         return [(result.fitness,) for result in results]

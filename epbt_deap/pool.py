@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import torch
@@ -71,7 +73,9 @@ class InProcessPool:
         self.context = make_context(device, *context_args)
 
     def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],
-            on_result: Callable[[Any], None] | None = None) -> list[Any]:
+            on_result: Callable[[Any], None] | None = None,
+            on_failure: Callable[[Any, str], Any] | None = None) -> list[Any]:
+        """``fn(context, item)`` for every item; ``on_failure`` is unused (nothing can die alone)."""
         results = []
         for item in items:
             try:
@@ -96,6 +100,7 @@ class InProcessPool:
 def _start_worker(devices: Any, threads: int, make_context: Callable[..., Any], context_args: Sequence[Any]) -> None:
     """Worker initializer: take a device from the queue, then build the context once."""
     global _worker_context
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     device = devices.get()
     torch.set_num_threads(threads)
     if device.startswith("cuda"):
@@ -109,39 +114,93 @@ def _run_in_worker(fn: Callable[[Any, Any], Any], item: Any) -> Any:
 
 
 class ProcessPool:
-    """Persistent spawned workers, one per entry of ``devices``."""
+    """Persistent spawned workers, one per entry of ``devices``.
+
+    A worker that dies (killed, out of memory, a crash in native code) breaks the pool;
+    the pool is rebuilt and the unfinished items run again. Items caught in a second
+    break are then run one at a time, so the item that kills its worker is known for
+    sure: it is handed to ``on_failure`` (or raises WorkerError), and no other is.
+    """
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], devices: Sequence[str]) -> None:
         if not devices:
             raise ValueError("a process pool needs at least one device")
+        self._devices = list(devices)
+        self._start_args = (make_context, tuple(context_args))
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
         ctx = torch_mp.get_context("spawn")
         queue = ctx.SimpleQueue()
-        for device in devices:
+        for device in self._devices:
             queue.put(device)
-        threads = threads_per_cpu_worker(len(devices)) if devices[0] == "cpu" else 1
-        self._executor = ProcessPoolExecutor(
-            max_workers=len(devices), mp_context=ctx, initializer=_start_worker,
-            initargs=(queue, threads, make_context, tuple(context_args)),
-        )
+        threads = threads_per_cpu_worker(len(self._devices)) if self._devices[0] == "cpu" else 1
+        return ProcessPoolExecutor(max_workers=len(self._devices), mp_context=ctx, initializer=_start_worker,
+                                   initargs=(queue, threads, *self._start_args))
+
+    def _restart(self) -> None:
+        self._terminate()
+        self._executor = self._start()
+
+    def _run_batch(self, fn: Callable[[Any, Any], Any], items: dict[int, Any], results: dict[int, Any],
+                   on_result: Callable[[Any], None] | None) -> list[int]:
+        """Run ``items`` (index -> item) at once; returns the indices a broken pool left unfinished."""
+        futures = {self._executor.submit(_run_in_worker, fn, item): index for index, item in items.items()}
+        broken = []
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                results[index] = future.result()
+            except BrokenProcessPool:
+                broken.append(index)
+                continue
+            except Exception as error:
+                for other in futures:
+                    other.cancel()
+                raise WorkerError(f"evaluation of {item_label(items[index])} failed: "
+                                  f"{type(error).__name__}: {error}") from error
+            if on_result is not None:
+                on_result(results[index])
+        return sorted(broken)
 
     def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],
-            on_result: Callable[[Any], None] | None = None) -> list[Any]:
-        """``fn(context, item)`` for every item, in order; the first failure raises WorkerError."""
+            on_result: Callable[[Any], None] | None = None,
+            on_failure: Callable[[Any, str], Any] | None = None) -> list[Any]:
+        """``fn(context, item)`` for every item, in order.
+
+        An exception raised by ``fn`` raises WorkerError naming the item. An item that
+        kills its worker when run alone becomes ``on_failure(item, reason)``.
+        """
         items = list(items)
-        futures: dict[Future, Any] = {self._executor.submit(_run_in_worker, fn, item): item for item in items}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                error = future.exception()
-                if error is not None:
-                    for other in pending:
-                        other.cancel()
-                    label = item_label(futures[future])
-                    raise WorkerError(f"evaluation of {label} failed: {type(error).__name__}: {error}") from error
-                if on_result is not None:
-                    on_result(future.result())
-        return [future.result() for future in futures]
+        results: dict[int, Any] = {}
+        unfinished = self._run_batch(fn, dict(enumerate(items)), results, on_result)
+        for attempt in ("again", "alone"):
+            if not unfinished:
+                break
+            logger.warning("a worker died; running %d evaluation(s) %s", len(unfinished), attempt)
+            self._restart()
+            if attempt == "again":
+                unfinished = self._run_batch(fn, {i: items[i] for i in unfinished}, results, on_result)
+                continue
+            for index in unfinished:
+                if self._run_batch(fn, {index: items[index]}, results, on_result):
+                    self._restart()
+                    reason = "its worker process died twice"
+                    if on_failure is None:
+                        raise WorkerError(f"evaluation of {item_label(items[index])} failed: {reason}")
+                    results[index] = on_failure(items[index], reason)
+                    if on_result is not None:
+                        on_result(results[index])
+        return [results[index] for index in range(len(items))]
+
+    def _terminate(self) -> None:
+        """Stop at once: cancel queued work and kill the workers (running evaluations are lost)."""
+        processes = list(self._executor._processes.values())  # no public accessor exists
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.join()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -149,8 +208,11 @@ class ProcessPool:
     def __enter__(self) -> ProcessPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._terminate()
 
 
 def make_pool(make_context: Callable[..., Any], context_args: Sequence[Any], devices: Sequence[str]) -> InProcessPool | ProcessPool:

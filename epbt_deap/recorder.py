@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from deap import tools
 
-from epbt_deap.checkpoints import load_checkpoint, remove_unreferenced, save_checkpoint, save_pickle
+from epbt_deap.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
+                                   save_checkpoint, save_pickle, write_atomically)
 from epbt_deap.evaluation import Observer
 from epbt_deap.space import SearchSpace
 
@@ -45,8 +46,49 @@ def lineage_row(individual: Any, space: SearchSpace) -> dict[str, Any]:
     }
 
 
-def rng_states() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+@dataclass
+class RunState:
+    """Everything needed to continue a run after its last completed generation."""
+
+    generation: int
+    population: list
+    logbook: tools.Logbook
+    halloffame: tools.HallOfFame
+    rng: dict[str, Any]
+
+    @staticmethod
+    def capture_rng() -> dict[str, Any]:
+        return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+    def restore_rng(self) -> None:
+        random.setstate(self.rng["python"])
+        np.random.set_state(self.rng["numpy"])
+        torch.set_rng_state(self.rng["torch"])
+
+
+def load_state(run_dir: Path) -> RunState | None:
+    """The saved state of ``run_dir``, or None when no generation has completed yet."""
+    path = run_dir / STATE_FILE
+    if not path.exists():
+        return None
+    state = load_pickle(path)
+    if not isinstance(state, RunState):
+        raise CheckpointError(f"{path} is not an epbt-deap run state")
+    missing = [ind.checkpoint for ind in [*state.population, *state.halloffame]
+               if ind.checkpoint and not Path(ind.checkpoint).exists()]
+    if missing:
+        raise CheckpointError(f"{path} refers to missing checkpoint {missing[0]}")
+    return state
+
+
+def rewind_logs(run_dir: Path, state: RunState) -> None:
+    """Drop log rows written after ``state`` was saved (a run killed mid-callback)."""
+    rows = [json.dumps(row) + "\n" for row in state.logbook]
+    write_atomically(run_dir / LOGBOOK_FILE, lambda stream: stream.write("".join(rows).encode()))
+    lineage_path = run_dir / LINEAGE_FILE
+    kept = [line + "\n" for line in lineage_path.read_text().splitlines()
+            if json.loads(line)["generation"] <= state.generation] if lineage_path.exists() else []
+    write_atomically(lineage_path, lambda stream: stream.write("".join(kept).encode()))
 
 
 @dataclass
@@ -63,11 +105,8 @@ class RunRecorder:
         append_jsonl(self.run_dir / LINEAGE_FILE, [lineage_row(ind, self.space) for ind in evaluated])
         append_jsonl(self.run_dir / LOGBOOK_FILE, [logbook[-1]])
         self.save_best()
-        save_pickle(
-            {"generation": generation, "population": population, "logbook": logbook,
-             "halloffame": self.halloffame, "rng": rng_states()},
-            self.run_dir / STATE_FILE,
-        )
+        state = RunState(generation, population, logbook, self.halloffame, RunState.capture_rng())
+        save_pickle(state, self.run_dir / STATE_FILE)
         live = [ind.checkpoint for ind in population] + [ind.checkpoint for ind in self.halloffame]
         remove_unreferenced(self.run_dir / CHECKPOINT_DIR, live)
         if self.observer is not None:

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from deap import tools
+from deap import base, tools
 
 from epbt_deap.algorithms import eaElitist, same_uid
-from epbt_deap.config import Config
-from epbt_deap.data import load_splits
+from epbt_deap.config import Config, load_config
+from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.evaluation import EvaluationMap, Observer
 from epbt_deap.models import MODEL_NAMES, UnknownModelError
 from epbt_deap.pool import make_pool, resolve_devices
-from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder
+from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder, RunState, load_state, rewind_logs
 from epbt_deap.statistics import PopulationStatistics
 from epbt_deap.toolbox import make_toolbox
 from epbt_deap.training import TrainingContext, TrainSettings, evaluate
@@ -65,31 +65,74 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
-    """Run EPBT as ``config`` says, writing everything into ``run_dir``."""
+def build_toolbox(config: Config) -> base.Toolbox:
+    """The run's toolbox without its map; raises on bad operators before any work starts."""
+    evolution = config.evolution
+    return make_toolbox(config.search_space(), evolution.select.spec(), evolution.mutate.spec(),
+                        evolution.mate.spec(), evaluate)
+
+
+def load_data(config: Config) -> ImageSplits:
+    data = config.data
+    splits = load_splits(data.dataset, data.dir, download=data.download, val_size=data.val_size,
+                         train_subset=data.train_subset, augment=data.augment, split_seed=data.split_seed)
+    logger.info("%s", splits.describe())
+    return splits
+
+
+def evolve(config: Config, run_dir: Path, toolbox: base.Toolbox, splits: ImageSplits,
+           observer: Observer | None, state: RunState | None) -> RunSummary:
+    """Run (or continue from ``state``) the evolutionary loop with a worker pool."""
     evolution = config.evolution
     space = config.search_space()
-    settings = train_settings(config)
     devices = resolve_devices(config.resources.device, config.resources.workers_per_gpu,
                               config.resources.cpu_workers)
-    toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(), evaluate)
-    splits = load_splits(
-        config.data.dataset, config.data.dir, download=config.data.download,
-        val_size=config.data.val_size, train_subset=config.data.train_subset,
-        augment=config.data.augment, split_seed=config.data.split_seed,
-    )
-    logger.info("%s", splits.describe())
-    prepare_run_dir(run_dir, config, overwrite)
-    seed_everything(config.seed)
-    with make_pool(TrainingContext.create, (settings, splits), devices) as pool:
+    with make_pool(TrainingContext.create, (train_settings(config), splits), devices) as pool:
         toolbox.register("map", EvaluationMap(pool, space, run_dir / CHECKPOINT_DIR, config.seed,
                                               config.train.epochs_per_generation, observer))
-        halloffame = tools.HallOfFame(evolution.hall_of_fame, similar=same_uid)
-        population = toolbox.population(n=evolution.population)
+        if state is None:
+            halloffame = tools.HallOfFame(evolution.hall_of_fame, similar=same_uid)
+            population, logbook, start_gen = toolbox.population(n=evolution.population), None, 0
+        else:
+            halloffame, population, logbook = state.halloffame, state.population, state.logbook
+            start_gen = state.generation + 1
+        recorder = RunRecorder(run_dir, space, halloffame, observer, best_uid=halloffame[0].uid if state else None)
         _, logbook = eaElitist(
             population, toolbox, ngen=evolution.generations - 1, k_elites=evolution.elites,
-            cxpb=evolution.cxpb, mutpb=evolution.mutpb, stats=PopulationStatistics(config.train.epochs_per_generation),
-            halloffame=halloffame, callback=RunRecorder(run_dir, space, halloffame, observer),
+            cxpb=evolution.cxpb, mutpb=evolution.mutpb,
+            stats=PopulationStatistics(config.train.epochs_per_generation),
+            halloffame=halloffame, callback=recorder, start_gen=start_gen, logbook=logbook,
         )
     best = halloffame[0]
     return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))
+
+
+def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
+    """Run EPBT as ``config`` says, writing everything into ``run_dir``.
+
+    The config, operators, devices and data are checked before ``run_dir`` is touched.
+    """
+    toolbox = build_toolbox(config)
+    resolve_devices(config.resources.device, config.resources.workers_per_gpu, config.resources.cpu_workers)
+    train_settings(config)
+    splits = load_data(config)
+    prepare_run_dir(run_dir, config, overwrite)
+    seed_everything(config.seed)
+    return evolve(config, run_dir, toolbox, splits, observer, state=None)
+
+
+def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
+    """Continue the run in ``run_dir`` from its last completed generation."""
+    if not (run_dir / CONFIG_FILE).exists():
+        raise RunDirError(f"{run_dir} holds no epbt-deap run (no {CONFIG_FILE})")
+    config = load_config(run_dir / CONFIG_FILE)
+    toolbox = build_toolbox(config)
+    state = load_state(run_dir)
+    if state is None:  # killed during generation 0: nothing to keep
+        logger.warning("no generation of %s had completed; starting it again", run_dir)
+        return run(config, run_dir, observer, overwrite=True)
+    splits = load_data(config)
+    logger.info("resuming %s after generation %d", run_dir, state.generation)
+    rewind_logs(run_dir, state)
+    state.restore_rng()
+    return evolve(config, run_dir, toolbox, splits, observer, state)

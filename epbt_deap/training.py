@@ -22,7 +22,7 @@ from epbt_deap.taylorglo import PARAMETER_NAMES, taylorglo_loss
 
 logger = logging.getLogger("epbt_deap")
 
-Status = Literal["ok", "diverged"]
+Status = Literal["ok", "diverged", "failed"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,12 @@ class EvalResult:
     checkpoint: str | None
     status: Status
     seconds: float
+    detail: str = ""  # why an evaluation diverged or failed
+
+    @classmethod
+    def failed(cls, task: EvalTask, reason: str) -> EvalResult:
+        """The record of an evaluation that could not run: fitness 0, the weights unchanged."""
+        return cls(task.uid, 0.0, 0.0, math.nan, 0, None, "failed", 0.0, reason)
 
 
 @dataclass
@@ -185,6 +191,14 @@ def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torc
 
 def evaluate(context: TrainingContext, task: EvalTask) -> EvalResult:
     """Train the child ``task`` describes and measure it; never saves non-finite weights."""
+    try:
+        return train_and_measure(context, task)
+    except torch.cuda.OutOfMemoryError as error:
+        raise RuntimeError(f"CUDA out of memory on {context.device} ({error}); "
+                           "try fewer --workers-per-gpu or a smaller batch") from None
+
+
+def train_and_measure(context: TrainingContext, task: EvalTask) -> EvalResult:
     started = time.perf_counter()
     model, optimizer, trained = build_training_state(context, task)
     generator = torch.Generator(device=context.device).manual_seed(task.seed)
@@ -193,7 +207,7 @@ def evaluate(context: TrainingContext, task: EvalTask) -> EvalResult:
     if not math.isfinite(train_loss) or not weights_are_finite(model):
         logger.warning("%s diverged (train loss %s); fitness 0", task.uid, train_loss)
         return EvalResult(task.uid, 0.0, 0.0, train_loss, trained, None, "diverged",
-                          time.perf_counter() - started)
+                          time.perf_counter() - started, "non-finite loss or weights")
     fitness = accuracy(context, model, splits.val_images, splits.val_labels)
     test_accuracy = accuracy(context, model, splits.test_images, splits.test_labels)
     epochs = trained + task.epochs

@@ -1,12 +1,16 @@
 """Tests for epbt_deap.data: dataset loading, seeded splits and on-device batch transforms."""
 from __future__ import annotations
 
+import logging
+import pickle
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision.datasets.utils
 from PIL import Image
+from scipy.io import savemat
 
 from epbt_deap.data import DATASET_NAMES, DataError, ImageSplits, load_splits, normalize, random_crop_flip
 
@@ -29,6 +33,34 @@ def write_folder(root: Path, suffixes: tuple[str, ...] = (".png", ".jpg", ".bmp"
             for i in range(per_class):
                 write_image(root / split / name / f"{i:02d}{suffixes[i % len(suffixes)]}", colour)
     return root
+
+
+def write_svhn(path: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An SVHN .mat file (X: 32x32x3xN uint8, y: Nx1 with digit 0 as 10); returns its (N, 3, 32, 32) images, labels."""
+    images = torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    labels = torch.arange(count) % 10
+    savemat(path, {"X": images.permute(2, 3, 1, 0).numpy(), "y": labels.where(labels > 0, 10).view(-1, 1).numpy()})
+    return images, labels
+
+
+def write_cifar(root: Path) -> dict[str, torch.Tensor]:
+    """A tiny cifar-10-batches-py folder (4 images per train batch, 6 test images); returns the test images, labels."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    generator = torch.Generator().manual_seed(0)
+    for name, count in [*((f"data_batch_{i}", 4) for i in range(1, 6)), ("test_batch", 6)]:
+        data = torch.randint(0, 256, (count, 3072), dtype=torch.uint8, generator=generator)
+        labels = torch.randint(0, 10, (count,), generator=generator)
+        (folder / name).write_bytes(pickle.dumps({b"data": data.numpy(), b"labels": labels.tolist()}))
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"class%d" % i for i in range(10)]}))
+    return {"images": data.view(-1, 3, 32, 32), "labels": labels}
+
+
+@pytest.fixture
+def svhn_dir(tmp_path: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Tiny SVHN files in tmp_path: 40 train, 20 extra and 20 test images."""
+    return {split: write_svhn(tmp_path / f"{split}_32x32.mat", count, seed)
+            for seed, (split, count) in enumerate({"train": 40, "extra": 20, "test": 20}.items())}
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +129,88 @@ def test_cifar10_missing_without_download(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="CIFAR-10 not found") as error:
         load_splits("cifar10", tmp_path, download=False)
     assert str(tmp_path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_cifar10_reads_batches_folder_offline(tmp_path: Path) -> None:
+    test = write_cifar(tmp_path)
+    splits = load_splits("cifar10", tmp_path, download=False, val_size=5)
+    assert (len(splits.train_labels), len(splits.val_labels), len(splits.test_labels)) == (15, 5, 6)
+    assert (splits.in_channels, splits.image_size, splits.num_classes, splits.augment) == (3, (32, 32), 10, True)
+    assert torch.equal(splits.test_images, test["images"]) and torch.equal(splits.test_labels, test["labels"])
+    assert splits.train_images.dtype == torch.uint8 and splits.train_labels.dtype == torch.int64
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"truncated")
+    with pytest.raises(DataError, match="data_batch_3") as error:
+        load_splits("cifar10", tmp_path, download=False, val_size=5)
+    assert "\n" not in str(error.value)
+
+
+def test_svhn_trains_on_train_and_extra(tmp_path: Path, svhn_dir: dict) -> None:
+    splits = load_splits("svhn", tmp_path, val_size=10)
+    assert (len(splits.train_labels), len(splits.val_labels), len(splits.test_labels)) == (50, 10, 20)
+    assert (splits.in_channels, splits.image_size, splits.num_classes, splits.augment) == (3, (32, 32), 10, False)
+    assert torch.equal(splits.test_images, svhn_dir["test"][0]) and torch.equal(splits.test_labels, svhn_dir["test"][1])
+    assert 0 in splits.test_labels.tolist() and splits.test_labels.max() == 9  # label 10 is digit 0
+    seen = torch.cat([splits.train_images, splits.val_images])
+    assert rows(seen) == rows(torch.cat([svhn_dir["train"][0], svhn_dir["extra"][0]]))
+    labels = {image.numpy().tobytes(): label for split in ("train", "extra") for image, label in zip(*svhn_dir[split])}
+    assert all(labels[image.numpy().tobytes()] == label
+               for image, label in zip(seen, torch.cat([splits.train_labels, splits.val_labels])))
+
+
+def test_svhn_default_val_size_is_30000(tmp_path: Path, svhn_dir: dict) -> None:
+    with pytest.raises(DataError, match="got 30000"):
+        load_splits("svhn", tmp_path)
+
+
+def test_svhn_without_extra_warns_and_trains_on_train_only(tmp_path: Path, svhn_dir: dict,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "extra_32x32.mat").unlink()
+    with caplog.at_level(logging.WARNING, logger="epbt_deap"):
+        splits = load_splits("svhn", tmp_path, download=False, val_size=10)
+    assert len(splits.train_labels) + len(splits.val_labels) == 40
+    assert "extra_32x32.mat" in caplog.text
+
+
+@pytest.mark.parametrize("missing", ["train", "test"])
+def test_svhn_missing_files_without_download(tmp_path: Path, svhn_dir: dict, missing: str) -> None:
+    (tmp_path / f"{missing}_32x32.mat").unlink()
+    with pytest.raises(DataError, match=f"SVHN not found .* {missing}_32x32.mat.* download is off") as error:
+        load_splits("svhn", tmp_path, download=False)
+    assert str(tmp_path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_svhn_downloads_only_missing_files(tmp_path: Path, svhn_dir: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "extra_32x32.mat").unlink()
+    fetched = []
+
+    def download_url(url: str, root: str, filename: str, md5: str) -> None:
+        fetched.append(filename)
+        write_svhn(Path(root) / filename, 30, seed=7)
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", download_url)
+    splits = load_splits("svhn", tmp_path, download=True, val_size=10)
+    assert fetched == ["extra_32x32.mat"] and len(splits.train_labels) == 60
+
+
+@pytest.mark.parametrize(("name", "function"), [("cifar10", "download_and_extract_archive"), ("svhn", "download_url")])
+def test_failed_download_is_one_line_data_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                                                function: str) -> None:
+    def offline(*args, **kwargs) -> None:
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(torchvision.datasets.utils, function, offline)
+    with pytest.raises(DataError, match="download failed .*name resolution") as error:
+        load_splits(name, tmp_path, download=True)
+    assert "\n" not in str(error.value)
+
+
+def test_svhn_bad_file_is_data_error(tmp_path: Path, svhn_dir: dict) -> None:
+    savemat(tmp_path / "test_32x32.mat", {"X": torch.zeros(32, 32, 5).byte().numpy(), "y": [[1]] * 5})
+    with pytest.raises(DataError, match="test_32x32.mat.* not an SVHN file"):
+        load_splits("svhn", tmp_path, val_size=10)
+    (tmp_path / "test_32x32.mat").write_bytes(b"not a mat file")
+    with pytest.raises(DataError, match="cannot read SVHN file"):
+        load_splits("svhn", tmp_path, val_size=10)
 
 
 def test_fake_is_small_and_learnable() -> None:

@@ -21,7 +21,7 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def test_registry_names_are_sorted() -> None:
     assert MODEL_NAMES == tuple(sorted(MODEL_NAMES))
-    assert {"digits_cnn", "resnet8", "resnet20", "resnet32", "resnet56"} <= set(MODEL_NAMES)
+    assert {"digits_cnn", "resnet8", "resnet20", "resnet32", "resnet56", "wrn16_8"} <= set(MODEL_NAMES)
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
@@ -34,6 +34,16 @@ def test_output_shape(name: str, shape: tuple[int, int, int]) -> None:
 def test_resnet32_parameter_count() -> None:
     model = build_model("resnet32", num_classes=10, in_channels=3)
     assert 450_000 <= sum(p.numel() for p in model.parameters()) <= 480_000
+
+
+def test_wrn16_8_structure() -> None:
+    model = build_model("wrn16_8", num_classes=10, in_channels=3)
+    assert 10_500_000 <= sum(p.numel() for p in model.parameters()) <= 11_500_000
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    shortcuts = [m for m in convs if m.kernel_size == (1, 1)]
+    assert (len(convs), len(shortcuts)) == (13 + 3, 3)  # stem + 3 stages x 2 blocks x 2 convs, 1x1 shortcuts
+    assert [(m.out_channels, m.stride) for m in shortcuts] == [(128, (1, 1)), (256, (2, 2)), (512, (2, 2))]
+    assert not any(isinstance(m, nn.Dropout) and m.p for m in model.modules())
 
 
 @pytest.mark.parametrize(("name", "n"), [("resnet20", 3), ("resnet32", 5), ("resnet56", 9)])

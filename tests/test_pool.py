@@ -65,3 +65,37 @@ def test_a_failing_item_is_named_and_does_not_hang():
     with InProcessPool(make_context, (torch.ones(1),)) as pool:
         with pytest.raises(WorkerError, match="evaluation of bad failed"):
             pool.map(work, [Item("bad", -1)])
+
+
+@dataclass(frozen=True)
+class Fragile:
+    uid: str
+    marker: str  # a file: dies while it is missing ("flaky": creates it first), always when "doomed"
+
+
+def die_unless_marked(context, item):
+    from pathlib import Path
+
+    marker = Path(item.marker)
+    if item.uid == "doomed" or not marker.exists():
+        marker.touch()
+        os._exit(1)  # the worker process dies, as on a segfault or an OOM kill
+    return item.uid
+
+
+def test_a_dead_worker_is_replaced_and_its_evaluation_retried(tmp_path):
+    items = [Fragile("flaky", str(tmp_path / "flaky")), Fragile("steady", str(tmp_path / "steady"))]
+    (tmp_path / "steady").touch()
+    with ProcessPool(make_context, (torch.ones(1),), ["cpu"]) as pool:
+        assert pool.map(die_unless_marked, items) == ["flaky", "steady"]
+        assert pool.map(die_unless_marked, items[1:]) == ["steady"]  # the rebuilt pool keeps working
+
+
+def test_an_item_that_kills_its_worker_twice_is_failed_and_only_that_one(tmp_path):
+    (tmp_path / "ok").touch()
+    items = [Fragile("doomed", str(tmp_path / "doomed")), Fragile("fine", str(tmp_path / "ok"))]
+    with ProcessPool(make_context, (torch.ones(1),), ["cpu", "cpu"]) as pool:
+        results = pool.map(die_unless_marked, items, on_failure=lambda item, reason: f"failed: {reason}")
+        assert results == ["failed: its worker process died twice", "fine"]
+        with pytest.raises(WorkerError, match="evaluation of doomed failed: its worker process died twice"):
+            pool.map(die_unless_marked, items[:1])

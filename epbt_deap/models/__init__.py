@@ -7,6 +7,7 @@ from torch import nn
 
 from epbt_deap.models.resnet import resnet8, resnet20, resnet32, resnet56
 from epbt_deap.models.small import digits_cnn
+from epbt_deap.models.wrn import wrn16_8
 
 _REGISTRY: dict[str, Callable[[int, int], nn.Module]] = {
     "digits_cnn": digits_cnn,
@@ -14,6 +15,7 @@ _REGISTRY: dict[str, Callable[[int, int], nn.Module]] = {
     "resnet20": resnet20,
     "resnet32": resnet32,
     "resnet56": resnet56,
+    "wrn16_8": wrn16_8,
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(sorted(_REGISTRY))

@@ -1,0 +1,130 @@
+"""Runs survive SIGKILL, Ctrl-C and SIGTERM, and resume to the same result."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from epbt_deap.config import build_config
+from epbt_deap.run import resume, run
+from tests.conftest import TINY
+
+LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 6}}
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def start_cli(tmp_path, *args):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(LONGER))
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args, "--config", str(config),
+                             "--run-dir", str(tmp_path / "run")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_generations(run_dir, count, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while len(rows(run_dir / "logbook.jsonl")) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The same run, never interrupted."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    run(build_config(LONGER), run_dir)
+    return rows(run_dir / "logbook.jsonl"), rows(run_dir / "lineage.jsonl")
+
+
+def assert_complete_and_equal(run_dir, reference):
+    logbook, lineage = reference
+    assert rows(run_dir / "logbook.jsonl") == logbook  # every generation exactly once, same numbers
+    resumed_lineage = rows(run_dir / "lineage.jsonl")
+    assert [r["uid"] for r in resumed_lineage] == [r["uid"] for r in lineage]
+    assert [r["fitness"] for r in resumed_lineage] == [r["fitness"] for r in lineage]
+    checkpoints = list((run_dir / "checkpoints").iterdir())
+    assert len(checkpoints) <= LONGER["evolution"]["population"] + 1
+    assert not [path for path in checkpoints if path.suffix != ".pt"]  # no temporary leftovers
+
+
+def test_sigkill_during_generation_2_then_resume(tmp_path, reference):
+    process = start_cli(tmp_path, "evolve")
+    wait_for_generations(tmp_path / "run", 2, process)
+    process.kill()
+    process.wait()
+    assert len(rows(tmp_path / "run" / "logbook.jsonl")) < 6
+    resume(tmp_path / "run")
+    assert_complete_and_equal(tmp_path / "run", reference)
+
+
+def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
+    process = start_cli(tmp_path, "evolve")
+    while not (tmp_path / "run" / "config.yaml").exists():
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    resume(tmp_path / "run")
+    assert_complete_and_equal(tmp_path / "run", reference)
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_interrupt_keeps_the_state_and_says_how_to_resume(tmp_path, reference, signum, code, word):
+    process = start_cli(tmp_path, "evolve")
+    wait_for_generations(tmp_path / "run", 1, process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code
+    assert f"{word}; the completed generations are kept; continue with: epbt-deap resume" in stderr
+    assert "Traceback" not in stderr
+    done = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(tmp_path / "run")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert_complete_and_equal(tmp_path / "run", reference)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    first = run(build_config(TINY), run_dir)
+    before = (run_dir / "logbook.jsonl").read_text()
+    again = resume(run_dir)
+    assert list(again.logbook) == list(first.logbook) and (run_dir / "logbook.jsonl").read_text() == before
+
+
+def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path):
+    run_dir = tmp_path / "run"
+    run(build_config(TINY), run_dir)
+    state = run_dir / "state.pkl"
+    state.write_bytes(state.read_bytes()[:100])
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    result = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(run_dir)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {state} is truncated or corrupt")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+
+
+def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
+    counts = []
+
+    class CountFiles:
+        def generation_started(self, generation, evaluations):
+            pass
+
+        def evaluation_finished(self, result):
+            pass
+
+        def generation_finished(self, row):
+            counts.append(len(list((tmp_path / "run" / "checkpoints").iterdir())))
+
+    run(build_config(LONGER), tmp_path / "run", observer=CountFiles())
+    assert len(counts) == 6
+    assert all(count <= LONGER["evolution"]["population"] + 1 for count in counts)
