@@ -78,6 +78,20 @@ class OperatorConfig(BaseModel):
         return self.model_dump()
 
 
+PROBABILITY_ARGUMENTS = ("indpb", "reset_prob", "cxpb", "mutpb")
+
+
+def operator_argument_problem(key: str, value: Any, population: int) -> str | None:
+    """What is wrong with a well-known operator argument, if anything."""
+    if key in PROBABILITY_ARGUMENTS and not (isinstance(value, (int, float)) and 0 <= value <= 1):
+        return "must be a probability in [0, 1]"
+    if key == "sigma" and not (isinstance(value, (int, float)) and value >= 0):
+        return "must be a number >= 0"
+    if key == "tournsize" and not (isinstance(value, int) and 1 <= value <= population):
+        return f"must be a whole number from 1 to the population size ({population})"
+    return None
+
+
 class EvolutionConfig(Section):
     population: int = Field(40, ge=2)
     elites: int = Field(20, ge=1)
@@ -94,9 +108,14 @@ class EvolutionConfig(Section):
     genes: dict[str, GeneConfig] = {}
 
     @model_validator(mode="after")
-    def _elites_below_population(self) -> EvolutionConfig:
+    def _check_sizes_and_operator_arguments(self) -> EvolutionConfig:
         if self.elites >= self.population:
             raise ValueError(f"elites ({self.elites}) must be smaller than population ({self.population})")
+        for role in ("select", "mutate", "mate"):
+            for key, value in getattr(self, role).spec().items():
+                problem = operator_argument_problem(key, value, self.population)
+                if problem:
+                    raise ValueError(f"evolution.{role}.{key}: {problem} (got {value!r})")
         return self
 
 

@@ -74,10 +74,8 @@ def load_state(run_dir: Path) -> RunState | None:
     state = load_pickle(path)
     if not isinstance(state, RunState):
         raise CheckpointError(f"{path} is not an epbt-deap run state")
-    missing = [ind.checkpoint for ind in [*state.population, *state.halloffame]
-               if ind.checkpoint and not Path(ind.checkpoint).exists()]
-    if missing:
-        raise CheckpointError(f"{path} refers to missing checkpoint {missing[0]}")
+    for checkpoint in {ind.checkpoint for ind in [*state.population, *state.halloffame] if ind.checkpoint}:
+        load_checkpoint(checkpoint)  # raises a one-line CheckpointError if missing or corrupt
     return state
 
 

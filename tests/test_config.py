@@ -1,6 +1,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from epbt_deap.config import Config, ConfigError, build_config, load_config, parse_assignment
 
@@ -53,6 +55,14 @@ def test_extra_genes_join_the_taylorglo_space_and_cross_entropy_drops_theta():
     ({"evolution": {"genes": {"dropout": {"low": 0, "high": 1}}}}, "training understands only lr, momentum, weight_decay"),
     ({"train": {"loss": "cross_entropy"}}, "at least one gene"),
     ({"data": {"dataset": "mnist"}}, "data.dataset: Input should be"),
+    ({"evolution": {"select": {"name": "selTournament", "tournsize": 41}}},
+     "evolution.select.tournsize: must be a whole number from 1 to the population size (40)"),
+    ({"evolution": {"mutate": {"name": "mutMultiplicativeGaussian", "sigma": -0.1}}},
+     "evolution.mutate.sigma: must be a number >= 0 (got -0.1)"),
+    ({"evolution": {"mutate": {"name": "mutMultiplicativeGaussian", "reset_prob": 1.5}}},
+     "evolution.mutate.reset_prob: must be a probability in [0, 1] (got 1.5)"),
+    ({"evolution": {"mate": {"name": "cxUniform", "indpb": "half"}}},
+     "evolution.mate.indpb: must be a probability in [0, 1] (got 'half')"),
 ])
 def test_bad_configs_give_one_line_errors(tree, message):
     with pytest.raises(ConfigError) as error:
@@ -69,3 +79,30 @@ def test_malformed_yaml_files(tmp_path):
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(listing)
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 50), st.floats(allow_nan=True), st.text(max_size=5))
+KEYS = st.sampled_from(["name", "seed", "data", "train", "evolution", "resources", "dataset", "population",
+                        "elites", "select", "mutate", "genes", "low", "high", "lr", "sigma", "tournsize", "oops"])
+TREES = st.recursive(SCALARS, lambda children: st.one_of(st.lists(children, max_size=3),
+                                                          st.dictionaries(KEYS, children, max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tree=st.dictionaries(KEYS, TREES, max_size=4))
+def test_random_malformed_configs_give_a_one_line_error_never_a_traceback(tree):
+    try:
+        build_config(tree)
+    except ConfigError as error:
+        assert str(error) and "\n" not in str(error)
+
+
+@settings(max_examples=100, deadline=None)
+@given(key=st.sampled_from(["evolution.population", "evolution.elites", "train.lr", "evolution.select.tournsize",
+                            "evolution.mutate.sigma", "data.val_size", "evolution.genes.lr"]),
+       value=SCALARS)
+def test_random_overrides_give_a_one_line_error_never_a_traceback(key, value):
+    try:
+        build_config({}, {key: value})
+    except ConfigError as error:
+        assert str(error) and "\n" not in str(error)

@@ -128,3 +128,13 @@ def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     run(build_config(LONGER), tmp_path / "run", observer=CountFiles())
     assert len(counts) == 6
     assert all(count <= LONGER["evolution"]["population"] + 1 for count in counts)
+
+
+def test_a_corrupt_checkpoint_is_found_before_resuming(tmp_path):
+    run_dir = tmp_path / "run"
+    run(build_config(TINY), run_dir)
+    victim = sorted((run_dir / "checkpoints").glob("*.pt"))[0]
+    victim.write_bytes(b"not a checkpoint")
+    result = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(run_dir)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: checkpoint {victim} is unreadable (UnpicklingError)"

@@ -1,0 +1,33 @@
+from pathlib import Path
+
+from epbt_deap import Individual, SearchSpace
+from epbt_deap.evaluation import EvaluationMap, task_seed
+from epbt_deap.training import EvalResult
+
+
+class DyingPool:
+    """Every evaluation's worker dies for good: the pool hands each task to on_failure."""
+
+    def map(self, fn, tasks, on_result=None, on_failure=None):
+        return [on_failure(task, "its worker process died twice") for task in tasks]
+
+
+def test_a_failed_evaluation_is_recorded_and_keeps_the_parents_weights(tmp_path):
+    space = SearchSpace.taylorglo()
+    child = Individual(space.sample(), uid="g002-001", generation=2, checkpoint="parent.pt", epochs=4)
+    fitnesses = EvaluationMap(DyingPool(), space, tmp_path, run_seed=0, epochs_per_generation=2)(None, [child])
+    assert fitnesses == [(0.0,)]
+    assert child.checkpoint == "parent.pt" and child.epochs == 4
+    assert child.metrics["status"] == "failed" and child.metrics["detail"] == "its worker process died twice"
+    assert child.metrics["train_loss"] is None
+
+
+def test_tasks_carry_the_run_clock_and_a_seed_per_uid(tmp_path):
+    space = SearchSpace.taylorglo()
+    child = Individual(space.sample(), uid="g003-000", generation=3, checkpoint="p.pt", epochs=2)
+    task = EvaluationMap(DyingPool(), space, tmp_path, run_seed=5, epochs_per_generation=8).task_for(child)
+    assert task.start_epoch == 24 and task.epochs == 8 and task.parent_checkpoint == "p.pt"
+    assert Path(task.output_checkpoint) == tmp_path / "g003-000.pt"
+    assert task.genes == space.decode(child)
+    assert task.seed == task_seed(5, "g003-000") != task_seed(6, "g003-000") != task_seed(5, "g003-001")
+    assert isinstance(EvalResult.failed(task, "x"), EvalResult)
