@@ -79,9 +79,9 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
-@click.option("--dataset", type=click.Choice(["cifar10", "digits", "fake", "imagefolder"]))
+@click.option("--dataset", type=click.Choice(["cifar10", "digits", "fake", "imagefolder", "svhn"]))
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where the dataset lives (or is downloaded to).")
-@click.option("--model", help="resnet8, resnet20, resnet32, resnet56 or digits_cnn.")
+@click.option("--model", help="resnet8, resnet20, resnet32, resnet56, wrn16_8 or digits_cnn.")
 @click.option("--population", type=int)
 @click.option("--elites", type=int, help="Individuals kept unchanged each generation (k).")
 @click.option("--generations", type=int, help="Generations, generation 0 included.")

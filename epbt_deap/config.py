@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from epbt_deap.space import Gene, SearchSpace
 
-DEFAULT_MODELS = {"digits": "digits_cnn", "fake": "resnet8", "cifar10": "resnet32", "imagefolder": "resnet32"}
+DEFAULT_MODELS = {"digits": "digits_cnn", "fake": "resnet8", "cifar10": "resnet32", "imagefolder": "resnet32",
+                  "svhn": "resnet32"}
 TRAINABLE_GENES = ("lr", "momentum", "weight_decay")
 
 
@@ -31,7 +32,7 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    dataset: Literal["cifar10", "digits", "fake", "imagefolder"] = "cifar10"
+    dataset: Literal["cifar10", "digits", "fake", "imagefolder", "svhn"] = "cifar10"
     dir: Path | None = None
     download: bool = True
     val_size: int | None = Field(None, ge=1)

@@ -5,6 +5,7 @@ import logging
 import pickle
 import shutil
 from pathlib import Path
+from typing import Iterable
 
 import pytest
 import torch
@@ -43,17 +44,27 @@ def write_svhn(path: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.T
     return images, labels
 
 
-def write_cifar(root: Path) -> dict[str, torch.Tensor]:
-    """A tiny cifar-10-batches-py folder (4 images per train batch, 6 test images); returns the test images, labels."""
+def write_cifar(root: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """A tiny cifar-10-batches-py folder (4 images per train batch, 6 test images); returns each batch's data."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir()
     generator = torch.Generator().manual_seed(0)
+    batches = {}
     for name, count in [*((f"data_batch_{i}", 4) for i in range(1, 6)), ("test_batch", 6)]:
         data = torch.randint(0, 256, (count, 3072), dtype=torch.uint8, generator=generator)
         labels = torch.randint(0, 10, (count,), generator=generator)
         (folder / name).write_bytes(pickle.dumps({b"data": data.numpy(), b"labels": labels.tolist()}))
+        batches[name] = data.view(-1, 3, 32, 32), labels
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"class%d" % i for i in range(10)]}))
-    return {"images": data.view(-1, 3, 32, 32), "labels": labels}
+    return batches
+
+
+def assert_same_labelled_images(images: torch.Tensor, labels: torch.Tensor,
+                                expected: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """``images`` with ``labels`` are the (distinct) images of ``expected``, each with its label, in any order."""
+    wanted = {image.numpy().tobytes(): int(label) for batch in expected for image, label in zip(*batch)}
+    assert {image.numpy().tobytes(): int(label) for image, label in zip(images, labels)} == wanted
+    assert len(images) == len(wanted)
 
 
 @pytest.fixture
@@ -132,12 +143,15 @@ def test_cifar10_missing_without_download(tmp_path: Path) -> None:
 
 
 def test_cifar10_reads_batches_folder_offline(tmp_path: Path) -> None:
-    test = write_cifar(tmp_path)
+    batches = write_cifar(tmp_path)
     splits = load_splits("cifar10", tmp_path, download=False, val_size=5)
     assert (len(splits.train_labels), len(splits.val_labels), len(splits.test_labels)) == (15, 5, 6)
     assert (splits.in_channels, splits.image_size, splits.num_classes, splits.augment) == (3, (32, 32), 10, True)
-    assert torch.equal(splits.test_images, test["images"]) and torch.equal(splits.test_labels, test["labels"])
     assert splits.train_images.dtype == torch.uint8 and splits.train_labels.dtype == torch.int64
+    test_images, test_labels = batches.pop("test_batch")
+    assert torch.equal(splits.test_images, test_images) and torch.equal(splits.test_labels, test_labels)
+    assert_same_labelled_images(torch.cat([splits.train_images, splits.val_images]),
+                                torch.cat([splits.train_labels, splits.val_labels]), batches.values())
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"truncated")
     with pytest.raises(DataError, match="data_batch_3") as error:
         load_splits("cifar10", tmp_path, download=False, val_size=5)
@@ -150,20 +164,19 @@ def test_svhn_trains_on_train_and_extra(tmp_path: Path, svhn_dir: dict) -> None:
     assert (splits.in_channels, splits.image_size, splits.num_classes, splits.augment) == (3, (32, 32), 10, False)
     assert torch.equal(splits.test_images, svhn_dir["test"][0]) and torch.equal(splits.test_labels, svhn_dir["test"][1])
     assert 0 in splits.test_labels.tolist() and splits.test_labels.max() == 9  # label 10 is digit 0
-    seen = torch.cat([splits.train_images, splits.val_images])
-    assert rows(seen) == rows(torch.cat([svhn_dir["train"][0], svhn_dir["extra"][0]]))
-    labels = {image.numpy().tobytes(): label for split in ("train", "extra") for image, label in zip(*svhn_dir[split])}
-    assert all(labels[image.numpy().tobytes()] == label
-               for image, label in zip(seen, torch.cat([splits.train_labels, splits.val_labels])))
+    assert_same_labelled_images(torch.cat([splits.train_images, splits.val_images]),
+                                torch.cat([splits.train_labels, splits.val_labels]),
+                                [svhn_dir["train"], svhn_dir["extra"]])
 
 
-def test_svhn_default_val_size_is_30000(tmp_path: Path, svhn_dir: dict) -> None:
+@pytest.mark.usefixtures("svhn_dir")
+def test_svhn_default_val_size_is_30000(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="got 30000"):
         load_splits("svhn", tmp_path)
 
 
-def test_svhn_without_extra_warns_and_trains_on_train_only(tmp_path: Path, svhn_dir: dict,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.usefixtures("svhn_dir")
+def test_svhn_without_extra_warns_and_trains_on_train_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "extra_32x32.mat").unlink()
     with caplog.at_level(logging.WARNING, logger="epbt_deap"):
         splits = load_splits("svhn", tmp_path, download=False, val_size=10)
@@ -171,15 +184,17 @@ def test_svhn_without_extra_warns_and_trains_on_train_only(tmp_path: Path, svhn_
     assert "extra_32x32.mat" in caplog.text
 
 
+@pytest.mark.usefixtures("svhn_dir")
 @pytest.mark.parametrize("missing", ["train", "test"])
-def test_svhn_missing_files_without_download(tmp_path: Path, svhn_dir: dict, missing: str) -> None:
+def test_svhn_missing_files_without_download(tmp_path: Path, missing: str) -> None:
     (tmp_path / f"{missing}_32x32.mat").unlink()
     with pytest.raises(DataError, match=f"SVHN not found .* {missing}_32x32.mat.* download is off") as error:
         load_splits("svhn", tmp_path, download=False)
     assert str(tmp_path) in str(error.value) and "\n" not in str(error.value)
 
 
-def test_svhn_downloads_only_missing_files(tmp_path: Path, svhn_dir: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("svhn_dir")
+def test_svhn_downloads_only_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "extra_32x32.mat").unlink()
     fetched = []
 
@@ -204,7 +219,8 @@ def test_failed_download_is_one_line_data_error(tmp_path: Path, monkeypatch: pyt
     assert "\n" not in str(error.value)
 
 
-def test_svhn_bad_file_is_data_error(tmp_path: Path, svhn_dir: dict) -> None:
+@pytest.mark.usefixtures("svhn_dir")
+def test_svhn_bad_file_is_data_error(tmp_path: Path) -> None:
     savemat(tmp_path / "test_32x32.mat", {"X": torch.zeros(32, 32, 5).byte().numpy(), "y": [[1]] * 5})
     with pytest.raises(DataError, match="test_32x32.mat.* not an SVHN file"):
         load_splits("svhn", tmp_path, val_size=10)
