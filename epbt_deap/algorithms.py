@@ -38,6 +38,17 @@ def evaluate_invalid(individuals: Sequence, toolbox: base.Toolbox) -> list:
     return invalid
 
 
+def clone_child(parent: Any, toolbox: base.Toolbox, generation: int, index: int) -> Any:
+    """A copy of ``parent`` that is a new individual of ``generation``, keeping its checkpoint."""
+    child = toolbox.clone(parent)
+    child.uid = child_uid(generation, index)
+    child.parent_uid = parent.uid
+    child.partner_uid = None
+    child.generation = generation
+    del child.fitness.values
+    return child
+
+
 def vary(parents: Sequence, population: Sequence, toolbox: base.Toolbox, generation: int,
          cxpb: float, mutpb: float) -> list:
     """Stage 2: clone each parent, mutate it, then cross it with a random population member.
@@ -46,18 +57,13 @@ def vary(parents: Sequence, population: Sequence, toolbox: base.Toolbox, generat
     """
     children = []
     for index, parent in enumerate(parents):
-        child = toolbox.clone(parent)
-        child.uid = child_uid(generation, index)
-        child.parent_uid = parent.uid
-        child.partner_uid = None
-        child.generation = generation
+        child = clone_child(parent, toolbox, generation, index)
         if random.random() < mutpb:
             toolbox.mutate(child)
         if random.random() < cxpb:
             partner = random.choice(population)
             toolbox.mate(child, toolbox.clone(partner))
             child.partner_uid = partner.uid
-        del child.fitness.values
         children.append(child)
     return children
 
@@ -70,6 +76,26 @@ def record(logbook: tools.Logbook, generation: int, population: Sequence, evalua
     row = stats.compile(population) if stats is not None else {}
     logbook.record(gen=generation, evals=len(evaluated), **row)
     logger.info(logbook.stream)
+
+
+def start(population: list, toolbox: base.Toolbox, stats: Any, halloffame: tools.HallOfFame | None,
+          callback: GenerationCallback | None, start_gen: int, logbook: tools.Logbook | None) -> tools.Logbook:
+    """Generation 0 (unless continuing): name and evaluate everyone; returns the logbook."""
+    if logbook is None:
+        logbook = tools.Logbook()
+        logbook.header = ["gen", "evals"] + (list(stats.fields) if stats is not None else [])
+    if start_gen == 0:
+        for index, ind in enumerate(population):
+            ind.uid = ind.uid or child_uid(0, index)
+        finish_generation(0, population, evaluate_invalid(population, toolbox), logbook, stats, halloffame, callback)
+    return logbook
+
+
+def finish_generation(generation: int, population: list, evaluated: list, logbook: tools.Logbook, stats: Any,
+                      halloffame: tools.HallOfFame | None, callback: GenerationCallback | None) -> None:
+    record(logbook, generation, population, evaluated, stats, halloffame)
+    if callback is not None:
+        callback(generation, population, evaluated, logbook)
 
 
 def eaElitist(
@@ -102,25 +128,50 @@ def eaElitist(
     """
     if not 0 < k_elites < len(population):
         raise ValueError(f"k_elites must be in [1, {len(population) - 1}], got {k_elites}")
-    if logbook is None:
-        logbook = tools.Logbook()
-        logbook.header = ["gen", "evals"] + (list(stats.fields) if stats is not None else [])
-
-    if start_gen == 0:
-        for index, ind in enumerate(population):
-            ind.uid = ind.uid or child_uid(0, index)
-        evaluated = evaluate_invalid(population, toolbox)
-        record(logbook, 0, population, evaluated, stats, halloffame)
-        if callback is not None:
-            callback(0, population, evaluated, logbook)
-
+    logbook = start(population, toolbox, stats, halloffame, callback, start_gen, logbook)
     for generation in range(max(start_gen, 1), ngen + 1):
         parents = toolbox.select(population, len(population) - k_elites)
         children = vary(parents, population, toolbox, generation, cxpb, mutpb)
         evaluated = evaluate_invalid(children, toolbox)
         population[:] = tools.selBest(population, k_elites) + children
-        record(logbook, generation, population, evaluated, stats, halloffame)
-        if callback is not None:
-            callback(generation, population, evaluated, logbook)
+        finish_generation(generation, population, evaluated, logbook, stats, halloffame, callback)
+    return population, logbook
 
+
+def eaTruncation(
+    population: list,
+    toolbox: base.Toolbox,
+    ngen: int,
+    fraction: float = 0.25,
+    stats: Any = None,
+    halloffame: tools.HallOfFame | None = None,
+    callback: GenerationCallback | None = None,
+    start_gen: int = 0,
+    logbook: tools.Logbook | None = None,
+) -> tuple[list, tools.Logbook]:
+    """PBT (Jaderberg et al.) as the EPBT paper's baselines configure it.
+
+    Generation 0 evaluates every individual. Then, for each generation g = 1 .. ngen::
+
+        ranked = population by fitness, best first
+        the bottom `fraction` become copies (weights and genes) of the top `fraction`,
+        explored with toolbox.mutate; everyone else continues unchanged
+        evaluate(all p)                      # every member trains E more epochs
+
+    With ``fraction=0`` nothing is copied or explored: p independent models keep
+    training, which is the paper's Baseline 1. Returns ``(population, logbook)``.
+    """
+    count = int(len(population) * fraction)
+    if not 0 <= 2 * count <= len(population):
+        raise ValueError(f"fraction must be in [0, 0.5], got {fraction}")
+    logbook = start(population, toolbox, stats, halloffame, callback, start_gen, logbook)
+    for generation in range(max(start_gen, 1), ngen + 1):
+        ranked = sorted(population, key=lambda ind: ind.fitness, reverse=True)
+        sources = ranked[: len(ranked) - count] + ranked[:count]
+        children = [clone_child(source, toolbox, generation, index) for index, source in enumerate(sources)]
+        for child in children[len(ranked) - count:]:
+            toolbox.mutate(child)
+        population[:] = children
+        finish_generation(generation, population, evaluate_invalid(population, toolbox), logbook, stats,
+                          halloffame, callback)
     return population, logbook

@@ -94,7 +94,9 @@ def operator_argument_problem(key: str, value: Any, population: int) -> str | No
 
 
 class EvolutionConfig(Section):
-    population: int = Field(40, ge=2)
+    algorithm: Literal["epbt", "pbt", "none"] = "epbt"
+    truncation: float = Field(0.25, ge=0, le=0.5)
+    population: int = Field(40, ge=1)
     elites: int = Field(20, ge=1)
     generations: int = Field(25, ge=1)
     cxpb: float = Field(1.0, ge=0, le=1)
@@ -110,9 +112,10 @@ class EvolutionConfig(Section):
 
     @model_validator(mode="after")
     def _check_sizes_and_operator_arguments(self) -> EvolutionConfig:
-        if self.elites >= self.population:
+        if self.algorithm == "epbt" and self.elites >= self.population:
             raise ValueError(f"elites ({self.elites}) must be smaller than population ({self.population})")
-        for role in ("select", "mutate", "mate"):
+        roles = ("select", "mutate", "mate") if self.algorithm == "epbt" else ("mutate",)
+        for role in roles:
             for key, value in getattr(self, role).spec().items():
                 problem = operator_argument_problem(key, value, self.population)
                 if problem:
@@ -141,6 +144,9 @@ class Config(Section):
         for name in self.evolution.genes:
             if name not in TRAINABLE_GENES:
                 raise ValueError(f"evolution.genes.{name}: training understands only {', '.join(TRAINABLE_GENES)}")
+        if self.evolution.algorithm != "none" and not len(self.search_space()):
+            raise ValueError("evolution: with train.loss cross_entropy there is no theta to evolve; "
+                             "add evolution.genes or set evolution.algorithm to none (need at least one gene)")
         return self
 
     def search_space(self) -> SearchSpace:

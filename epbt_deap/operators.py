@@ -15,7 +15,7 @@ from typing import Any
 
 from epbt_deap.space import SearchSpace
 
-__all__ = ["mutMultiplicativeGaussian", "clip_to_bounds"]
+__all__ = ["mutMultiplicativeGaussian", "mutPerturb", "clip_to_bounds"]
 
 
 def mutMultiplicativeGaussian(
@@ -36,6 +36,25 @@ def mutMultiplicativeGaussian(
                 individual[i] = gene.sample()
             else:
                 individual[i] = individual[i] * random.gauss(1.0, sigma)
+    space.clip(individual)
+    return (individual,)
+
+
+def mutPerturb(
+    individual: list[float],
+    space: SearchSpace,
+    factors: Sequence[float] = (0.8, 1.2),
+    reset_prob: float = 0.25,
+) -> tuple[list[float]]:
+    """PBT's explore step: every gene is re-drawn (``reset_prob``) or multiplied by a random factor.
+
+    Jaderberg et al.'s perturbation; the EPBT paper's PBT baselines use magnitude 1.2.
+    """
+    for i, gene in enumerate(space.genes):
+        if random.random() < reset_prob:
+            individual[i] = gene.sample()
+        else:
+            individual[i] = individual[i] * random.choice(factors)
     space.clip(individual)
     return (individual,)
 

@@ -98,8 +98,13 @@ class RunRecord:
         return [(row["epochs"], row["best_test"]) for row in self.logbook if row["best_test"] is not None]
 
     @property
+    def base_name(self) -> str:
+        """The run name without a ``_seed<N>``/``-s<N>`` suffix."""
+        return SEED_SUFFIX.sub("", self.name)
+
+    @property
     def title(self) -> str:
-        return f"{self.name}, seed {self.seed}"
+        return f"{self.base_name}, seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ def group_runs(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
         + (f" ({', '.join(str(run.setting(key)) for key in varying)})" if varying else "")
         for run in firsts
     ]
-    labels = _disambiguate(labels, [SEED_SUFFIX.sub("", run.name) for run in firsts])
+    labels = _disambiguate(labels, [run.base_name for run in firsts])
     labels = _disambiguate(labels, [f"#{number}" for number in range(1, len(labels) + 1)])
     return dict(zip(labels, methods))
 
@@ -233,19 +238,19 @@ def epochs_to_exceed_table(groups: dict[str, list[RunRecord]]) -> list[dict[str,
     """Table 2: for each method and each other method as baseline, the first epoch at which the
     method's mean test-accuracy curve exceeds the baseline's mean final test accuracy (None: never)."""
     curves = {label: mean_curve(runs) for label, runs in groups.items()}
+    targets = {label: _final_tests(runs) for label, runs in groups.items()}
     rows = []
-    for baseline, baseline_runs in groups.items():
-        finals = _final_tests(baseline_runs)
-        target = float(np.mean(finals)) if finals else math.inf
-        for label, (epochs, mean, _) in curves.items():
+    for label, (epochs, mean, _) in curves.items():
+        for baseline, finals in targets.items():
             if label == baseline:
                 continue
+            target = float(np.mean(finals)) if finals else math.inf
             above = np.flatnonzero(mean > target)
             rows.append(dict(zip(TABLE2_COLUMNS, (
                 label,
                 baseline,
                 _percent(target) if finals else None,
-                _final_epochs(baseline_runs),
+                _final_epochs(groups[baseline]),
                 int(epochs[above[0]]) if above.size else None,
             ))))
     return rows
@@ -323,7 +328,7 @@ def _zoom_to_second_half(ax: Any, curves: list[tuple[np.ndarray, np.ndarray, np.
             low = min(low, PERCENT * (mean - sem)[tail].min())
             high = max(high, PERCENT * (mean + sem)[tail].max())
     pad = max(0.5, 0.1 * (high - low))
-    ax.set_xlim(last / 2, 1.02 * last)
+    ax.set_xlim(0.48 * last, 1.02 * last)
     ax.set_ylim(low - pad, high + pad)
 
 
@@ -332,7 +337,8 @@ def plot_accuracy(groups: dict[str, list[RunRecord]], path: Path) -> None:
     error over seeds; the top panel zooms in on the second half of training."""
     figure = _new_figure(7.5, 8.0)
     zoom, full = figure.subplots(2, 1)
-    curves = {f"{label} ({len(runs)} runs)": mean_curve(runs) for label, runs in groups.items()}
+    curves = {f"{label} ({len(runs)} run{'s' if len(runs) > 1 else ''})": mean_curve(runs)
+              for label, runs in groups.items()}
     for ax in (zoom, full):
         for label, (epochs, mean, sem) in curves.items():
             ax.errorbar(epochs, PERCENT * mean, yerr=PERCENT * sem, label=label, marker=".", capsize=2)
@@ -359,11 +365,11 @@ def plot_loss_ancestry(ancestries: list[tuple[RunRecord, list[dict[str, Any]]]],
     if len(shown) > ANCESTRY_PANELS:
         logger.info("%s shows the first %d of %d runs with TaylorGLO genes", path.name, ANCESTRY_PANELS, len(shown))
         shown = shown[:ANCESTRY_PANELS]
+    figure = _new_figure(4.0 * GRID_COLUMNS, 3.4 * math.ceil((len(shown) + 1) / GRID_COLUMNS))
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    figure = _new_figure(4.0 * GRID_COLUMNS, 3.4 * math.ceil((len(shown) + 1) / GRID_COLUMNS))
     axes = _grid(figure, len(shown) + 1, GRID_COLUMNS)
     colours = ScalarMappable(Normalize(0, max((rows[-1]["epochs"] for _, rows in shown), default=1)),
                              colormaps["viridis"])
@@ -385,20 +391,21 @@ def plot_loss_ancestry(ancestries: list[tuple[RunRecord, list[dict[str, Any]]]],
 
 
 def plot_genes(ancestries: list[tuple[RunRecord, list[dict[str, Any]]]], path: Path) -> None:
-    """Every gene along each run's best-individual ancestry, against epochs: one panel per gene,
-    each value drawn over the epochs its individual trained with it."""
+    """Every gene along each run's best-individual ancestry: one panel per gene, each value
+    drawn over the epochs its individual trained with it (from its parent's epochs to its own)."""
     shown = [(run, rows) for run, rows in ancestries if rows and rows[-1]["genes"]]
     names = list(dict.fromkeys(name for _, rows in shown for row in rows for name in row["genes"]))
     figure = _new_figure(3.2 * 4, 2.6 * max(1, math.ceil(len(names) / 4)) + 0.8)
     axes = _grid(figure, len(names), 4)
     for ax, name in zip(axes, names):
         for run, rows in shown:
-            ax.plot([row["epochs"] for row in rows], [row["genes"].get(name, math.nan) for row in rows],
-                    drawstyle="steps-pre", marker=".", label=run.title)
+            values = [row["genes"].get(name, math.nan) for row in rows]
+            ax.plot([0] + [row["epochs"] for row in rows], values + values[-1:], drawstyle="steps-post",
+                    label=run.title)
             if run.setting(f"evolution.genes.{name}.scale") == "log":
                 ax.set_yscale("log")
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("training epochs")
+        ax.set_xlabel("epochs trained along the ancestry")
         ax.grid(alpha=0.3)
     if axes:
         figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from deap import base, tools
 
-from epbt_deap.algorithms import eaElitist, same_uid
+from epbt_deap.algorithms import eaElitist, eaTruncation, same_uid
 from epbt_deap.config import Config, load_config
 from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.evaluation import EvaluationMap, Observer
@@ -96,19 +96,23 @@ def evolve(config: Config, run_dir: Path, toolbox: base.Toolbox, splits: ImageSp
         else:
             halloffame, population, logbook = state.halloffame, state.population, state.logbook
             start_gen = state.generation + 1
-        recorder = RunRecorder(run_dir, space, halloffame, observer, best_uid=halloffame[0].uid if state else None)
-        _, logbook = eaElitist(
-            population, toolbox, ngen=evolution.generations - 1, k_elites=evolution.elites,
-            cxpb=evolution.cxpb, mutpb=evolution.mutpb,
-            stats=PopulationStatistics(config.train.epochs_per_generation),
-            halloffame=halloffame, callback=recorder, start_gen=start_gen, logbook=logbook,
+        common = dict(
+            ngen=evolution.generations - 1, stats=PopulationStatistics(config.train.epochs_per_generation),
+            halloffame=halloffame, start_gen=start_gen, logbook=logbook,
+            callback=RunRecorder(run_dir, space, halloffame, observer, best_uid=halloffame[0].uid if state else None),
         )
+        if evolution.algorithm == "epbt":
+            _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,
+                                   mutpb=evolution.mutpb, **common)
+        else:
+            fraction = evolution.truncation if evolution.algorithm == "pbt" else 0.0
+            _, logbook = eaTruncation(population, toolbox, fraction=fraction, **common)
     best = halloffame[0]
     return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))
 
 
 def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
-    """Run EPBT as ``config`` says, writing everything into ``run_dir``.
+    """Run EPBT (or a baseline: ``evolution.algorithm``) as ``config`` says, into ``run_dir``.
 
     The config, operators, devices and data are checked before ``run_dir`` is touched.
     """

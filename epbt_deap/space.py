@@ -49,7 +49,10 @@ class Gene:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """An ordered set of genes; individuals are lists of floats in this order."""
+    """An ordered set of genes; individuals are lists of floats in this order.
+
+    It may be empty: a baseline that trains models without evolving anything.
+    """
 
     genes: tuple[Gene, ...]
 
@@ -58,8 +61,6 @@ class SearchSpace:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"duplicate gene names: {', '.join(duplicates)}")
-        if not self.genes:
-            raise ValueError("a search space needs at least one gene")
 
     @classmethod
     def taylorglo(

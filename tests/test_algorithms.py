@@ -8,6 +8,7 @@ import pytest
 from deap import tools
 
 from epbt_deap import Gene, SearchSpace, eaElitist, make_toolbox
+from epbt_deap.algorithms import eaTruncation
 from epbt_deap.algorithms import same_uid
 
 SPACE = SearchSpace((Gene("lr", 1e-4, 1.0, 1e-4, 1.0, "log"), Gene("momentum", 0.0, 0.999, 0.0, 0.999)))
@@ -126,3 +127,39 @@ def test_elites_must_leave_room_for_children(elites):
 def test_the_loop_imports_no_torch():
     code = "import sys, epbt_deap.algorithms, epbt_deap.toolbox; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def truncation_run(fraction, ngen=3, population=8):
+    random.seed(5)
+    toolbox = make_toolbox(SPACE, evaluate=closeness, **{**OPERATORS, "mutate": {"name": "mutPerturb"}})
+    pop = toolbox.population(n=population)
+    generations = {}
+
+    def callback(generation, population, evaluated, logbook):
+        generations[generation] = ([toolbox.clone(ind) for ind in population], len(evaluated))
+
+    eaTruncation(pop, toolbox, ngen, fraction=fraction, callback=callback)
+    return generations
+
+
+def test_pbt_copies_the_top_quarter_over_the_bottom_quarter_and_retrains_everyone():
+    generations = truncation_run(0.25)
+    for generation in range(1, 4):
+        before, _ = generations[generation - 1]
+        after, evaluated = generations[generation]
+        assert evaluated == 8
+        ranked = sorted(before, key=lambda ind: ind.fitness, reverse=True)
+        by_uid = {ind.uid: ind for ind in before}
+        assert [child.parent_uid for child in after] == [ind.uid for ind in ranked[:6] + ranked[:2]]
+        for child in after[:6]:
+            assert list(child) == list(by_uid[child.parent_uid])  # exploit keeps the rest unchanged
+        for child in after[6:]:
+            assert list(child) != list(by_uid[child.parent_uid])  # the copies are explored
+
+
+def test_truncation_zero_is_independent_training():
+    generations = truncation_run(0.0)
+    first, _ = generations[0]
+    last, evaluated = generations[3]
+    assert evaluated == 8
+    assert [list(ind) for ind in last] == [list(ind) for ind in sorted(first, key=lambda i: i.fitness, reverse=True)]

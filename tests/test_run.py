@@ -67,3 +67,20 @@ def test_worker_processes_give_the_same_logbook_as_in_process(finished_run, tmp_
     summary, _ = finished_run
     with_workers = build_config({**TINY, "resources": {"device": "cpu", "cpu_workers": 2}})
     assert list(run(with_workers, tmp_path / "pool").logbook) == list(summary.logbook)
+
+
+@pytest.mark.parametrize("evolution, train", [
+    ({"algorithm": "none", "population": 2, "generations": 3}, {"loss": "cross_entropy"}),
+    ({"algorithm": "pbt", "population": 4, "generations": 2, "mutate": {"name": "mutPerturb"}}, {}),
+])
+def test_baselines_train_every_member_every_generation(tmp_path, evolution, train):
+    tree = {**TINY, "evolution": evolution, "train": {**TINY["train"], **train}}
+    run(build_config(tree), tmp_path / "run")
+    logbook = read_jsonl(tmp_path / "run" / "logbook.jsonl")
+    assert [row["evals"] for row in logbook] == [evolution["population"]] * evolution["generations"]
+    assert [row["epochs"] for row in logbook] == list(range(1, evolution["generations"] + 1))
+    lineage = read_jsonl(tmp_path / "run" / "lineage.jsonl")
+    assert all(row["status"] == "ok" for row in lineage)
+    if evolution["algorithm"] == "none":
+        assert all(row["genes"] == {} for row in lineage)
+        assert max(row["best_test"] for row in logbook) > 0.5  # cross-entropy learns the fake data
