@@ -113,6 +113,37 @@ def resume(run_dir: Path) -> None:
     execute(lambda observer: resume_run(run_dir, observer), run_dir)
 
 
+@main.command()
+@click.argument("source_dir", type=click.Path(path_type=Path))
+@click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default <SOURCE_DIR>_replay).")
+@click.option("--overwrite", is_flag=True, help="Replace a run directory that is not empty.")
+def replay(source_dir: Path, run_dir: Path | None, overwrite: bool) -> None:
+    """Train a fresh model on the gene schedule of the best lineage of SOURCE_DIR."""
+    from epbt_deap.replay import replay as replay_run
+
+    target = run_dir or source_dir.with_name(f"{source_dir.name}_replay")
+    execute(lambda observer: replay_run(source_dir, target, observer, overwrite=overwrite), target)
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("report"), show_default=True,
+              help="Folder for the tables (CSV) and figures (PNG).")
+def report(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
+    """Tables 1 and 2 and the paper's figures from one or more run directories."""
+    from epbt_deap.report import ReportError, format_table, write_report
+
+    try:
+        written = write_report(list(run_dirs), out_dir)
+    except ReportError as error:
+        fail(str(error))
+    click.echo("Final test accuracy (%), mean and standard deviation over runs:")
+    click.echo(format_table(written.table1))
+    click.echo("\nEpochs each method needs to exceed each baseline's final test accuracy:")
+    click.echo(format_table(written.table2))
+    click.echo(f"\nwritten to {out_dir}: " + ", ".join(written.files))
+
+
 class Terminated(Exception):
     """SIGTERM, turned into an exception so that the run stops as on Ctrl-C."""
 

@@ -132,6 +132,7 @@ class ResourcesConfig(Section):
 class Config(Section):
     name: str = "epbt"
     seed: int = 0
+    replay_of: str | None = None  # set by `epbt-deap replay`: the run whose best lineage was replayed
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     evolution: EvolutionConfig = EvolutionConfig()

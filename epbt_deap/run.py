@@ -130,6 +130,8 @@ def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
     if not (run_dir / CONFIG_FILE).exists():
         raise RunDirError(f"{run_dir} holds no epbt-deap run (no {CONFIG_FILE})")
     config = load_config(run_dir / CONFIG_FILE)
+    if config.replay_of is not None:
+        raise RunDirError(f"{run_dir} is a replay, which cannot be resumed; replay {config.replay_of} again")
     toolbox = build_toolbox(config)
     state = load_state(run_dir)
     if state is None:  # killed during generation 0: nothing to keep

@@ -25,7 +25,13 @@ def start_cli(tmp_path, *args):
     config.write_text(yaml.safe_dump(LONGER))
     return subprocess.Popen([sys.executable, "-m", "cli.main", *args, "--config", str(config),
                              "--run-dir", str(tmp_path / "run")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=restore_default_sigint)
+
+
+def restore_default_sigint():
+    """A background job (as under CI) inherits SIGINT ignored; a terminal user's run does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_generations(run_dir, count, process, timeout=120):

@@ -1,0 +1,68 @@
+"""Replay: train a fresh model on the best lineage's schedule of genes, and nothing else.
+
+EPBT's best model inherits weights along a chain of ancestors, each trained E epochs with
+its own loss. Replaying that chain from a new initialisation, each step with the
+ancestor's genes at the ancestor's place on the epoch clock (so the same learning-rate
+step), tells whether the discovered *schedule* alone transfers.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from deap import base, tools
+
+from epbt_deap.algorithms import evaluate_invalid, finish_generation, same_uid
+from epbt_deap.config import load_config
+from epbt_deap.evaluation import EvaluationMap, Observer
+from epbt_deap.individual import Individual
+from epbt_deap.pool import make_pool, resolve_devices
+from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder
+from epbt_deap.report import ReportError, best_ancestry, load_run
+from epbt_deap.run import RunDirError, RunSummary, load_data, prepare_run_dir, seed_everything, train_settings
+from epbt_deap.statistics import PopulationStatistics
+from epbt_deap.training import TrainingContext, evaluate
+
+logger = logging.getLogger("epbt_deap")
+
+
+def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
+    """Replay the best lineage of the run in ``source_dir`` into a new run directory ``run_dir``."""
+    if not (source_dir / CONFIG_FILE).exists():
+        raise RunDirError(f"{source_dir} holds no epbt-deap run (no {CONFIG_FILE})")
+    source = load_config(source_dir / CONFIG_FILE)
+    try:
+        chain = best_ancestry(load_run(source_dir).lineage)
+    except ReportError as error:
+        raise RunDirError(str(error)) from None
+    if not chain:
+        raise RunDirError(f"{source_dir} has no evaluated individual to replay")
+    config = source.model_copy(update={"name": f"{source.name}_replay", "replay_of": str(source_dir)})
+    space = config.search_space()
+    settings = train_settings(config)
+    devices = resolve_devices(config.resources.device, config.resources.workers_per_gpu, config.resources.cpu_workers)
+    splits = load_data(config)
+    prepare_run_dir(run_dir, config, overwrite)
+    seed_everything(config.seed)
+    logger.info("replaying %d steps of %s's best lineage", len(chain), source_dir)
+
+    toolbox = base.Toolbox()
+    toolbox.register("evaluate", evaluate)
+    halloffame = tools.HallOfFame(1, similar=same_uid)
+    recorder = RunRecorder(run_dir, space, halloffame, observer)
+    stats = PopulationStatistics(config.train.epochs_per_generation)
+    logbook = tools.Logbook()
+    replayed = Individual()
+    with make_pool(TrainingContext.create, (settings, splits), devices[:1]) as pool:
+        toolbox.register("map", EvaluationMap(pool, space, run_dir / CHECKPOINT_DIR, config.seed,
+                                              config.train.epochs_per_generation, observer))
+        for ancestor in chain:
+            generation = ancestor["generation"]
+            replayed[:] = [ancestor["genes"][name] for name in space.names]
+            replayed.parent_uid, replayed.uid = replayed.uid, f"g{generation:03d}-replay"
+            replayed.generation = generation
+            del replayed.fitness.values
+            evaluated = evaluate_invalid([replayed], toolbox)
+            finish_generation(generation, [replayed], evaluated, logbook, stats, halloffame, recorder)
+    best = halloffame[0]
+    return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))

@@ -1,0 +1,58 @@
+"""`replay` follows the best lineage's schedule; `report` makes the tables and figures."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from epbt_deap.config import build_config
+from epbt_deap.report import best_ancestry
+from epbt_deap.run import run
+from tests.conftest import TINY
+
+BASELINE = {**TINY, "name": "tiny_baseline", "train": {**TINY["train"], "loss": "cross_entropy"},
+            "evolution": {"algorithm": "none", "population": 1, "generations": 3}}
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for seed in (1, 2):
+        run(build_config({**TINY, "seed": seed}), root / f"epbt_seed{seed}")
+        run(build_config({**BASELINE, "seed": seed}), root / f"baseline_seed{seed}")
+    return root
+
+
+def test_replay_uses_the_lineage_genes_at_each_step_of_the_clock(runs):
+    source = runs / "epbt_seed1"
+    result = CliRunner().invoke(main, ["replay", str(source), "--run-dir", str(runs / "replay")])
+    assert result.exit_code == 0, result.output
+    chain = best_ancestry(rows(source / "lineage.jsonl"))
+    replayed = rows(runs / "replay" / "lineage.jsonl")
+    assert [row["genes"] for row in replayed] == [row["genes"] for row in chain]
+    assert [row["generation"] for row in replayed] == [row["generation"] for row in chain]
+    assert [row["epochs"] for row in replayed] == [1 + step for step in range(len(chain))]  # one fresh model
+    assert replayed[0]["parent"] is None
+    assert all(later["parent"] == earlier["uid"] for earlier, later in zip(replayed, replayed[1:]))
+    epochs = [row["epochs"] for row in rows(runs / "replay" / "logbook.jsonl")]
+    assert epochs == [(row["generation"] + 1) * 1 for row in chain]  # the run clock, as in the source
+
+
+def test_report_prints_both_tables_and_writes_the_figures(runs, tmp_path):
+    dirs = [str(runs / name) for name in ("epbt_seed1", "epbt_seed2", "baseline_seed1", "baseline_seed2")]
+    result = CliRunner().invoke(main, ["report", *dirs, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Final test accuracy" in result.output and "Epochs each method needs" in result.output
+    for name in ("accuracy.png", "loss_ancestry.png", "genes.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (tmp_path / "out" / "table1.csv").read_text()
+    assert table.count("\n") == 3  # a header and two methods, each over 2 seeds
+
+
+def test_report_of_nothing_usable_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
