@@ -386,7 +386,7 @@ def plot_loss_ancestry(ancestries: list[tuple[RunRecord, list[dict[str, Any]]]],
         ax.grid(alpha=0.3)
     if shown:
         figure.colorbar(colours, ax=axes, label="epochs trained by the ancestor")
-    figure.suptitle("Loss-function ancestry of the best individual (2-D binary modality, x = 1)")
+    figure.suptitle("Loss-function ancestry of the best individual (2-D binary modality: label (1, 0), prediction (y, 1 - y))")
     figure.savefig(path, dpi=120)
 
 

@@ -61,12 +61,15 @@ def taylorglo_loss(
 
 
 def binary_loss_curve(theta: Sequence[float], points: int = 101) -> tuple[np.ndarray, np.ndarray]:
-    """The loss in the paper's 2-D binary modality (Section 5): x = 1, y from 0 to 1.
+    """The loss in the paper's 2-D binary modality (Section 5), as Eq. 1 gives it for 2 classes.
 
-    Returns ``(y, loss)``; used to plot and describe a loss function.
+    The label is x = (1, 0) and the prediction (y, 1 - y), y from 0 (all wrong) to 1
+    (perfect). Returns ``(y, loss)``; used to plot and describe a loss function.
     """
     y = torch.linspace(0.0, 1.0, points, dtype=torch.float64)
-    loss = -taylorglo_terms(torch.ones_like(y), y, torch.as_tensor(theta, dtype=torch.float64))
+    x = torch.tensor([1.0, 0.0], dtype=torch.float64).expand(points, 2)
+    predictions = torch.stack([y, 1.0 - y], dim=1)
+    loss = -taylorglo_terms(x, predictions, torch.as_tensor(theta, dtype=torch.float64)).mean(dim=1)
     return y.numpy(), loss.numpy()
 
 

@@ -68,7 +68,11 @@ def test_module_matches_function_and_shapes_are_checked():
         taylorglo_loss(logits.flatten(), targets, theta)
 
 
-def test_binary_curve_of_linear_loss_falls_from_0_to_minus_1():
-    y, loss = binary_loss_curve([0, 0, 0, 0, 0, 1, 0, 0], points=11)
-    assert y[0] == 0 and y[-1] == 1
-    assert loss[0] == pytest.approx(0) and loss[-1] == pytest.approx(-1)
+def test_binary_curve_is_the_two_class_loss():
+    theta = [0.5, -1.0, 2.0, 3.0, -4.0, 1.5, -2.5, 0.7]
+    y, loss = binary_loss_curve(theta, points=5)
+    assert list(y) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    for value, expected in zip(y, loss):
+        assert expected == pytest.approx(-(bracket(1, value, theta) + bracket(0, 1 - value, theta)) / 2)
+    _, linear = binary_loss_curve([0, 0, 0, 0, 0, 1, 0, 0], points=3)
+    assert list(linear) == pytest.approx([0.0, -0.25, -0.5])  # -y / 2: falls as the prediction improves
