@@ -16,6 +16,7 @@ from epbt_deap.checkpoints import (CheckpointError, load_checkpoint, load_pickle
                                    save_checkpoint, save_pickle, write_atomically)
 from epbt_deap.evaluation import Observer
 from epbt_deap.space import SearchSpace
+from epbt_deap.tensorboard import TensorBoardScalars
 
 logger = logging.getLogger("epbt_deap")
 
@@ -98,6 +99,7 @@ class RunRecorder:
     halloffame: tools.HallOfFame
     observer: Observer | None = None
     best_uid: str | None = None
+    tensorboard: TensorBoardScalars | None = None
 
     def __call__(self, generation: int, population: list, evaluated: list, logbook: tools.Logbook) -> None:
         append_jsonl(self.run_dir / LINEAGE_FILE, [lineage_row(ind, self.space) for ind in evaluated])
@@ -107,6 +109,8 @@ class RunRecorder:
         save_pickle(state, self.run_dir / STATE_FILE)
         live = [ind.checkpoint for ind in population] + [ind.checkpoint for ind in self.halloffame]
         remove_unreferenced(self.run_dir / CHECKPOINT_DIR, live)
+        if self.tensorboard is not None:
+            self.tensorboard.write(logbook[-1], self.space.decode(self.halloffame[0]))
         if self.observer is not None:
             self.observer.generation_finished(dict(logbook[-1]))
 

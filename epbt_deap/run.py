@@ -19,6 +19,7 @@ from epbt_deap.models import MODEL_NAMES, UnknownModelError
 from epbt_deap.pool import make_pool, resolve_devices
 from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder, RunState, load_state, rewind_logs
 from epbt_deap.statistics import PopulationStatistics
+from epbt_deap.tensorboard import TensorBoardScalars
 from epbt_deap.toolbox import make_toolbox
 from epbt_deap.training import TrainingContext, TrainSettings, evaluate
 
@@ -99,7 +100,8 @@ def evolve(config: Config, run_dir: Path, toolbox: base.Toolbox, splits: ImageSp
         common = dict(
             ngen=evolution.generations - 1, stats=PopulationStatistics(config.train.epochs_per_generation),
             halloffame=halloffame, start_gen=start_gen, logbook=logbook,
-            callback=RunRecorder(run_dir, space, halloffame, observer, best_uid=halloffame[0].uid if state else None),
+            callback=RunRecorder(run_dir, space, halloffame, observer, best_uid=halloffame[0].uid if state else None,
+                                 tensorboard=TensorBoardScalars(run_dir)),
         )
         if evolution.algorithm == "epbt":
             _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,

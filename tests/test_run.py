@@ -84,3 +84,25 @@ def test_baselines_train_every_member_every_generation(tmp_path, evolution, trai
     if evolution["algorithm"] == "none":
         assert all(row["genes"] == {} for row in lineage)
         assert max(row["best_test"] for row in logbook) > 0.5  # cross-entropy learns the fake data
+
+
+def test_tensorboard_scalars_are_written_when_it_is_installed(finished_run):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, run_dir = finished_run
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"fitness/max", "fitness/avg", "test_accuracy/best", "genes_of_best/theta_0"} <= set(tags)
+    assert [event.step for event in events.Scalars("fitness/max")] == [1, 2, 3]
+
+
+def test_without_tensorboard_nothing_breaks(monkeypatch, tmp_path):
+    from epbt_deap.tensorboard import TensorBoardScalars
+
+    monkeypatch.setitem(__import__("sys").modules, "torch.utils.tensorboard", None)  # import fails
+    scalars = TensorBoardScalars(tmp_path)
+    assert scalars.writer is None
+    scalars.write({"epochs": 1, "max": 1, "avg": 1, "min": 1, "std": 0, "best_test": 1}, {"lr": 0.1})
+    assert not (tmp_path / "tensorboard").exists()

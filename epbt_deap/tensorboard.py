@@ -1,0 +1,39 @@
+"""TensorBoard scalars for a run, when the ``tensorboard`` package is installed."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("epbt_deap")
+
+TENSORBOARD_DIR = "tensorboard"
+
+
+class TensorBoardScalars:
+    """Writes fitness statistics, the best's test accuracy and the best's genes per generation.
+
+    The x axis is the run's epoch clock. Without tensorboard installed it does nothing.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.debug("tensorboard is not installed; no TensorBoard scalars")
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR))
+
+    def write(self, row: Mapping[str, Any], best_genes: Mapping[str, float]) -> None:
+        if self.writer is None:
+            return
+        step = row["epochs"]
+        for key in ("max", "avg", "min", "std"):
+            self.writer.add_scalar(f"fitness/{key}", row[key], step)
+        if row.get("best_test") is not None:
+            self.writer.add_scalar("test_accuracy/best", row["best_test"], step)
+        for name, value in best_genes.items():
+            self.writer.add_scalar(f"genes_of_best/{name}", value, step)
+        self.writer.flush()
