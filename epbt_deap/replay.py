@@ -10,18 +10,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from deap import base, tools
+from deap import tools
 
 from epbt_deap.algorithms import evaluate_invalid, finish_generation, same_uid
 from epbt_deap.config import load_config
-from epbt_deap.evaluation import EvaluationMap, Observer
+from epbt_deap.evaluation import Observer
 from epbt_deap.individual import Individual
-from epbt_deap.pool import make_pool, resolve_devices
-from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder
+from epbt_deap.recorder import CONFIG_FILE, RunRecorder
 from epbt_deap.report import ReportError, best_ancestry, load_run
-from epbt_deap.run import RunDirError, RunSummary, load_data, prepare_run_dir, seed_everything, train_settings
+from epbt_deap.run import RunDirError, RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything
 from epbt_deap.statistics import PopulationStatistics
-from epbt_deap.training import TrainingContext, evaluate
 
 logger = logging.getLogger("epbt_deap")
 
@@ -38,24 +36,20 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     if not chain:
         raise RunDirError(f"{source_dir} has no evaluated individual to replay")
     config = source.model_copy(update={"name": f"{source.name}_replay", "replay_of": str(source_dir)})
-    space = config.search_space()
-    settings = train_settings(config)
-    devices = resolve_devices(config.resources.device, config.resources.workers_per_gpu, config.resources.cpu_workers)
+    plan = RunPlan.of(config)
     splits = load_data(config)
     prepare_run_dir(run_dir, config, overwrite)
     seed_everything(config.seed)
     logger.info("replaying %d steps of %s's best lineage", len(chain), source_dir)
 
-    toolbox = base.Toolbox()
-    toolbox.register("evaluate", evaluate)
+    toolbox, space = plan.toolbox, plan.space
     halloffame = tools.HallOfFame(1, similar=same_uid)
     recorder = RunRecorder(run_dir, space, halloffame, observer)
     stats = PopulationStatistics(config.train.epochs_per_generation)
     logbook = tools.Logbook()
     replayed = Individual()
-    with make_pool(TrainingContext.create, (settings, splits), devices[:1]) as pool:
-        toolbox.register("map", EvaluationMap(pool, space, run_dir / CHECKPOINT_DIR, config.seed,
-                                              config.train.epochs_per_generation, observer))
+    with plan.pool(splits, plan.devices[:1]) as pool:  # one model: one worker at most
+        toolbox.register("map", plan.evaluation_map(pool, run_dir, observer))
         for ancestor in chain:
             generation = ancestor["generation"]
             replayed[:] = [ancestor["genes"][name] for name in space.names]

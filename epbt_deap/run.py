@@ -14,9 +14,10 @@ from deap import base, tools
 from epbt_deap.algorithms import eaElitist, eaTruncation, same_uid
 from epbt_deap.config import Config, load_config
 from epbt_deap.data import ImageSplits, load_splits
-from epbt_deap.evaluation import EvaluationMap, Observer
-from epbt_deap.models import MODEL_NAMES, UnknownModelError
-from epbt_deap.pool import make_pool, resolve_devices
+from epbt_deap.evaluation import EvaluationMap, Observer, Pool
+from epbt_deap.models import model_builder
+from epbt_deap.pool import InProcessPool, ProcessPool, make_pool, resolve_devices
+from epbt_deap.space import SearchSpace
 from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder, RunState, load_state, rewind_logs
 from epbt_deap.statistics import PopulationStatistics
 from epbt_deap.tensorboard import TensorBoardScalars
@@ -39,15 +40,38 @@ class RunSummary:
     best_test_accuracy: float | None
 
 
-def train_settings(config: Config) -> TrainSettings:
-    t = config.train
-    if t.model not in MODEL_NAMES:
-        raise UnknownModelError(f"unknown model {t.model!r}; choose one of: {', '.join(MODEL_NAMES)}")
-    return TrainSettings(
-        model=t.model, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, lr=t.lr,
-        momentum=t.momentum, weight_decay=t.weight_decay, lr_milestones=tuple(t.lr_milestones),
-        lr_gamma=t.lr_gamma, loss=t.loss,
-    )
+@dataclass(frozen=True)
+class RunPlan:
+    """A config checked and turned into what a run needs; building it touches nothing."""
+
+    config: Config
+    space: SearchSpace
+    toolbox: base.Toolbox
+    settings: TrainSettings
+    devices: list[str]
+
+    @classmethod
+    def of(cls, config: Config) -> RunPlan:
+        """Raises a one-line error for a bad operator, model or device."""
+        evolution, train, resources = config.evolution, config.train, config.resources
+        space = config.search_space()
+        toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(),
+                               evaluate)
+        model_builder(train.model)
+        settings = TrainSettings(
+            model=train.model, batch_size=train.batch_size, eval_batch_size=train.eval_batch_size, lr=train.lr,
+            momentum=train.momentum, weight_decay=train.weight_decay, lr_milestones=tuple(train.lr_milestones),
+            lr_gamma=train.lr_gamma, loss=train.loss,
+        )
+        devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
+        return cls(config, space, toolbox, settings, devices)
+
+    def pool(self, splits: ImageSplits, devices: list[str] | None = None) -> InProcessPool | ProcessPool:
+        return make_pool(TrainingContext.create, (self.settings, splits), self.devices if devices is None else devices)
+
+    def evaluation_map(self, pool: Pool, run_dir: Path, observer: Observer | None) -> EvaluationMap:
+        return EvaluationMap(pool, self.space, run_dir / CHECKPOINT_DIR, self.config.seed,
+                             self.config.train.epochs_per_generation, observer)
 
 
 def prepare_run_dir(run_dir: Path, config: Config, overwrite: bool) -> None:
@@ -66,13 +90,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_toolbox(config: Config) -> base.Toolbox:
-    """The run's toolbox without its map; raises on bad operators before any work starts."""
-    evolution = config.evolution
-    return make_toolbox(config.search_space(), evolution.select.spec(), evolution.mutate.spec(),
-                        evolution.mate.spec(), evaluate)
-
-
 def load_data(config: Config) -> ImageSplits:
     data = config.data
     splits = load_splits(data.dataset, data.dir, download=data.download, val_size=data.val_size,
@@ -81,16 +98,13 @@ def load_data(config: Config) -> ImageSplits:
     return splits
 
 
-def evolve(config: Config, run_dir: Path, toolbox: base.Toolbox, splits: ImageSplits,
-           observer: Observer | None, state: RunState | None) -> RunSummary:
+def evolve(plan: RunPlan, run_dir: Path, splits: ImageSplits, observer: Observer | None,
+           state: RunState | None) -> RunSummary:
     """Run (or continue from ``state``) the evolutionary loop with a worker pool."""
+    config, toolbox, space = plan.config, plan.toolbox, plan.space
     evolution = config.evolution
-    space = config.search_space()
-    devices = resolve_devices(config.resources.device, config.resources.workers_per_gpu,
-                              config.resources.cpu_workers)
-    with make_pool(TrainingContext.create, (train_settings(config), splits), devices) as pool:
-        toolbox.register("map", EvaluationMap(pool, space, run_dir / CHECKPOINT_DIR, config.seed,
-                                              config.train.epochs_per_generation, observer))
+    with plan.pool(splits) as pool:
+        toolbox.register("map", plan.evaluation_map(pool, run_dir, observer))
         if state is None:
             halloffame = tools.HallOfFame(evolution.hall_of_fame, similar=same_uid)
             population, logbook, start_gen = toolbox.population(n=evolution.population), None, 0
@@ -118,13 +132,11 @@ def run(config: Config, run_dir: Path, observer: Observer | None = None, overwri
 
     The config, operators, devices and data are checked before ``run_dir`` is touched.
     """
-    toolbox = build_toolbox(config)
-    resolve_devices(config.resources.device, config.resources.workers_per_gpu, config.resources.cpu_workers)
-    train_settings(config)
+    plan = RunPlan.of(config)
     splits = load_data(config)
     prepare_run_dir(run_dir, config, overwrite)
     seed_everything(config.seed)
-    return evolve(config, run_dir, toolbox, splits, observer, state=None)
+    return evolve(plan, run_dir, splits, observer, state=None)
 
 
 def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
@@ -134,7 +146,7 @@ def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
     config = load_config(run_dir / CONFIG_FILE)
     if config.replay_of is not None:
         raise RunDirError(f"{run_dir} is a replay, which cannot be resumed; replay {config.replay_of} again")
-    toolbox = build_toolbox(config)
+    plan = RunPlan.of(config)
     state = load_state(run_dir)
     if state is None:  # killed during generation 0: nothing to keep
         logger.warning("no generation of %s had completed; starting it again", run_dir)
@@ -143,4 +155,4 @@ def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
     logger.info("resuming %s after generation %d", run_dir, state.generation)
     rewind_logs(run_dir, state)
     state.restore_rng()
-    return evolve(config, run_dir, toolbox, splits, observer, state)
+    return evolve(plan, run_dir, splits, observer, state)

@@ -25,15 +25,19 @@ class UnknownModelError(ValueError):
     """Raised for a model name that is not in the registry."""
 
 
-def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
-    """Build the registered model ``name`` for the given classes and input channels."""
+def model_builder(name: str) -> Callable[[int, int], nn.Module]:
+    """The builder registered as ``name``; a one-line UnknownModelError lists the others."""
     try:
-        builder = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise UnknownModelError(
             f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
         ) from None
-    return builder(num_classes, in_channels)
 
 
-__all__ = ["MODEL_NAMES", "UnknownModelError", "build_model"]
+def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    """Build the registered model ``name`` for the given classes and input channels."""
+    return model_builder(name)(num_classes, in_channels)
+
+
+__all__ = ["MODEL_NAMES", "UnknownModelError", "build_model", "model_builder"]
