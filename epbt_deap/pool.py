@@ -174,23 +174,22 @@ class ProcessPool:
         items = list(items)
         results: dict[int, Any] = {}
         unfinished = self._run_batch(fn, dict(enumerate(items)), results, on_result)
-        for attempt in ("again", "alone"):
-            if not unfinished:
-                break
-            logger.warning("a worker died; running %d evaluation(s) %s", len(unfinished), attempt)
+        if unfinished:
+            logger.warning("a worker died; running %d evaluation(s) again", len(unfinished))
             self._restart()
-            if attempt == "again":
-                unfinished = self._run_batch(fn, {i: items[i] for i in unfinished}, results, on_result)
-                continue
-            for index in unfinished:
-                if self._run_batch(fn, {index: items[index]}, results, on_result):
-                    self._restart()
-                    reason = "its worker process died twice"
-                    if on_failure is None:
-                        raise WorkerError(f"evaluation of {item_label(items[index])} failed: {reason}")
-                    results[index] = on_failure(items[index], reason)
-                    if on_result is not None:
-                        on_result(results[index])
+            unfinished = self._run_batch(fn, {i: items[i] for i in unfinished}, results, on_result)
+        if unfinished:
+            logger.warning("a worker died again; running %d evaluation(s) one at a time", len(unfinished))
+            self._restart()
+        for index in unfinished:
+            if self._run_batch(fn, {index: items[index]}, results, on_result):
+                self._restart()
+                reason = "its worker process died on every try, also when it ran alone"
+                if on_failure is None:
+                    raise WorkerError(f"evaluation of {item_label(items[index])} failed: {reason}")
+                results[index] = on_failure(items[index], reason)
+                if on_result is not None:
+                    on_result(results[index])
         return [results[index] for index in range(len(items))]
 
     def _terminate(self) -> None:

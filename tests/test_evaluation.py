@@ -9,7 +9,7 @@ class DyingPool:
     """Every evaluation's worker dies for good: the pool hands each task to on_failure."""
 
     def map(self, fn, tasks, on_result=None, on_failure=None):
-        return [on_failure(task, "its worker process died twice") for task in tasks]
+        return [on_failure(task, "its worker process died on every try, also when it ran alone") for task in tasks]
 
 
 def test_a_failed_evaluation_is_recorded_and_keeps_the_parents_weights(tmp_path):
@@ -18,7 +18,7 @@ def test_a_failed_evaluation_is_recorded_and_keeps_the_parents_weights(tmp_path)
     fitnesses = EvaluationMap(DyingPool(), space, tmp_path, run_seed=0, epochs_per_generation=2)(None, [child])
     assert fitnesses == [(0.0,)]
     assert child.checkpoint == "parent.pt" and child.epochs == 4
-    assert child.metrics["status"] == "failed" and child.metrics["detail"] == "its worker process died twice"
+    assert child.metrics["status"] == "failed" and child.metrics["detail"] == "its worker process died on every try, also when it ran alone"
     assert child.metrics["train_loss"] is None
 
 
