@@ -26,6 +26,8 @@ OPTION_KEYS = {
     "workers_per_gpu": "resources.workers_per_gpu",
     "cpu_workers": "resources.cpu_workers",
     "device": "resources.device",
+    "backend": "resources.backend",
+    "ray_address": "resources.ray_address",
     "seed": "seed",
 }
 
@@ -89,6 +91,8 @@ def main(verbose: bool) -> None:
 @click.option("--device", help="auto, cpu, cuda or a list such as cuda:0,cuda:1.")
 @click.option("--workers-per-gpu", type=int, help="Models trained side by side on each GPU.")
 @click.option("--cpu-workers", type=int, help="Worker processes on a CPU-only machine (0: in-process).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), help="Where evaluations run (ray: pip install epbt-deap[ray]).")
+@click.option("--ray-address", help="Ray cluster to join: 'auto' or host:port (default: start a local Ray).")
 @click.option("--seed", type=int)
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default runs/<name>).")
 @click.option("--overwrite", is_flag=True, help="Replace a run directory that is not empty.")

@@ -127,6 +127,9 @@ class ResourcesConfig(Section):
     device: str = "auto"
     workers_per_gpu: int = Field(1, ge=1)
     cpu_workers: int = Field(0, ge=0)
+    backend: Literal["local", "ray"] = "local"
+    ray_address: str | None = None  # 'auto' or host:port of a running cluster; none starts a local Ray
+    shared_storage: bool = True  # with Ray: does every node see the run directory (NFS or similar)?
 
 
 class Config(Section):

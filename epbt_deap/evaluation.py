@@ -21,6 +21,12 @@ from epbt_deap.training import EvalResult, EvalTask
 
 
 class Pool(Protocol):
+    """Runs ``fn(context, item)`` for many items on long-lived workers (see pool.py, ray_pool.py)."""
+
+    def __enter__(self) -> Pool: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
     def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any],
             on_result: Callable[[Any], None] | None = None,
             on_failure: Callable[[Any, str], Any] | None = None) -> list[Any]: ...

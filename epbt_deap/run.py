@@ -16,7 +16,7 @@ from epbt_deap.config import Config, load_config
 from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.evaluation import EvaluationMap, Observer, Pool
 from epbt_deap.models import model_builder
-from epbt_deap.pool import InProcessPool, ProcessPool, make_pool, resolve_devices
+from epbt_deap.pool import make_pool, resolve_devices
 from epbt_deap.space import SearchSpace
 from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder, RunState, load_state, rewind_logs
 from epbt_deap.statistics import PopulationStatistics
@@ -66,7 +66,14 @@ class RunPlan:
         devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
         return cls(config, space, toolbox, settings, devices)
 
-    def pool(self, splits: ImageSplits, devices: list[str] | None = None) -> InProcessPool | ProcessPool:
+    def pool(self, splits: ImageSplits, devices: list[str] | None = None) -> Pool:
+        """The local worker pool, or Ray actors with ``resources.backend: ray``."""
+        resources = self.config.resources
+        if resources.backend == "ray":
+            from epbt_deap.ray_pool import RayPool
+
+            return RayPool(TrainingContext.create, (self.settings, splits), resources.device, resources.workers_per_gpu,
+                           resources.cpu_workers, resources.ray_address, resources.shared_storage)
         return make_pool(TrainingContext.create, (self.settings, splits), self.devices if devices is None else devices)
 
     def evaluation_map(self, pool: Pool, run_dir: Path, observer: Observer | None) -> EvaluationMap:

@@ -1,0 +1,137 @@
+"""Evaluations on a Ray cluster: the same ``map`` contract as :mod:`epbt_deap.pool`.
+
+Each Ray actor holds one long-lived context (the dataset on its device) and asks for a
+fraction of a GPU (``1 / workers_per_gpu``), so several models share a GPU and any node
+can take any child. An actor that dies is restarted and its call retried by Ray; a call
+that fails again is handed to ``on_failure``. Without a run directory that every node
+sees, checkpoints travel as bytes through Ray's object store and the driver writes them.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from epbt_deap.checkpoints import write_atomically
+from epbt_deap.pool import WorkerError, item_label
+
+logger = logging.getLogger("epbt_deap")
+
+
+class RayEvaluator:
+    """A Ray actor: builds the context once, then runs ``fn(context, item)`` calls."""
+
+    def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str) -> None:
+        torch.set_num_threads(1)
+        if device == "cuda":  # Ray shows the actor only its own GPU
+            device = "cuda:0"
+        self.context = make_context(device, *context_args)
+
+    def run(self, fn: Callable[[Any, Any], Any], item: Any) -> Any:
+        return fn(self.context, item)
+
+    def run_with_bytes(self, fn: Callable[[Any, Any], Any], task: Any, parent: bytes | None) -> tuple[Any, bytes | None]:
+        """Run a task whose checkpoints live on the driver: they arrive and leave as bytes."""
+        with tempfile.TemporaryDirectory() as folder:
+            parent_path = None
+            if parent is not None:
+                parent_path = Path(folder) / "parent.pt"
+                parent_path.write_bytes(parent)
+            output_path = Path(folder) / "child.pt"
+            local = replace(task, parent_checkpoint=parent_path and str(parent_path),
+                            output_checkpoint=str(output_path))
+            result = fn(self.context, local)
+            output = output_path.read_bytes() if result.checkpoint is not None else None
+        return result, output
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise WorkerError("the ray backend needs Ray: pip install 'epbt-deap[ray]'") from None
+    return ray
+
+
+class RayPool:
+    """Ray actors, one per model trained at a time, connected to ``address`` or a local Ray."""
+
+    def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
+                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None,
+                 shared_storage: bool = True) -> None:
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self.shared_storage = shared_storage
+        gpus = int(ray.cluster_resources().get("GPU", 0)) if device != "cpu" else 0
+        if gpus:
+            count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}
+        else:
+            count, options = cpu_workers or int(ray.cluster_resources().get("CPU", 1)), {"num_cpus": 1}
+        actor = ray.remote(max_restarts=1, max_task_retries=1, **options)(RayEvaluator)
+        shared_args = ray.put(tuple(context_args))
+        self.actors = [actor.remote(make_context, shared_args, "cuda" if gpus else "cpu") for _ in range(count)]
+        logger.info("Ray backend: %d actors (%s)", count, options)
+
+    def _submit(self, actor: Any, fn: Callable[[Any, Any], Any], item: Any) -> Any:
+        if self.shared_storage:
+            return actor.run.remote(fn, item)
+        parent = Path(item.parent_checkpoint).read_bytes() if item.parent_checkpoint else None
+        return actor.run_with_bytes.remote(fn, item, parent)
+
+    def _receive(self, item: Any, value: Any) -> Any:
+        if self.shared_storage:
+            return value
+        result, output = value
+        if output is not None:
+            write_atomically(item.output_checkpoint, lambda stream: stream.write(output))
+            result = replace(result, checkpoint=item.output_checkpoint)
+        return result
+
+    def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],
+            on_result: Callable[[Any], None] | None = None,
+            on_failure: Callable[[Any, str], Any] | None = None) -> list[Any]:
+        """``fn(context, item)`` for every item, in order, on whichever actor is free."""
+        ray = _ray()
+        items = list(items)
+        waiting = list(enumerate(items))[::-1]
+        idle = list(self.actors)
+        running: dict[Any, tuple[int, Any]] = {}
+        results: dict[int, Any] = {}
+        while waiting or running:
+            while waiting and idle:
+                index, item = waiting.pop()
+                actor = idle.pop()
+                running[self._submit(actor, fn, item)] = (index, actor)
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            index, actor = running.pop(done)
+            idle.append(actor)
+            try:
+                results[index] = self._receive(items[index], ray.get(done))
+            except ray.exceptions.RayActorError as error:
+                if on_failure is None:
+                    raise WorkerError(f"evaluation of {item_label(items[index])} failed: {error}") from error
+                results[index] = on_failure(items[index], "its Ray actor died, also on the retry")
+            except ray.exceptions.RayTaskError as error:
+                raise WorkerError(f"evaluation of {item_label(items[index])} failed: "
+                                  f"{type(error.cause).__name__}: {error.cause}") from None
+            if on_result is not None:
+                on_result(results[index])
+        return [results[index] for index in range(len(items))]
+
+    def close(self) -> None:
+        ray = _ray()
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+
+    def __enter__(self) -> RayPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,38 @@
+"""--backend ray on a local Ray instance gives the same run as the local pool."""
+import json
+
+import pytest
+
+from epbt_deap.config import build_config
+from epbt_deap.run import resume, run
+from tests.conftest import TINY
+
+ray = pytest.importorskip("ray")  # the test extra installs it; without Ray the backend is unavailable
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def logbook_of(run_dir):
+    return [json.loads(line) for line in (run_dir / "logbook.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def local_logbook(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("local") / "run"
+    run(build_config(TINY), run_dir)
+    return logbook_of(run_dir)
+
+
+@pytest.mark.parametrize("shared_storage", [True, False], ids=["shared-run-dir", "checkpoints-as-bytes"])
+def test_ray_backend_matches_the_local_pool_and_resumes(local_ray, local_logbook, tmp_path, shared_storage):
+    ray_config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
+                                     "resources.shared_storage": shared_storage})
+    run(ray_config, tmp_path / "ray")
+    assert logbook_of(tmp_path / "ray") == local_logbook
+    assert len(list((tmp_path / "ray" / "checkpoints").glob("*.pt"))) <= TINY["evolution"]["population"] + 1
+    assert [row["gen"] for row in resume(tmp_path / "ray").logbook] == [0, 1, 2]
