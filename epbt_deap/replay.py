@@ -18,7 +18,7 @@ from epbt_deap.evaluation import Observer
 from epbt_deap.individual import Individual
 from epbt_deap.recorder import CONFIG_FILE, RunRecorder
 from epbt_deap.report import ReportError, best_ancestry, load_run
-from epbt_deap.run import RunDirError, RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything
+from epbt_deap.run import RunDirError, RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything, summarize
 from epbt_deap.statistics import PopulationStatistics
 
 logger = logging.getLogger("epbt_deap")
@@ -58,5 +58,4 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
             del replayed.fitness.values
             evaluated = evaluate_invalid([replayed], toolbox)
             finish_generation(generation, [replayed], evaluated, logbook, stats, halloffame, recorder)
-    best = halloffame[0]
-    return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))
+    return summarize(run_dir, logbook, halloffame)

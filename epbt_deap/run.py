@@ -81,6 +81,11 @@ class RunPlan:
                              self.config.train.epochs_per_generation, observer)
 
 
+def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:
+    best = halloffame[0]
+    return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))
+
+
 def prepare_run_dir(run_dir: Path, config: Config, overwrite: bool) -> None:
     """Create ``run_dir`` with the resolved config; refuse one that holds another run."""
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -130,8 +135,7 @@ def evolve(plan: RunPlan, run_dir: Path, splits: ImageSplits, observer: Observer
         else:
             fraction = evolution.truncation if evolution.algorithm == "pbt" else 0.0
             _, logbook = eaTruncation(population, toolbox, fraction=fraction, **common)
-    best = halloffame[0]
-    return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))
+    return summarize(run_dir, logbook, halloffame)
 
 
 def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
@@ -159,6 +163,9 @@ def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
         logger.warning("no generation of %s had completed; starting it again", run_dir)
         return run(config, run_dir, observer, overwrite=True)
     splits = load_data(config)
+    if state.generation >= config.evolution.generations - 1:
+        logger.info("%s is complete; nothing to resume", run_dir)
+        return summarize(run_dir, state.logbook, state.halloffame)
     logger.info("resuming %s after generation %d", run_dir, state.generation)
     rewind_logs(run_dir, state)
     state.restore_rng()
