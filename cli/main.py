@@ -71,7 +71,22 @@ class ProgressObserver:
                    f"mean {row['avg']:.4f} | test of best {test} | epoch {row['epochs']}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Usage mistakes (a wrong option or value) as one line and exit code 2, like every other error."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as help_request:
+            click.echo(help_request.format_message())
+        except click.UsageError as error:
+            fail(error.format_message())
+        except click.Abort:
+            fail("interrupted", code=130)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 def main(verbose: bool) -> None:
     """EPBT: evolve TaylorGLO loss functions and hyperparameters while a population trains."""

@@ -38,6 +38,9 @@ def test_swapped_operators_from_a_config_file(tmp_path):
     (["--set", "oops"], "expected KEY=VALUE"),
     (["--config", "/nonexistent.yaml"], "cannot read config /nonexistent.yaml"),
     (["--device", "cuda:x"], "not a torch device"),
+    (["--dataset", "imagefolder", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (["--set", "data.val_size=100000"], "val_size must be between 1 and"),
+    (["--backend", "slurm"], "Invalid value for '--backend'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     result = invoke(*TINY_ARGS, *args, "--run-dir", str(tmp_path / "run"))
