@@ -1,0 +1,39 @@
+"""Image-classification datasets loaded once into uint8 tensors, plus on-device batch transforms.
+
+``load_splits`` returns fixed, seeded train/validation/test splits as CPU tensors; training moves
+them to its device and calls ``normalize`` and ``random_crop_flip`` per batch there.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from epbt_deap.data.imagefolder import load_imagefolder
+from epbt_deap.data.sources import load_cifar10, load_digits, load_fake, load_svhn
+from epbt_deap.data.splits import DataError, ImageSplits, Source, split
+from epbt_deap.data.transforms import normalize, random_crop_flip
+
+__all__ = ["DATASET_NAMES", "DataError", "ImageSplits", "load_splits", "normalize", "random_crop_flip"]
+
+LOADERS: dict[str, Callable[[Path | None, bool, int], Source]] = {
+    "cifar10": load_cifar10, "digits": load_digits, "fake": load_fake, "imagefolder": load_imagefolder,
+    "svhn": load_svhn,
+}
+DATASET_NAMES = tuple(sorted(LOADERS))
+
+logger = logging.getLogger("epbt_deap")
+
+
+def load_splits(name: str, data_dir: str | Path | None = None, *, download: bool = False,
+                val_size: int | None = None, train_subset: int | None = None,
+                augment: bool | None = None, split_seed: int = 0) -> ImageSplits:
+    """Load dataset ``name`` and split its training set into train and validation (seeded)."""
+    if name not in LOADERS:
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+    start = time.perf_counter()
+    source = LOADERS[name](None if data_dir is None else Path(data_dir).expanduser(), download, split_seed)
+    splits = split(source, name, val_size, train_subset, augment, split_seed)
+    logger.info("loaded %s data in %.1f s", name, time.perf_counter() - start)
+    return splits

@@ -1,0 +1,116 @@
+"""Folders of image files, ``train/<class>/*`` and ``test/<class>/*``, decoded fast on threads."""
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+
+from epbt_deap.data.splits import DataError, Source, one_line
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+
+
+def load_imagefolder(data_dir: Path | None, download: bool, split_seed: int) -> Source:
+    """``data_dir/{train,test}/<class>/<image>``; classes are the sorted folder names."""
+    if data_dir is None:
+        raise DataError("the imagefolder dataset needs a data dir holding train/<class>/* and test/<class>/*")
+    if not data_dir.is_dir():
+        raise DataError(f"image folder '{data_dir}' not found")
+    train_files, train_labels, classes = _list_images(data_dir / "train")
+    test_files, test_labels, test_classes = _list_images(data_dir / "test")
+    if test_classes != classes:
+        raise DataError(f"class folders differ between '{data_dir / 'train'}' and '{data_dir / 'test'}': "
+                        f"only in train: {sorted(set(classes) - set(test_classes))}, "
+                        f"only in test: {sorted(set(test_classes) - set(classes))}")
+    images = _decode_all(train_files + test_files)
+    train_images, test_images = images[:len(train_files)], images[len(train_files):]
+    channels, height, width = images.shape[1:]
+    return Source(train_images, torch.tensor(train_labels), test_images, torch.tensor(test_labels), len(classes),
+                   val_size=max(1, min(5000, round(0.1 * len(train_files)))),
+                   augment=channels == 3 and min(height, width) >= 32)
+
+
+def _list_images(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:
+    """Image files of ``split_dir/<class>/``, their labels, and the sorted class names."""
+    if not split_dir.is_dir():
+        raise DataError(f"'{split_dir}' not found: an image folder needs train/<class>/* and test/<class>/*")
+    classes = sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith("."))
+    if not classes:
+        raise DataError(f"no class folders in '{split_dir}'")
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        class_files = [split_dir / name / file for file in sorted(
+            entry.name for entry in os.scandir(split_dir / name)
+            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES)]
+        if not class_files:
+            raise DataError(f"no image files in '{split_dir / name}'")
+        files += class_files
+        labels += [label] * len(class_files)
+    return files, labels, classes
+
+
+def _decode_all(files: list[Path]) -> torch.Tensor:
+    """Decode image files on a thread pool into one (N, C, H, W) uint8 tensor, RGB unless all are grey."""
+    workers = os.cpu_count() or 1
+    chunk = -(-len(files) // (4 * workers))
+    with warnings.catch_warnings(), ThreadPoolExecutor(workers) as pool:
+        # torchvision >= 0.29 warns on every call that its image decoders are deprecated (for TorchCodec)
+        warnings.filterwarnings("ignore", "The image decoding and encoding capabilities", DeprecationWarning)
+        chunks = pool.map(_decode_chunk, [files[i:i + chunk] for i in range(0, len(files), chunk)])
+        images = [image for decoded in chunks for image in decoded]
+    if {image.shape[0] for image in images} == {1, 3}:
+        images = [image.expand(3, -1, -1) for image in images]
+    size = images[0].shape[1:]
+    for path, image in zip(files, images):
+        if image.shape[1:] != size:
+            raise DataError(f"image '{path}' is {image.shape[2]}x{image.shape[1]} but '{files[0]}' is "
+                            f"{size[1]}x{size[0]}: all images must have the same size")
+    return torch.stack(images)
+
+
+def _decode_chunk(paths: list[Path]) -> list[torch.Tensor]:
+    """Decode files as (1 or 3, H, W) uint8 tensors: one batched call if all are JPEGs, else one by one."""
+    blobs = [_read(path) for path in paths]
+    try:
+        images = decode_jpeg(blobs, mode=ImageReadMode.UNCHANGED)
+    except RuntimeError:  # some file is not a JPEG, or is broken
+        return [_decode(path, blob) for path, blob in zip(paths, blobs)]
+    return [image if image.shape[0] in (1, 3) else _decode(path, blob)
+            for path, blob, image in zip(paths, blobs, images)]
+
+
+def _read(path: Path) -> torch.Tensor:
+    """A file's bytes as a uint8 tensor."""
+    try:
+        return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+    except OSError as error:
+        raise DataError(f"cannot read image '{path}': {one_line(error)}") from error
+
+
+def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
+    """One encoded image as a uint8 (1, H, W) grey or (3, H, W) RGB tensor; PIL for formats torchvision lacks."""
+    try:
+        try:
+            image = decode_image(blob, mode=ImageReadMode.UNCHANGED)
+        except RuntimeError:
+            return _decode_with_pil(path)
+        if image.shape[0] not in (1, 3):  # grey + alpha, RGBA or CMYK
+            image = decode_image(blob, mode=ImageReadMode.GRAY if image.shape[0] == 2 else ImageReadMode.RGB)
+        return image
+    except (OSError, RuntimeError, ValueError) as error:
+        raise DataError(f"cannot read image '{path}': {one_line(error)}") from error
+
+
+def _decode_with_pil(path: Path) -> torch.Tensor:
+    """Decode with PIL (BMP, TIFF, PPM, ...), keeping grey images grey and converting the rest to RGB."""
+    with Image.open(path) as image:
+        grey = image.mode in {"1", "L", "LA", "I", "I;16", "F"}
+        array = torch.from_numpy(np.array(image.convert("L" if grey else "RGB")))
+    return array.unsqueeze(0) if grey else array.permute(2, 0, 1).contiguous()

@@ -1,0 +1,92 @@
+"""What a dataset becomes: a fixed, seeded train / validation / test split of uint8 tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+class DataError(ValueError):
+    """A dataset problem the user can fix; the message is one line."""
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSplits:
+    """Train/validation/test images (uint8, N x C x H x W) and int64 labels, with train statistics."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int
+    augment: bool
+    name: str = "images"
+
+    @property
+    def in_channels(self) -> int:
+        return self.train_images.shape[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train_images.shape[2:])
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``digits: 1257 train / 180 val / 360 test, 1x8x8, 10 classes``."""
+        height, width = self.image_size
+        return (f"{self.name}: {len(self.train_labels)} train / {len(self.val_labels)} val / "
+                f"{len(self.test_labels)} test, {self.in_channels}x{height}x{width}, {self.num_classes} classes")
+
+
+class Source(NamedTuple):
+    """A dataset before the validation split, with its default val_size and augmentation."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    num_classes: int
+    val_size: int
+    augment: bool
+
+
+def split(source: Source, name: str, val_size: int | None, train_subset: int | None,
+           augment: bool | None, split_seed: int) -> ImageSplits:
+    """Hold out a seeded validation split, optionally subsample the rest, compute train statistics."""
+    total = len(source.train_labels)
+    val_size = source.val_size if val_size is None else val_size
+    if not 1 <= val_size < total:
+        raise DataError(f"val_size must be between 1 and {total - 1} for {name} ({total} training images), "
+                        f"got {val_size}")
+    if train_subset is not None and not 1 <= train_subset <= total - val_size:
+        raise DataError(f"train_subset must be between 1 and {total - val_size} for {name} "
+                        f"({total} training images, {val_size} for validation), got {train_subset}")
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(split_seed))
+    val, train = order[:val_size], order[val_size:][:train_subset]
+    train_images = source.train_images[train]
+    mean, std = channel_stats(train_images)
+    return ImageSplits(
+        train_images=train_images, train_labels=source.train_labels[train],
+        val_images=source.train_images[val], val_labels=source.train_labels[val],
+        test_images=source.test_images.contiguous(), test_labels=source.test_labels.contiguous(),
+        mean=mean, std=std, num_classes=source.num_classes,
+        augment=source.augment if augment is None else augment, name=name,
+    )
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images in [0, 1] units, exact, from 256-bin histograms."""
+    counts = torch.stack([torch.bincount(channel.reshape(-1), minlength=256) for channel in images.unbind(1)])
+    values = torch.arange(256, dtype=torch.float64) / 255
+    counts = counts.double() / counts.sum(1, keepdim=True)
+    mean = counts @ values
+    std = (counts @ values**2 - mean**2).clamp_min(0).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message collapsed onto one line."""
+    return " ".join(str(error).split()) or type(error).__name__
