@@ -1,0 +1,425 @@
+"""Throughput of epbt-deap's training against a plain PyTorch loop, on CPU or GPU.
+
+Rows of the table (model-epochs and images per second; only training epochs count):
+
+  (a) a plain PyTorch loop training one model on synthetic CIFAR-10-shaped uint8 data held on
+      the device (batch 128, SGD momentum 0.9, cross-entropy, on-device normalise + crop/flip);
+  (b) ``epbt_deap.training.evaluate`` through ``epbt_deap.pool.make_pool`` on the same data,
+      for several worker counts; the "non-train" column is the share of wall time that the
+      same tasks take with 0 epochs (validation + test passes, model build, checkpoint I/O);
+  (c) a vectorised trainer, when ``epbt_deap`` has one;
+  (d) short whole EPBT runs (``epbt_deap.run.run``) against the plain loop for the same
+      model-epochs of the same model on the same data: on the ``fake`` dataset and, when the
+      folder exists, on CIFAR-10 JPEGs (``imagefolder``, a training subset).
+
+    .venv/bin/python benchmarks/throughput.py --quick
+    .venv/bin/python benchmarks/throughput.py --model resnet8 --train-size 2000 --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import math
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
+from epbt_deap.config import Config, TrainConfig, build_config
+from epbt_deap.data import ImageSplits, load_splits, normalize, random_crop_flip
+from epbt_deap.models import build_model
+from epbt_deap.pool import make_pool, resolve_devices
+from epbt_deap.recorder import BEST_FILE
+from epbt_deap.run import run
+from epbt_deap.space import PARAMETER_NAMES
+from epbt_deap.taylorglo import taylorglo_loss
+from epbt_deap.training import EvalResult, EvalTask, TrainingContext, TrainSettings, accuracy, evaluate
+
+BATCH = 128
+GOAL = 1.10  # issue goal on CPU: whole EPBT run <= 1.10 x the plain loop
+BENIGN_THETA = dict(zip(PARAMETER_NAMES, [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]))  # loss -y_true / n
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    name: str
+    workers: str = "-"
+    model_epochs: float = math.nan
+    images: float = math.nan
+    wall: float = math.nan
+    non_train: float = math.nan  # share of wall time outside training epochs
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line(self, width: int = 44) -> str:
+        def num(value: float, fmt: str) -> str:
+            return "n/a" if math.isnan(value) else format(value, fmt)
+
+        rate = num(self.model_epochs / self.wall, ".3f") if self.model_epochs else "n/a"
+        images = num(self.images / self.wall, ",.0f") if self.images else "n/a"
+        share = "-" if math.isnan(self.non_train) else f"{100 * self.non_train:.0f}%"
+        return (f"{self.name:<{width}} {self.workers:>7} {rate:>11} {images:>9} {num(self.wall, '.1f'):>8} "
+                f"{share:>9}  {self.notes}")
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def synthetic_splits(n: int, seed: int = 0) -> ImageSplits:
+    """Random uint8 3x32x32 images in 10 classes; val and test sized like CIFAR-10 (n/10, n/5)."""
+    g = torch.Generator().manual_seed(seed)
+    part = lambda size: (torch.randint(0, 256, (size, 3, 32, 32), generator=g, dtype=torch.uint8),
+                         torch.randint(0, 10, (size,), generator=g))
+    (xt, yt), (xv, yv), (xs, ys) = part(n), part(max(1, n // 10)), part(max(1, n // 5))
+    return ImageSplits(xt, yt, xv, yv, xs, ys, mean=(0.5,) * 3, std=(0.29,) * 3, num_classes=10,
+                       augment=True, name="synthetic")
+
+
+def plain_loop(model_name: str, splits: ImageSplits, epochs: int, device: str, warmup: bool = True,
+               settings: TrainSettings | None = None, taylorglo: bool = False) -> float:
+    """Seconds for a tight loop to train one model ``epochs`` epochs on ``splits``' training set.
+
+    Cross-entropy, or with ``taylorglo`` the TaylorGLO loss with the genes the (b) tasks use.
+    """
+    lr, momentum, decay = (0.1, 0.9, 1e-4) if settings is None else (settings.lr, settings.momentum,
+                                                                      settings.weight_decay)
+    images, labels = splits.train_images.to(device), splits.train_labels.to(device)
+    mean, std = torch.tensor(splits.mean, device=device), torch.tensor(splits.std, device=device)
+    theta = torch.tensor(list(BENIGN_THETA.values()), device=device)
+    loss_fn = (lambda logits, y: taylorglo_loss(logits, y, theta)) if taylorglo else F.cross_entropy
+
+    def train(images: torch.Tensor, labels: torch.Tensor, epochs: int) -> float:
+        torch.manual_seed(0)
+        model = build_model(model_name, splits.num_classes, splits.in_channels).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=decay)
+        generator = torch.Generator(device=device).manual_seed(0)
+        model.train()
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(epochs):
+            for batch in torch.randperm(len(labels), generator=generator, device=device).split(BATCH):
+                if len(batch) < 2:
+                    continue
+                inputs = normalize(images[batch], mean, std)
+                if splits.augment:
+                    inputs = random_crop_flip(inputs, generator)
+                loss = loss_fn(model(inputs), labels[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        sync(device)
+        return time.perf_counter() - start
+
+    if warmup:
+        train(images[:2 * BATCH], labels[:2 * BATCH], 1)
+    return train(images, labels, epochs)
+
+
+def busy_cores(seconds: float = 1.0) -> float:
+    """Cores other processes keep busy, sampled from /proc/stat while this one sleeps (nan off Linux)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+
+    try:
+        (total0, idle0), _, (total1, idle1) = sample(), time.sleep(seconds), sample()
+    except (OSError, ValueError, IndexError):
+        return math.nan
+    return (1 - (idle1 - idle0) / max(total1 - total0, 1)) * (os.cpu_count() or 1)
+
+
+def noise_note(times: list[float]) -> str:
+    """The separate timings of a measurement, flagged when they disagree (a busy machine)."""
+    spread = max(times) / max(min(times), 1e-9) - 1
+    return f"runs {' / '.join(f'{t:.1f}' for t in times)} s" + (" NOISY" if spread > 0.2 else "")
+
+
+def make_tasks(prefix: str, count: int, epochs: int, out: Path, parents: list[str] | None) -> list[EvalTask]:
+    return [EvalTask(uid=f"{prefix}{i}", genes=BENIGN_THETA, output_checkpoint=str(out / f"{prefix}{i}.pt"),
+                     parent_checkpoint=parents[i % len(parents)] if parents else None,
+                     epochs=epochs, start_epoch=0, seed=i) for i in range(count)]
+
+
+def pool_row(label: str, devices: list[str], settings: TrainSettings, splits: ImageSplits, epochs: int,
+             out: Path) -> Row:
+    """``evaluate`` through ``make_pool``: a warm-up map, then the timed map, then the same with 0 epochs."""
+    workers = max(1, len(devices))
+    started = time.perf_counter()
+    with make_pool(TrainingContext.create, (settings, splits), devices) as pool:
+        warm = pool.map(evaluate, make_tasks("warm", workers, 1, out, None))
+        ready = time.perf_counter()
+        tasks = make_tasks("timed", 2 * workers, epochs, out, [r.checkpoint for r in warm])
+        start = time.perf_counter()
+        results: list[EvalResult] = pool.map(evaluate, tasks)
+        wall = time.perf_counter() - start
+        start = time.perf_counter()
+        pool.map(evaluate, make_tasks("evalonly", len(tasks), 0, out, [r.checkpoint for r in results]))
+        wall_zero = time.perf_counter() - start
+    bad = [r.status for r in results if r.status != "ok"]
+    model_epochs = len(tasks) * epochs
+    train_rate = model_epochs / max(wall - wall_zero, 1e-9)
+    notes = (f"{len(tasks)} tasks; train-only {train_rate:.3f} ep/s; start+warm-up {ready - started:.1f} s"
+             + (f"; NOT OK: {bad}" if bad else ""))
+    return Row(label, str(len(devices)), model_epochs, model_epochs * len(splits.train_labels), wall,
+               wall_zero / wall, notes, {"wall_eval_only": wall_zero, "train_only_model_epochs_per_s": train_rate})
+
+
+def vectorised_row() -> Row:
+    found = [where for where, ok in (
+        ("epbt_deap.vectorized", importlib.util.find_spec("epbt_deap.vectorized") is not None),
+        ("epbt_deap.vectorised", importlib.util.find_spec("epbt_deap.vectorised") is not None),
+        ("train.trainer key", "trainer" in TrainConfig.model_fields)) if ok]
+    return Row("(c) vectorised trainer", notes=f"found ({', '.join(found)}) but not benchmarked here" if found
+               else "not implemented")
+
+
+class Clock:
+    """A run observer that timestamps generation starts, evaluations and generation ends."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, float, Any]] = []
+
+    def generation_started(self, generation: int, evaluations: int) -> None:
+        self.events.append(("start", time.perf_counter(), generation))
+
+    def evaluation_finished(self, result: EvalResult) -> None:
+        self.events.append(("eval", time.perf_counter(), result))
+
+    def generation_finished(self, row: dict[str, Any]) -> None:
+        self.events.append(("end", time.perf_counter(), row))
+
+
+def eval_overheads(device: str, settings: TrainSettings, splits: ImageSplits, out: Path,
+                   weights: Path | None = None, repeats: int = 3) -> tuple[float, float]:
+    """Median seconds of one validation + test pass (of ``weights`` if given) and of a checkpoint save + load."""
+    context = TrainingContext.create(device, settings, splits)
+    model = build_model(settings.model, splits.num_classes, splits.in_channels).to(device)
+    if weights is not None and weights.exists():
+        model.load_state_dict(load_checkpoint(weights, map_location=device)["model"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    data = context.data.splits
+    times = []
+    for _ in range(repeats + 1):  # the first is the warm-up
+        start = time.perf_counter()
+        accuracy(context, model, data.val_images, data.val_labels)
+        accuracy(context, model, data.test_images, data.test_labels)
+        middle = time.perf_counter()
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, out / "probe.pt")
+        build_model(settings.model, splits.num_classes, splits.in_channels).to(device).load_state_dict(
+            load_checkpoint(out / "probe.pt", map_location=device)["model"])
+        sync(device)
+        times.append((middle - start, time.perf_counter() - middle))
+    valtest, ckpt = (sorted(column)[len(column) // 2] for column in zip(*times[1:]))
+    return valtest, ckpt
+
+
+def without_nan(value: Any) -> Any:
+    """``value`` with NaN floats as None, so that the JSON is strict."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nan(item) for item in value]
+    return value
+
+
+def settings_of(config: Config) -> TrainSettings:
+    """The training settings a run of ``config`` gives its workers."""
+    t = config.train
+    return TrainSettings(model=t.model, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, lr=t.lr,
+                         momentum=t.momentum, weight_decay=t.weight_decay, lr_milestones=tuple(t.lr_milestones),
+                         lr_gamma=t.lr_gamma, loss=t.loss)
+
+
+def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path) -> tuple[list[Row], dict[str, Any]]:
+    """Time ``run()`` and the plain loop for the same model-epochs; break the run's wall time down."""
+    config = build_config(config_tree)
+    settings = settings_of(config)
+    d = config.data
+    splits = load_splits(d.dataset, d.dir, download=False, val_size=d.val_size, train_subset=d.train_subset,
+                         augment=d.augment, split_seed=d.split_seed)
+    evo = config.evolution
+    model_epochs = (evo.population + (evo.generations - 1) * (evo.population - evo.elites)) * \
+        config.train.epochs_per_generation
+    plains = [plain_loop(settings.model, splits, model_epochs, device, settings=settings)]
+    clock = Clock()
+    start = time.perf_counter()
+    run(config, out / tag, observer=clock, overwrite=True)
+    total = time.perf_counter() - start
+    plains.append(plain_loop(settings.model, splits, model_epochs, device, settings=settings))
+    plain = sum(plains) / len(plains)
+    results = [payload for kind, _, payload in clock.events if kind == "eval"]
+    assert len(results) * config.train.epochs_per_generation == model_epochs, "unexpected number of evaluations"
+    valtest, ckpt = eval_overheads(device, settings, splits, out, weights=out / tag / BEST_FILE)
+
+    # phases: [run start -> gen 0 start] setup; [gen start -> last result] evaluation; [last result -> gen end]
+    # hall of fame, statistics and recorder files; [gen end -> next gen start] selection + variation
+    phases = dict.fromkeys(("setup", "evaluation", "recording", "select_vary"), 0.0)
+    phases["setup"] = clock.events[0][1] - start
+    gen_start = last = previous_end = None
+    for kind, stamp, _ in clock.events:
+        if kind == "start":
+            gen_start = stamp
+            if previous_end is not None:
+                phases["select_vary"] += stamp - previous_end
+        elif kind == "eval":
+            last = stamp
+        else:
+            phases["evaluation"] += last - gen_start
+            phases["recording"] += stamp - last
+            previous_end = stamp
+    phases["teardown"] = start + total - previous_end
+    workers = max(1, len(resolve_devices(config.resources.device, config.resources.workers_per_gpu,
+                                         config.resources.cpu_workers)))
+    in_workers = sum(r.seconds for r in results)
+    phases["handoff"] = phases["evaluation"] - in_workers / workers
+    phases["val_test_est"] = len(results) * valtest / workers
+    phases["ckpt_build_est"] = len(results) * ckpt / workers
+    training = in_workers / workers - phases["val_test_est"] - phases["ckpt_build_est"]
+    outside = 1 - training / total
+    ratio, ratio_train = total / plain, (total - phases["val_test_est"]) / plain
+    ratio_core = (total - phases["val_test_est"] - phases["setup"]) / plain
+    diverged = sum(r.status != "ok" for r in results)
+    what = (f"{splits.name} {len(splits.train_labels)} img {'x'.join(map(str, splits.image_size))}, "
+            f"{settings.model}")
+    n = len(splits.train_labels)
+    rows = [
+        Row(f"(d) plain loop: {what}", "-", model_epochs, model_epochs * n, plain,
+            notes=f"{model_epochs} epochs of one model, mean of {noise_note(plains)}"),
+        Row(f"(d) run(): {splits.name}, pop {evo.population}/{evo.elites} x {evo.generations} gen x "
+            f"{config.train.epochs_per_generation} ep", str(len(resolve_devices(
+                config.resources.device, config.resources.workers_per_gpu, config.resources.cpu_workers))),
+            model_epochs, model_epochs * n, total, outside,
+            f"x plain {ratio:.2f} (without val+test {ratio_train:.2f})"
+            + (f"; {diverged} eval(s) diverged" if diverged else "")),
+    ]
+    detail = {"tag": tag, "evaluations": len(results), "model_epochs": model_epochs, "run_s": total,
+              "plain_s": plain, "plain_runs_s": plains, "ratio": ratio, "ratio_without_val_test": ratio_train,
+              "ratio_without_val_test_and_setup": ratio_core,
+              "outside_training_share": outside, "phases_s": phases, "val_test_per_eval_s": valtest,
+              "ckpt_build_per_eval_s": ckpt, "train_images": n, "val_images": len(splits.val_labels),
+              "test_images": len(splits.test_labels)}
+    return rows, detail
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--model", default=None, help="default resnet32 (resnet8 with --quick)")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="synthetic training images (default 50000 on GPU, 2000 on CPU, 256 with --quick)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per evaluation task and per generation")
+    parser.add_argument("--quick", action="store_true", help="tiny settings, under 2 minutes on 2 CPU cores")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in this process (plain loop, in-process pool, run()); default torch's")
+    parser.add_argument("--jpeg-dir", default="/tmp/cifar10-jpeg",
+                        help="CIFAR-10 as train/<class>/*.jpg + test/<class>/*.jpg for a whole run ('' skips)")
+    parser.add_argument("--json", type=Path, default=None, help="also save the figures here")
+    args = parser.parse_args()
+    if args.epochs < 1 or (args.train_size is not None and args.train_size < 2 * BATCH):
+        parser.error(f"--epochs must be >= 1 and --train-size >= {2 * BATCH}")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU is available")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = "cuda:0" if gpu else "cpu"
+    model = args.model or ("resnet8" if args.quick else "resnet32")
+    n = args.train_size or (256 if args.quick else 50000 if gpu else 2000)
+    settings = TrainSettings(model=model)
+    splits = synthetic_splits(n)
+    worker_counts = [1, 2, 4] if gpu else [0, 1, 2]
+    name = torch.cuda.get_device_name(0) if gpu else f"{platform.machine()}, {os.cpu_count()} cores"
+    busy = busy_cores()
+    header = (f"epbt-deap throughput | {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} "
+              f"threads, {busy:.1f} cores busy before | {model}, batch {BATCH} | synthetic {n} train / "
+              f"{n // 10} val / {n // 5} test, 3x32x32 uint8 | {args.epochs} epoch(s) per task")
+    print(header, flush=True)
+    if busy > 0.25 and not gpu:
+        print("WARNING: other processes are using the CPU; CPU timings will be noisy", flush=True)
+
+    rows: list[Row] = []
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="epbt-bench-") as tmp:
+        out = Path(tmp)
+        plains = [plain_loop(model, splits, args.epochs, device)]
+        for count in worker_counts:
+            devices = (resolve_devices(device, workers_per_gpu=count) if gpu
+                       else resolve_devices("cpu", cpu_workers=count))
+            label = (f"workers_per_gpu={count}" if gpu else
+                     f"cpu_workers={count}" + (" (in-process)" if count == 0 else ""))
+            rows.append(pool_row(f"(b) evaluate via make_pool, {label}", devices, settings, splits, args.epochs, out))
+            print(rows[-1].line(56), flush=True)
+        plains.append(plain_loop(model, splits, args.epochs, device))  # before and after (b): a busy machine shows
+        rows.insert(0, Row("(a) plain PyTorch loop", "-", args.epochs, args.epochs * n, sum(plains) / 2,
+                           notes=f"one model, mean of {noise_note(plains)}", extra={"runs_s": plains}))
+        wall = plain_loop(model, splits, args.epochs, device, taylorglo=True)
+        rows.insert(1, Row("(a2) plain loop, TaylorGLO loss", "-", args.epochs, args.epochs * n, wall,
+                           notes="the loss (b) trains with; a fixed, benign theta"))
+        rows.append(vectorised_row())
+
+        resources = {"device": device, "workers_per_gpu": 1, "cpu_workers": 0}
+        base = {"seed": 0, "train": {"model": model, "epochs_per_generation": args.epochs},
+                "evolution": {"algorithm": "epbt", "population": 4, "elites": 2, "generations": 3},
+                "resources": resources}
+        fake, detail = whole_run_rows("fake", {**base, "name": "bench-fake", "data": {"dataset": "fake"}}, device, out)
+        fake[0].notes += "; fake: 192 train images = 2 batches/epoch, too small for a fair ratio"
+        rows += fake
+        runs.append(detail)
+        jpeg = Path(args.jpeg_dir) if args.jpeg_dir else None
+        if args.quick or jpeg is None or not (jpeg / "train").is_dir():
+            rows.append(Row("(d) run() on CIFAR-10 JPEGs", notes="skipped (--quick)" if args.quick and jpeg
+                            else f"skipped: no image folder at {args.jpeg_dir!r}"))
+        else:
+            val = min(5000, max(100, n // 4))
+            tree = {**base, "name": "bench-jpeg", "data": {"dataset": "imagefolder", "dir": str(jpeg),
+                                                           "train_subset": min(n, 50000 - val), "val_size": val}}
+            jpeg_rows, detail = whole_run_rows("cifar10-jpeg", tree, device, out)
+            rows += jpeg_rows
+            runs.append(detail)
+
+    print()
+    print(header)
+    width = max(len(row.name) for row in rows)
+    print(f"{'row':<{width}} {'workers':>7} {'model-ep/s':>11} {'img/s':>9} {'wall s':>8} {'non-train':>9}  notes")
+    for row in rows:
+        print(row.line(width))
+    print("non-train: (b) share of wall time the same tasks take with 0 epochs (validation + test passes, "
+          "model build, checkpoint I/O); (d) share of run() wall time outside training (est.)")
+    for detail in runs:
+        p = detail["phases_s"]
+        verdict = "" if gpu else f" (CPU goal <= {GOAL:.2f}: {'met' if detail['ratio'] <= GOAL else 'NOT met'})"
+        print(f"run() {detail['tag']}: {detail['run_s']:.1f} s = setup {p['setup']:.1f} + evaluation "
+              f"{p['evaluation']:.1f} (val+test ~{p['val_test_est']:.1f} for {detail['val_images']}+"
+              f"{detail['test_images']} img x {detail['evaluations']} evals, build+ckpt ~{p['ckpt_build_est']:.1f}, "
+              f"hand-off {p['handoff']:.1f}) + recording {p['recording']:.1f} + select/vary {p['select_vary']:.2f}"
+              f" + teardown {p['teardown']:.1f}; x plain {detail['ratio']:.2f}, without val+test "
+              f"{detail['ratio_without_val_test']:.2f}, without val+test and setup "
+              f"{detail['ratio_without_val_test_and_setup']:.2f}{verdict}")
+    print(f"cores busy with other processes: {busy:.1f} before, {busy_cores():.1f} after")
+    if args.json:
+        figures = {"header": header, "device": device, "model": model, "train_size": n, "epochs": args.epochs,
+                   "rows": [vars(row) for row in rows], "runs": runs}
+        args.json.write_text(json.dumps(without_nan(figures), indent=2))
+        print(f"saved {args.json}")
+
+
+if __name__ == "__main__":
+    main()
