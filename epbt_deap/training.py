@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -110,7 +110,10 @@ class TrainingContext:
         return self.data.device
 
 
-def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch.device):
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch.device) -> LossFunction:
     """The child's loss function: TaylorGLO with its theta genes, or cross-entropy."""
     if settings.loss == "cross_entropy":
         return F.cross_entropy
@@ -163,8 +166,9 @@ def accuracy(context: TrainingContext, model: torch.nn.Module, images: torch.Ten
 
 
 def weights_are_finite(model: torch.nn.Module) -> bool:
-    tensors = list(model.parameters()) + list(model.buffers())
-    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+    """Whether every floating-point parameter and buffer is finite (one device sync)."""
+    tensors = [t for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()]
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
