@@ -73,9 +73,10 @@ class RayPool:
             count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}
         else:
             count, options = cpu_workers or int(ray.cluster_resources().get("CPU", 1)), {"num_cpus": 1}
-        actor = ray.remote(max_restarts=1, max_task_retries=1, **options)(RayEvaluator)
+        actor_class = ray.remote(max_restarts=1, max_task_retries=1, **options)(RayEvaluator)
         shared_args = ray.put(tuple(context_args))
-        self.actors = [actor.remote(make_context, shared_args, "cuda" if gpus else "cpu") for _ in range(count)]
+        self._new_actor = lambda: actor_class.remote(make_context, shared_args, "cuda" if gpus else "cpu")
+        self.actors = [self._new_actor() for _ in range(count)]
         logger.info("Ray backend: %d actors (%s)", count, options)
 
     def _submit(self, actor: Any, fn: Callable[[Any, Any], Any], item: Any) -> Any:
@@ -110,19 +111,27 @@ class RayPool:
                 running[self._submit(actor, fn, item)] = (index, actor)
             (done,), _ = ray.wait(list(running), num_returns=1)
             index, actor = running.pop(done)
-            idle.append(actor)
             try:
                 results[index] = self._receive(items[index], ray.get(done))
+                idle.append(actor)
             except ray.exceptions.RayActorError as error:
+                idle.append(self._replace(actor))
                 if on_failure is None:
                     raise WorkerError(f"evaluation of {item_label(items[index])} failed: {error}") from error
                 results[index] = on_failure(items[index], "its Ray actor died, also on the retry")
             except ray.exceptions.RayTaskError as error:
+                idle.append(actor)
                 raise WorkerError(f"evaluation of {item_label(items[index])} failed: "
                                   f"{type(error.cause).__name__}: {error.cause}") from None
             if on_result is not None:
                 on_result(results[index])
         return [results[index] for index in range(len(items))]
+
+    def _replace(self, dead: Any) -> Any:
+        """A fresh actor in place of one that died past its restart."""
+        fresh = self._new_actor()
+        self.actors[self.actors.index(dead)] = fresh
+        return fresh
 
     def close(self) -> None:
         ray = _ray()

@@ -36,3 +36,18 @@ def test_ray_backend_matches_the_local_pool_and_resumes(local_ray, local_logbook
     assert logbook_of(tmp_path / "ray") == local_logbook
     assert len(list((tmp_path / "ray" / "checkpoints").glob("*.pt"))) <= TINY["evolution"]["population"] + 1
     assert [row["gen"] for row in resume(tmp_path / "ray").logbook] == [0, 1, 2]
+
+
+def test_a_dead_actor_is_restarted_and_its_call_retried_then_failed(local_ray, tmp_path):
+    import torch
+
+    from epbt_deap.ray_pool import RayPool
+    from tests.test_pool import Fragile, die_unless_marked, make_context
+
+    (tmp_path / "steady").touch()
+    items = [Fragile("flaky", str(tmp_path / "flaky")), Fragile("steady", str(tmp_path / "steady")),
+             Fragile("doomed", str(tmp_path / "doomed"))]
+    with RayPool(make_context, (torch.ones(1),), "cpu", cpu_workers=1) as pool:
+        results = pool.map(die_unless_marked, items, on_failure=lambda item, reason: f"failed: {reason}")
+        assert results == ["flaky", "steady", "failed: its Ray actor died, also on the retry"]
+        assert pool.map(die_unless_marked, items[1:2]) == ["steady"]  # the dead actor was replaced
