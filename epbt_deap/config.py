@@ -37,6 +37,7 @@ class DataConfig(Section):
     download: bool = True
     val_size: int | None = Field(None, ge=1)
     train_subset: int | None = Field(None, ge=1)
+    test_subset: int | None = Field(None, ge=1)
     augment: bool | None = None
     split_seed: int = 0
 

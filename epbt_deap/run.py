@@ -105,7 +105,8 @@ def seed_everything(seed: int) -> None:
 def load_data(config: Config) -> ImageSplits:
     data = config.data
     splits = load_splits(data.dataset, data.dir, download=data.download, val_size=data.val_size,
-                         train_subset=data.train_subset, augment=data.augment, split_seed=data.split_seed)
+                         train_subset=data.train_subset, augment=data.augment, split_seed=data.split_seed,
+                         test_subset=data.test_subset)
     logger.info("%s", splits.describe())
     return splits
 

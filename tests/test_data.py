@@ -111,6 +111,14 @@ def test_train_subset_keeps_validation(digits: ImageSplits) -> None:
     assert torch.equal(subset.val_images, digits.val_images)
 
 
+def test_test_subset_is_a_seeded_part_of_the_test_set(digits: ImageSplits) -> None:
+    subset = load_splits("digits", test_subset=50)
+    assert len(subset.test_labels) == 50
+    assert rows(subset.test_images) <= rows(digits.test_images)
+    assert torch.equal(subset.train_images, digits.train_images)  # training data unchanged
+    assert torch.equal(load_splits("digits", test_subset=50).test_images, subset.test_images)
+
+
 def test_overrides() -> None:
     splits = load_splits("digits", val_size=10, augment=True)
     assert (len(splits.train_labels), len(splits.val_labels), splits.augment) == (1427, 10, True)
@@ -121,6 +129,7 @@ def test_overrides() -> None:
     {"name": "digits", "val_size": 1437},
     {"name": "digits", "train_subset": 0},
     {"name": "digits", "train_subset": 1258},
+    {"name": "digits", "test_subset": 361},
     {"name": "mnist"},
     {"name": "imagefolder"},
     {"name": "imagefolder", "data_dir": "/nonexistent/epbt-images"},

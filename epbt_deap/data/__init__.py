@@ -28,12 +28,15 @@ logger = logging.getLogger("epbt_deap")
 
 def load_splits(name: str, data_dir: str | Path | None = None, *, download: bool = False,
                 val_size: int | None = None, train_subset: int | None = None,
-                augment: bool | None = None, split_seed: int = 0) -> ImageSplits:
-    """Load dataset ``name`` and split its training set into train and validation (seeded)."""
+                augment: bool | None = None, split_seed: int = 0, test_subset: int | None = None) -> ImageSplits:
+    """Load dataset ``name`` and split its training set into train and validation (seeded).
+
+    ``train_subset`` and ``test_subset`` keep that many (seeded) images, for CPU-scale runs.
+    """
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
     start = time.perf_counter()
     source = LOADERS[name](None if data_dir is None else Path(data_dir).expanduser(), download, split_seed)
-    splits = split(source, name, val_size, train_subset, augment, split_seed)
+    splits = split(source, name, val_size, train_subset, augment, split_seed, test_subset)
     logger.info("loaded %s data in %.1f s", name, time.perf_counter() - start)
     return splits

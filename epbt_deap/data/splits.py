@@ -54,8 +54,9 @@ class Source(NamedTuple):
 
 
 def split(source: Source, name: str, val_size: int | None, train_subset: int | None,
-           augment: bool | None, split_seed: int) -> ImageSplits:
-    """Hold out a seeded validation split, optionally subsample the rest, compute train statistics."""
+          augment: bool | None, split_seed: int, test_subset: int | None = None) -> ImageSplits:
+    """Hold out a seeded validation split, optionally subsample the rest (and the test set),
+    compute train statistics."""
     total = len(source.train_labels)
     val_size = source.val_size if val_size is None else val_size
     if not 1 <= val_size < total:
@@ -64,14 +65,19 @@ def split(source: Source, name: str, val_size: int | None, train_subset: int | N
     if train_subset is not None and not 1 <= train_subset <= total - val_size:
         raise DataError(f"train_subset must be between 1 and {total - val_size} for {name} "
                         f"({total} training images, {val_size} for validation), got {train_subset}")
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(split_seed))
+    tests = len(source.test_labels)
+    if test_subset is not None and not 1 <= test_subset <= tests:
+        raise DataError(f"test_subset must be between 1 and {tests} for {name}, got {test_subset}")
+    generator = torch.Generator().manual_seed(split_seed)
+    order = torch.randperm(total, generator=generator)
     val, train = order[:val_size], order[val_size:][:train_subset]
+    test = torch.randperm(tests, generator=generator)[:test_subset].sort().values
     train_images = source.train_images[train]
     mean, std = channel_stats(train_images)
     return ImageSplits(
         train_images=train_images, train_labels=source.train_labels[train],
         val_images=source.train_images[val], val_labels=source.train_labels[val],
-        test_images=source.test_images.contiguous(), test_labels=source.test_labels.contiguous(),
+        test_images=source.test_images[test], test_labels=source.test_labels[test],
         mean=mean, std=std, num_classes=source.num_classes,
         augment=source.augment if augment is None else augment, name=name,
     )
