@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
-from epbt_deap.config import Config, TrainConfig, build_config
+from epbt_deap.config import TrainConfig, build_config
 from epbt_deap.data import ImageSplits, load_splits, normalize, random_crop_flip
 from epbt_deap.models import build_model
 from epbt_deap.pool import make_pool, resolve_devices
@@ -238,18 +238,10 @@ def without_nan(value: Any) -> Any:
     return value
 
 
-def settings_of(config: Config) -> TrainSettings:
-    """The training settings a run of ``config`` gives its workers."""
-    t = config.train
-    return TrainSettings(model=t.model, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, lr=t.lr,
-                         momentum=t.momentum, weight_decay=t.weight_decay, lr_milestones=tuple(t.lr_milestones),
-                         lr_gamma=t.lr_gamma, loss=t.loss)
-
-
 def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path) -> tuple[list[Row], dict[str, Any]]:
     """Time ``run()`` and the plain loop for the same model-epochs; break the run's wall time down."""
     config = build_config(config_tree)
-    settings = settings_of(config)
+    settings = TrainSettings.from_config(config.train)
     d = config.data
     splits = load_splits(d.dataset, d.dir, download=False, val_size=d.val_size, train_subset=d.train_subset,
                          augment=d.augment, split_seed=d.split_seed)

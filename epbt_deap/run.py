@@ -58,11 +58,7 @@ class RunPlan:
         toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(),
                                evaluate)
         model_builder(train.model)
-        settings = TrainSettings(
-            model=train.model, batch_size=train.batch_size, eval_batch_size=train.eval_batch_size, lr=train.lr,
-            momentum=train.momentum, weight_decay=train.weight_decay, lr_milestones=tuple(train.lr_milestones),
-            lr_gamma=train.lr_gamma, loss=train.loss,
-        )
+        settings = TrainSettings.from_config(train)
         devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
         return cls(config, space, toolbox, settings, devices)
 

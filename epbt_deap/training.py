@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
+from epbt_deap.config import TrainConfig
 from epbt_deap.data import ImageSplits, normalize, random_crop_flip
 from epbt_deap.models import build_model
 from epbt_deap.taylorglo import PARAMETER_NAMES, taylorglo_loss
@@ -38,6 +39,12 @@ class TrainSettings:
     lr_milestones: tuple[int, ...] = (100, 150)
     lr_gamma: float = 0.1
     loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
+
+    @classmethod
+    def from_config(cls, train: TrainConfig) -> TrainSettings:
+        return cls(model=train.model, batch_size=train.batch_size, eval_batch_size=train.eval_batch_size,
+                   lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay,
+                   lr_milestones=tuple(train.lr_milestones), lr_gamma=train.lr_gamma, loss=train.loss)
 
     def learning_rate(self, epoch: int, base: float | None = None) -> float:
         """Step decay on the global epoch clock: ``base * gamma ** (milestones passed)``."""

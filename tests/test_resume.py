@@ -1,6 +1,5 @@
 """Runs survive SIGKILL, Ctrl-C and SIGTERM, and resume to the same result."""
 import json
-import os
 import signal
 import subprocess
 import sys
