@@ -84,13 +84,17 @@ class RunRecord:
 
     @property
     def method_key(self) -> str:
-        """The config with what varies between seeds of one method left out."""
+        """The config with what varies between seeds of one method left out.
+
+        Unset (null) keys are dropped, so a run written before a key existed matches one
+        written after, where the key holds its default of null.
+        """
         settings = json.loads(json.dumps(self.config, default=str))
         settings.setdefault("evolution", {})["algorithm"] = self.algorithm
         for key in NOT_METHOD_KEYS:
             section, _, leaf = key.rpartition(".")
             ((settings.get(section) or {}) if section else settings).pop(leaf, None)
-        return json.dumps(settings, sort_keys=True)
+        return json.dumps(_without_nulls(settings), sort_keys=True)
 
     @property
     def test_curve(self) -> list[tuple[float, float]]:
@@ -114,6 +118,13 @@ class Report:
     table1: list[dict[str, Any]]
     table2: list[dict[str, Any]]
     files: dict[str, Path]
+
+
+def _without_nulls(tree: Any) -> Any:
+    """``tree`` with every null-valued mapping entry removed, recursively."""
+    if isinstance(tree, dict):
+        return {key: _without_nulls(value) for key, value in tree.items() if value is not None}
+    return tree
 
 
 def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:

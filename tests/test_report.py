@@ -89,6 +89,14 @@ def test_seeds_are_grouped_by_method(groups):
     assert [run.name for run in groups[NONE]] == ["plain_seed0", "plain_seed1"]
 
 
+def test_a_key_missing_from_an_older_run_matches_its_null_default():
+    older = config("run", 0, "taylorglo", None)
+    newer = config("run", 1, "taylorglo", None)
+    newer["data"] = {**newer.get("data", {}), "test_subset": None}
+    grouped = group_runs([RunRecord(Path("a"), older, [], []), RunRecord(Path("b"), newer, [], [])])
+    assert [len(runs) for runs in grouped.values()] == [2]
+
+
 def test_methods_that_share_a_description_are_told_apart_by_name():
     def record(name: str, sigma: float) -> RunRecord:
         cfg = config(name, 0, "taylorglo", None)
