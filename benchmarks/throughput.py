@@ -244,7 +244,7 @@ def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path
     settings = TrainSettings.from_config(config.train)
     d = config.data
     splits = load_splits(d.dataset, d.dir, download=False, val_size=d.val_size, train_subset=d.train_subset,
-                         augment=d.augment, split_seed=d.split_seed)
+                         augment=d.augment, split_seed=d.split_seed, test_subset=d.test_subset)
     evo = config.evolution
     model_epochs = (evo.population + (evo.generations - 1) * (evo.population - evo.elites)) * \
         config.train.epochs_per_generation
@@ -321,6 +321,8 @@ def main() -> None:
                         help="torch threads in this process (plain loop, in-process pool, run()); default torch's")
     parser.add_argument("--jpeg-dir", default="/tmp/cifar10-jpeg",
                         help="CIFAR-10 as train/<class>/*.jpg + test/<class>/*.jpg for a whole run ('' skips)")
+    parser.add_argument("--test-subset", type=int, default=None,
+                        help="the whole JPEG run records test accuracy on this many test images (default all)")
     parser.add_argument("--json", type=Path, default=None, help="also save the figures here")
     args = parser.parse_args()
     if args.epochs < 1 or (args.train_size is not None and args.train_size < 2 * BATCH):
@@ -382,7 +384,8 @@ def main() -> None:
         else:
             val = min(5000, max(100, n // 4))
             tree = {**base, "name": "bench-jpeg", "data": {"dataset": "imagefolder", "dir": str(jpeg),
-                                                           "train_subset": min(n, 50000 - val), "val_size": val}}
+                                                           "train_subset": min(n, 50000 - val), "val_size": val,
+                                                           "test_subset": args.test_subset}}
             jpeg_rows, detail = whole_run_rows("cifar10-jpeg", tree, device, out)
             rows += jpeg_rows
             runs.append(detail)
