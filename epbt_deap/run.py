@@ -17,8 +17,8 @@ from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.evaluation import EvaluationMap, Observer, Pool
 from epbt_deap.models import model_builder
 from epbt_deap.pool import make_pool, resolve_devices
-from epbt_deap.space import SearchSpace
 from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder, RunState, load_state, rewind_logs
+from epbt_deap.space import SearchSpace
 from epbt_deap.statistics import PopulationStatistics
 from epbt_deap.tensorboard import TensorBoardScalars
 from epbt_deap.toolbox import make_toolbox
@@ -159,10 +159,10 @@ def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
     if state is None:  # killed during generation 0: nothing to keep
         logger.warning("no generation of %s had completed; starting it again", run_dir)
         return run(config, run_dir, observer, overwrite=True)
-    splits = load_data(config)
     if state.generation >= config.evolution.generations - 1:
         logger.info("%s is complete; nothing to resume", run_dir)
         return summarize(run_dir, state.logbook, state.halloffame)
+    splits = load_data(config)
     logger.info("resuming %s after generation %d", run_dir, state.generation)
     rewind_logs(run_dir, state)
     state.restore_rng()
