@@ -92,7 +92,7 @@ def rewind_logs(run_dir: Path, state: RunState) -> None:
 
 @dataclass
 class RunRecorder:
-    """The ``eaElitist`` callback of a run: writes every file of the run directory."""
+    """The EA loop's per-generation callback: writes every file of the run directory."""
 
     run_dir: Path
     space: SearchSpace
