@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from epbt_deap.config import Config, ConfigError, load_config, parse_assignment
+from epbt_deap.config import DATASETS, Config, ConfigError, load_config, parse_assignment
 
 USER_ERROR_EXIT = 2
 
@@ -96,7 +96,7 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
-@click.option("--dataset", type=click.Choice(["cifar10", "digits", "fake", "imagefolder", "svhn"]))
+@click.option("--dataset", type=click.Choice(DATASETS))
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where the dataset lives (or is downloaded to).")
 @click.option("--model", help="resnet8, resnet20, resnet32, resnet56, wrn16_8 or digits_cnn.")
 @click.option("--population", type=int)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from epbt_deap.space import Gene, SearchSpace
 
+DATASETS = ("cifar10", "digits", "fake", "imagefolder", "svhn")
 DEFAULT_MODELS = {"digits": "digits_cnn", "fake": "resnet8", "cifar10": "resnet32", "imagefolder": "resnet32",
                   "svhn": "resnet32"}
 TRAINABLE_GENES = ("lr", "momentum", "weight_decay")
@@ -32,7 +33,7 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    dataset: Literal["cifar10", "digits", "fake", "imagefolder", "svhn"] = "cifar10"
+    dataset: Literal[DATASETS] = "cifar10"
     dir: Path | None = None
     download: bool = True
     val_size: int | None = Field(None, ge=1)
@@ -149,7 +150,8 @@ class Config(Section):
         for name in self.evolution.genes:
             if name not in TRAINABLE_GENES:
                 raise ValueError(f"evolution.genes.{name}: training understands only {', '.join(TRAINABLE_GENES)}")
-        if self.evolution.algorithm != "none" and not len(self.search_space()):
+        space = self.search_space()  # raises for genes with bad bounds
+        if self.evolution.algorithm != "none" and not len(space):
             raise ValueError("evolution: with train.loss cross_entropy there is no theta to evolve; "
                              "add evolution.genes or set evolution.algorithm to none (need at least one gene)")
         return self
@@ -249,13 +251,9 @@ def build_config(tree: Mapping[str, Any], overrides: Mapping[str, Any] = {}) -> 
     for key, value in overrides.items():
         set_dotted(merged, key, value, defaults)
     try:
-        config = Config.model_validate(merged)
-        config.search_space()
+        return Config.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(describe_error(error)) from None
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    return config
 
 
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] = {}) -> Config:

@@ -31,6 +31,26 @@ class DeviceError(ValueError):
 class WorkerError(RuntimeError):
     """An evaluation failed in a worker; the message names the item."""
 
+    @classmethod
+    def of(cls, item: Any, reason: str | BaseException) -> WorkerError:
+        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message'."""
+        if isinstance(reason, BaseException):
+            reason = f"{type(reason).__name__}: {reason}"
+        return cls(f"evaluation of {getattr(item, 'uid', item)} failed: {reason}")
+
+
+class ClosingContext:
+    """``with pool:`` closes the pool on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def resolve_devices(device: str, workers_per_gpu: int = 1, cpu_workers: int = 0) -> list[str]:
     """One entry per worker: GPUs round robin (``workers_per_gpu`` each) or the CPU.
@@ -62,11 +82,7 @@ def threads_per_cpu_worker(workers: int) -> int:
     return max(1, cores // max(workers, 1))
 
 
-def item_label(item: Any) -> str:
-    return str(getattr(item, "uid", item))
-
-
-class InProcessPool:
+class InProcessPool(ClosingContext):
     """Runs every item in this process, on one device."""
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str = "cpu") -> None:
@@ -81,7 +97,7 @@ class InProcessPool:
             try:
                 result = fn(self.context, item)
             except Exception as error:
-                raise WorkerError(f"evaluation of {item_label(item)} failed: {type(error).__name__}: {error}") from error
+                raise WorkerError.of(item, error) from error
             if on_result is not None:
                 on_result(result)
             results.append(result)
@@ -90,11 +106,6 @@ class InProcessPool:
     def close(self) -> None:
         self.context = None
 
-    def __enter__(self) -> InProcessPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _start_worker(devices: Any, threads: int, make_context: Callable[..., Any], context_args: Sequence[Any]) -> None:
@@ -113,7 +124,7 @@ def _run_in_worker(fn: Callable[[Any, Any], Any], item: Any) -> Any:
     return fn(_worker_context, item)
 
 
-class ProcessPool:
+class ProcessPool(ClosingContext):
     """Persistent spawned workers, one per entry of ``devices``.
 
     A worker that dies (killed, out of memory, a crash in native code) breaks the pool;
@@ -157,8 +168,7 @@ class ProcessPool:
             except Exception as error:
                 for other in futures:
                     other.cancel()
-                raise WorkerError(f"evaluation of {item_label(items[index])} failed: "
-                                  f"{type(error).__name__}: {error}") from error
+                raise WorkerError.of(items[index], error) from error
             if on_result is not None:
                 on_result(results[index])
         return sorted(broken)
@@ -186,7 +196,7 @@ class ProcessPool:
                 self._restart()
                 reason = "its worker process died on every try, also when it ran alone"
                 if on_failure is None:
-                    raise WorkerError(f"evaluation of {item_label(items[index])} failed: {reason}")
+                    raise WorkerError.of(items[index], reason)
                 results[index] = on_failure(items[index], reason)
                 if on_result is not None:
                     on_result(results[index])
@@ -203,9 +213,6 @@ class ProcessPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> ProcessPool:
-        return self
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
         if exc_type is None:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from epbt_deap.checkpoints import write_atomically
-from epbt_deap.pool import WorkerError, item_label
+from epbt_deap.pool import ClosingContext, WorkerError
 
 logger = logging.getLogger("epbt_deap")
 
@@ -58,7 +58,7 @@ def _ray() -> Any:
     return ray
 
 
-class RayPool:
+class RayPool(ClosingContext):
     """Ray actors, one per model trained at a time, connected to ``address`` or a local Ray."""
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
@@ -117,12 +117,11 @@ class RayPool:
             except ray.exceptions.RayActorError as error:
                 idle.append(self._replace(actor))
                 if on_failure is None:
-                    raise WorkerError(f"evaluation of {item_label(items[index])} failed: {error}") from error
+                    raise WorkerError.of(items[index], error) from error
                 results[index] = on_failure(items[index], "its Ray actor died, also on the retry")
             except ray.exceptions.RayTaskError as error:
                 idle.append(actor)
-                raise WorkerError(f"evaluation of {item_label(items[index])} failed: "
-                                  f"{type(error.cause).__name__}: {error.cause}") from None
+                raise WorkerError.of(items[index], error.cause) from None
             if on_result is not None:
                 on_result(results[index])
         return [results[index] for index in range(len(items))]
@@ -139,8 +138,3 @@ class RayPool:
             ray.kill(actor)
         self.actors = []
 
-    def __enter__(self) -> RayPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

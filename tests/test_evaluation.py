@@ -30,4 +30,6 @@ def test_tasks_carry_the_run_clock_and_a_seed_per_uid(tmp_path):
     assert Path(task.output_checkpoint) == tmp_path / "g003-000.pt"
     assert task.genes == space.decode(child)
     assert task.seed == task_seed(5, "g003-000") != task_seed(6, "g003-000") != task_seed(5, "g003-001")
-    assert isinstance(EvalResult.failed(task, "x"), EvalResult)
+    failed = EvalResult.failed(task, "x")
+    assert (failed.uid, failed.fitness, failed.checkpoint, failed.status, failed.detail) == \
+        ("g003-000", 0.0, None, "failed", "x")
