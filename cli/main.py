@@ -23,6 +23,7 @@ OPTION_KEYS = {
     "elites": "evolution.elites",
     "generations": "evolution.generations",
     "epochs_per_generation": "train.epochs_per_generation",
+    "trainer": "train.trainer",
     "workers_per_gpu": "resources.workers_per_gpu",
     "cpu_workers": "resources.cpu_workers",
     "device": "resources.device",
@@ -103,6 +104,8 @@ def main(verbose: bool) -> None:
 @click.option("--elites", type=int, help="Individuals kept unchanged each generation (k).")
 @click.option("--generations", type=int, help="Generations, generation 0 included.")
 @click.option("--epochs-per-generation", type=int)
+@click.option("--trainer", type=click.Choice(["per_model", "vectorized"]),
+              help="per_model (default) or vectorized: each worker trains its children as one batched model.")
 @click.option("--device", help="auto, cpu, cuda or a list such as cuda:0,cuda:1.")
 @click.option("--workers-per-gpu", type=int, help="Models trained side by side on each GPU.")
 @click.option("--cpu-workers", type=int, help="Worker processes on a CPU-only machine (0: in-process).")

@@ -54,6 +54,18 @@ class TrainConfig(Section):
     lr_milestones: list[int] = [100, 150]
     lr_gamma: float = Field(0.1, gt=0)
     loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
+    trainer: Literal["per_model", "vectorized"] = "per_model"  # vectorized: a worker's children train as one
+    precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16: autocast forward passes
+    channels_last: bool = False  # per_model trainer only
+    compile: bool = False  # torch.compile each model (per_model trainer only)
+
+    @model_validator(mode="after")
+    def _check_trainer_options(self) -> TrainConfig:
+        if self.trainer == "vectorized":
+            for option in ("channels_last", "compile"):
+                if getattr(self, option):
+                    raise ValueError(f"train.{option} works with the per_model trainer, not vectorized")
+        return self
 
 
 class GeneConfig(Section):
@@ -150,6 +162,9 @@ class Config(Section):
         for name in self.evolution.genes:
             if name not in TRAINABLE_GENES:
                 raise ValueError(f"evolution.genes.{name}: training understands only {', '.join(TRAINABLE_GENES)}")
+        if (self.train.trainer == "vectorized" and self.resources.backend == "ray"
+                and not self.resources.shared_storage):
+            raise ValueError("train.trainer vectorized with Ray needs resources.shared_storage: true")
         space = self.search_space()  # raises for genes with bad bounds
         if self.evolution.algorithm != "none" and not len(space):
             raise ValueError("evolution: with train.loss cross_entropy there is no theta to evolve; "

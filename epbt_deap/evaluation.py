@@ -11,7 +11,7 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -20,8 +20,13 @@ from epbt_deap.space import SearchSpace
 from epbt_deap.training import EvalResult, EvalTask
 
 
+T = TypeVar("T")
+
+
 class Pool(Protocol):
     """Runs ``fn(context, item)`` for many items on long-lived workers (see pool.py, ray_pool.py)."""
+
+    workers: int
 
     def __enter__(self) -> Pool: ...
 
@@ -47,17 +52,32 @@ def task_seed(run_seed: int, uid: str) -> int:
     return int(np.random.SeedSequence([run_seed, zlib.crc32(uid.encode())]).generate_state(1)[0])
 
 
+def split_evenly(items: Sequence[T], parts: int) -> list[list[T]]:
+    """``items`` in at most ``parts`` contiguous, non-empty runs whose lengths differ by one at most."""
+    parts = min(parts, len(items))
+    if not parts:
+        return []
+    size, extra = divmod(len(items), parts)
+    bounds = np.cumsum([0] + [size + (index < extra) for index in range(parts)])
+    return [list(items[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
 class EvaluationMap:
-    """A DEAP ``map`` that trains individuals on a pool and returns their fitness tuples."""
+    """A DEAP ``map`` that trains individuals on a pool and returns their fitness tuples.
+
+    With ``grouped`` the tasks are split into one group per worker, and ``evaluate`` takes
+    a list of tasks and returns a list of results (the vectorised trainer).
+    """
 
     def __init__(self, pool: Pool, space: SearchSpace, checkpoint_dir: Path, run_seed: int,
-                 epochs_per_generation: int, observer: Observer | None = None) -> None:
+                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False) -> None:
         self.pool = pool
         self.space = space
         self.checkpoint_dir = Path(checkpoint_dir)
         self.run_seed = run_seed
         self.epochs_per_generation = epochs_per_generation
         self.observer = observer
+        self.grouped = grouped
 
     def task_for(self, individual: Individual) -> EvalTask:
         return EvalTask(
@@ -75,8 +95,7 @@ class EvaluationMap:
         tasks = [self.task_for(individual) for individual in individuals]
         if self.observer is not None and individuals:
             self.observer.generation_started(individuals[0].generation, len(tasks))
-        on_result = self.observer.evaluation_finished if self.observer is not None else None
-        results = self.pool.map(evaluate, tasks, on_result, EvalResult.failed)
+        results = self._run(evaluate, tasks)
         for individual, result in zip(individuals, results):
             if result.checkpoint is not None:
                 individual.checkpoint = result.checkpoint
@@ -89,3 +108,19 @@ class EvaluationMap:
                 **({"detail": result.detail} if result.detail else {}),
             }
         return [(result.fitness,) for result in results]
+
+    def _run(self, evaluate: Callable[[Any, Any], Any], tasks: list[EvalTask]) -> list[EvalResult]:
+        """Results in task order, from single tasks or from one group per worker."""
+        observed = self.observer.evaluation_finished if self.observer is not None else None
+        if not self.grouped:
+            return self.pool.map(evaluate, tasks, observed, EvalResult.failed)
+
+        def observe_group(results: list[EvalResult]) -> None:
+            for result in results if observed is not None else ():
+                observed(result)
+
+        def fail_group(group: list[EvalTask], reason: str) -> list[EvalResult]:
+            return [EvalResult.failed(task, reason) for task in group]
+
+        groups = self.pool.map(evaluate, split_evenly(tasks, self.pool.workers), observe_group, fail_group)
+        return [result for group in groups for result in group]

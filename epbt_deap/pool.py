@@ -33,10 +33,15 @@ class WorkerError(RuntimeError):
 
     @classmethod
     def of(cls, item: Any, reason: str | BaseException) -> WorkerError:
-        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message'."""
+        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message'.
+
+        A list of items (a vectorised group) is named by its items' uids.
+        """
         if isinstance(reason, BaseException):
             reason = f"{type(reason).__name__}: {reason}"
-        return cls(f"evaluation of {getattr(item, 'uid', item)} failed: {reason}")
+        items = item if isinstance(item, list) else [item]
+        names = ", ".join(str(getattr(one, "uid", one)) for one in items)
+        return cls(f"evaluation of {names} failed: {reason}")
 
 
 class ClosingContext:
@@ -84,6 +89,8 @@ def threads_per_cpu_worker(workers: int) -> int:
 
 class InProcessPool(ClosingContext):
     """Runs every item in this process, on one device."""
+
+    workers = 1
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str = "cpu") -> None:
         self.context = make_context(device, *context_args)
@@ -137,6 +144,7 @@ class ProcessPool(ClosingContext):
         if not devices:
             raise ValueError("a process pool needs at least one device")
         self._devices = list(devices)
+        self.workers = len(self._devices)
         self._start_args = (make_context, tuple(context_args))
         self._executor = self._start()
 

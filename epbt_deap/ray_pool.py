@@ -77,6 +77,7 @@ class RayPool(ClosingContext):
         shared_args = ray.put(tuple(context_args))
         self._new_actor = lambda: actor_class.remote(make_context, shared_args, "cuda" if gpus else "cpu")
         self.actors = [self._new_actor() for _ in range(count)]
+        self.workers = count
         logger.info("Ray backend: %d actors (%s)", count, options)
 
     def _submit(self, actor: Any, fn: Callable[[Any, Any], Any], item: Any) -> Any:

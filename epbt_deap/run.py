@@ -23,6 +23,7 @@ from epbt_deap.statistics import PopulationStatistics
 from epbt_deap.tensorboard import TensorBoardScalars
 from epbt_deap.toolbox import make_toolbox
 from epbt_deap.training import TrainingContext, TrainSettings, evaluate
+from epbt_deap.vectorized import evaluate_group
 
 logger = logging.getLogger("epbt_deap")
 
@@ -56,7 +57,7 @@ class RunPlan:
         evolution, train, resources = config.evolution, config.train, config.resources
         space = config.search_space()
         toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(),
-                               evaluate)
+                               evaluate_group if train.trainer == "vectorized" else evaluate)
         model_builder(train.model)
         settings = TrainSettings.from_config(train)
         devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
@@ -73,8 +74,9 @@ class RunPlan:
         return make_pool(TrainingContext.create, (self.settings, splits), self.devices if devices is None else devices)
 
     def evaluation_map(self, pool: Pool, run_dir: Path, observer: Observer | None) -> EvaluationMap:
+        train = self.config.train
         return EvaluationMap(pool, self.space, run_dir / CHECKPOINT_DIR, self.config.seed,
-                             self.config.train.epochs_per_generation, observer)
+                             train.epochs_per_generation, observer, grouped=train.trainer == "vectorized")
 
 
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:

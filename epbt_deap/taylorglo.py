@@ -26,17 +26,20 @@ NUM_PARAMETERS = len(PARAMETER_NAMES)
 
 
 def taylorglo_terms(x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """The bracket of Eq. 1, elementwise, for labels ``x`` and predictions ``y`` of any shape."""
+    """The bracket of Eq. 1, elementwise, for labels ``x`` and predictions ``y`` of any shape.
+
+    ``theta`` is (..., 8); its leading dimensions broadcast against ``y``'s.
+    """
     t = theta.to(dtype=y.dtype)
-    dx = x - t[0]
-    dy = y - t[1]
+    dx = x - t[..., 0]
+    dy = y - t[..., 1]
     return (
-        t[2] * dy
-        + 0.5 * t[3] * dy**2
-        + (1.0 / 6.0) * t[4] * dy**3
-        + t[5] * dx * dy
-        + 0.5 * t[6] * dx * dy**2
-        + 0.5 * t[7] * dx**2 * dy
+        t[..., 2] * dy
+        + 0.5 * t[..., 3] * dy**2
+        + (1.0 / 6.0) * t[..., 4] * dy**3
+        + t[..., 5] * dx * dy
+        + 0.5 * t[..., 6] * dx * dy**2
+        + 0.5 * t[..., 7] * dx**2 * dy
     )
 
 
@@ -55,9 +58,18 @@ def taylorglo_loss(
     theta = torch.as_tensor(theta, dtype=dtype, device=logits.device)
     if theta.shape != (NUM_PARAMETERS,):
         raise ValueError(f"theta must hold {NUM_PARAMETERS} values, got shape {tuple(theta.shape)}")
-    y = torch.softmax(logits.to(dtype), dim=1)
-    x = F.one_hot(targets, num_classes=logits.shape[1]).to(dtype)
-    return -taylorglo_terms(x, y, theta).mean(dim=1).mean()
+    return stacked_taylorglo_loss(logits.unsqueeze(0), targets.unsqueeze(0), theta.unsqueeze(0))[0]
+
+
+def stacked_taylorglo_loss(logits: torch.Tensor, targets: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
+    """Eq. 1 for M models at once, each with its own theta: the (M,) losses.
+
+    ``logits`` (M, B, C), ``targets`` (M, B) class indices, ``thetas`` (M, 8).
+    """
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    y = torch.softmax(logits.to(dtype), dim=-1)
+    x = F.one_hot(targets, num_classes=logits.shape[-1]).to(dtype)
+    return -taylorglo_terms(x, y, thetas[:, None, None, :]).mean(dim=2).mean(dim=1)
 
 
 def binary_loss_curve(theta: Sequence[float], points: int = 101) -> tuple[np.ndarray, np.ndarray]:

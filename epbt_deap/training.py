@@ -5,10 +5,11 @@ Workers run :func:`evaluate` with a :class:`TrainingContext` built once per work
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
 from epbt_deap.config import TrainConfig
-from epbt_deap.data import ImageSplits, normalize, random_crop_flip
+from epbt_deap.data import CropFlip, ImageSplits, normalize
 from epbt_deap.models import build_model
 from epbt_deap.taylorglo import PARAMETER_NAMES, taylorglo_loss
 
@@ -39,12 +40,16 @@ class TrainSettings:
     lr_milestones: tuple[int, ...] = (100, 150)
     lr_gamma: float = 0.1
     loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
+    precision: Literal["float32", "bfloat16"] = "float32"
+    channels_last: bool = False
+    compile: bool = False
 
     @classmethod
     def from_config(cls, train: TrainConfig) -> TrainSettings:
         return cls(model=train.model, batch_size=train.batch_size, eval_batch_size=train.eval_batch_size,
                    lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay,
-                   lr_milestones=tuple(train.lr_milestones), lr_gamma=train.lr_gamma, loss=train.loss)
+                   lr_milestones=tuple(train.lr_milestones), lr_gamma=train.lr_gamma, loss=train.loss,
+                   precision=train.precision, channels_last=train.channels_last, compile=train.compile)
 
     def learning_rate(self, epoch: int, base: float | None = None) -> float:
         """Step decay on the global epoch clock: ``base * gamma ** (milestones passed)``."""
@@ -116,6 +121,21 @@ class TrainingContext:
     def device(self) -> torch.device:
         return self.data.device
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast when ``precision`` asks for it, else nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.settings.precision == "bfloat16")
+
+    def inputs(self, indices: torch.Tensor, crop_flip: CropFlip | None = None) -> torch.Tensor:
+        """The normalised float images at ``indices`` of the training set, augmented with ``crop_flip``."""
+        splits = self.data.splits
+        images = normalize(splits.train_images[indices], self.data.mean, self.data.std)
+        if crop_flip is not None:
+            images = crop_flip.apply(images)
+        if self.settings.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -128,12 +148,24 @@ def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch
     return lambda logits, targets: taylorglo_loss(logits, targets, theta)
 
 
+def epoch_batches(context: TrainingContext, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's shuffled training indices in batches, leaving out a last batch of one."""
+    order = torch.randperm(len(context.data.splits.train_labels), generator=generator, device=context.device)
+    return [batch for batch in order.split(context.settings.batch_size) if len(batch) > 1]  # BatchNorm needs 2
+
+
+def draw_augmentation(context: TrainingContext, batch: int, generator: torch.Generator) -> CropFlip | None:
+    """The batch's crop and flip draws, or None for a dataset trained without augmentation."""
+    return CropFlip.draw(batch, generator) if context.data.splits.augment else None
+
+
 def train_epochs(context: TrainingContext, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  task: EvalTask, generator: torch.Generator) -> float:
     """Train ``task.epochs`` epochs; returns the mean training loss (nan/inf if it diverged)."""
-    settings, data = context.settings, context.data
-    images, labels = data.splits.train_images, data.splits.train_labels
+    settings = context.settings
+    labels = context.data.splits.train_labels
     loss_fn = make_loss(settings, task.genes, context.device)
+    forward = torch.compile(model) if settings.compile else model
     base_lr = task.genes.get("lr", settings.lr)
     total = torch.zeros((), device=context.device)
     steps = 0
@@ -141,14 +173,10 @@ def train_epochs(context: TrainingContext, model: torch.nn.Module, optimizer: to
     for epoch in range(task.start_epoch, task.start_epoch + task.epochs):
         for group in optimizer.param_groups:
             group["lr"] = settings.learning_rate(epoch, base_lr)
-        order = torch.randperm(len(labels), generator=generator, device=context.device)
-        for batch in order.split(settings.batch_size):
-            if len(batch) < 2:  # BatchNorm cannot train on a single sample
-                continue
-            inputs = normalize(images[batch], data.mean, data.std)
-            if data.splits.augment:
-                inputs = random_crop_flip(inputs, generator)
-            loss = loss_fn(model(inputs), labels[batch])
+        for batch in epoch_batches(context, generator):
+            inputs = context.inputs(batch, draw_augmentation(context, len(batch), generator))
+            with context.autocast():
+                loss = loss_fn(forward(inputs), labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -165,10 +193,13 @@ def accuracy(context: TrainingContext, model: torch.nn.Module, images: torch.Ten
     """Fraction of ``images`` classified correctly, in eval mode."""
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=context.device)
+    memory_format = torch.channels_last if context.settings.channels_last else torch.contiguous_format
     for start in range(0, len(labels), context.settings.eval_batch_size):
         stop = start + context.settings.eval_batch_size
         inputs = normalize(images[start:stop], context.data.mean, context.data.std)
-        correct += (model(inputs).argmax(dim=1) == labels[start:stop]).sum()
+        with context.autocast():
+            logits = model(inputs.contiguous(memory_format=memory_format))
+        correct += (logits.argmax(dim=1) == labels[start:stop]).sum()
     return int(correct) / max(len(labels), 1)
 
 
@@ -183,6 +214,8 @@ def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torc
     settings, splits = context.settings, context.data.splits
     torch.manual_seed(task.seed)
     model = build_model(settings.model, splits.num_classes, splits.in_channels).to(context.device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=settings.lr,
@@ -200,20 +233,36 @@ def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torc
     return model, optimizer, 0
 
 
+@contextlib.contextmanager
+def out_of_memory_hint(device: torch.device) -> Iterator[None]:
+    """Re-raise CUDA out-of-memory as a one-line error that says what to lower."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as error:
+        raise RuntimeError(f"CUDA out of memory on {device} ({error}); "
+                           "try fewer --workers-per-gpu, fewer models per group or a smaller batch") from None
+
+
+def task_generator(context: TrainingContext, task: EvalTask) -> torch.Generator:
+    """The evaluation's own random stream (batch order, augmentation), seeded from the task."""
+    return torch.Generator(device=context.device).manual_seed(task.seed)
+
+
 def evaluate(context: TrainingContext, task: EvalTask) -> EvalResult:
     """Train the child ``task`` describes and measure it; never saves non-finite weights."""
-    try:
-        return train_and_measure(context, task)
-    except torch.cuda.OutOfMemoryError as error:
-        raise RuntimeError(f"CUDA out of memory on {context.device} ({error}); "
-                           "try fewer --workers-per-gpu or a smaller batch") from None
+    with out_of_memory_hint(context.device):
+        started = time.perf_counter()
+        model, optimizer, trained = build_training_state(context, task)
+        train_loss = train_epochs(context, model, optimizer, task, task_generator(context, task))
+        return measure_and_save(context, task, model, optimizer, trained, train_loss,
+                                time.perf_counter() - started)
 
 
-def train_and_measure(context: TrainingContext, task: EvalTask) -> EvalResult:
-    started = time.perf_counter()
-    model, optimizer, trained = build_training_state(context, task)
-    generator = torch.Generator(device=context.device).manual_seed(task.seed)
-    train_loss = train_epochs(context, model, optimizer, task, generator)
+def measure_and_save(context: TrainingContext, task: EvalTask, model: torch.nn.Module,
+                     optimizer: torch.optim.Optimizer, trained: int, train_loss: float,
+                     train_seconds: float) -> EvalResult:
+    """Validate, test and save a child that has trained; a diverged one gets fitness 0 and no file."""
+    started = time.perf_counter() - train_seconds
     splits = context.data.splits
     if not math.isfinite(train_loss) or not weights_are_finite(model):
         logger.warning("%s diverged (train loss %s); fitness 0", task.uid, train_loss)

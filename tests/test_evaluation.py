@@ -1,12 +1,17 @@
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from epbt_deap import Individual, SearchSpace
-from epbt_deap.evaluation import EvaluationMap, task_seed
+from epbt_deap.evaluation import EvaluationMap, split_evenly, task_seed
 from epbt_deap.training import EvalResult
 
 
 class DyingPool:
     """Every evaluation's worker dies for good: the pool hands each task to on_failure."""
+
+    workers = 2
 
     def map(self, fn, tasks, on_result=None, on_failure=None):
         return [on_failure(task, "its worker process died on every try, also when it ran alone") for task in tasks]
@@ -33,3 +38,20 @@ def test_tasks_carry_the_run_clock_and_a_seed_per_uid(tmp_path):
     failed = EvalResult.failed(task, "x")
     assert (failed.uid, failed.fitness, failed.checkpoint, failed.status, failed.detail) == \
         ("g003-000", 0.0, None, "failed", "x")
+
+
+@given(st.lists(st.integers(), max_size=50), st.integers(1, 12))
+def test_split_evenly_keeps_order_and_balances(items, parts):
+    groups = split_evenly(items, parts)
+    assert [item for group in groups for item in group] == items
+    assert len(groups) <= parts and all(groups)
+    assert max(map(len, groups), default=0) - min(map(len, groups), default=0) <= 1
+
+
+def test_a_group_whose_worker_dies_fails_each_of_its_children(tmp_path):
+    space = SearchSpace.taylorglo()
+    children = [Individual(space.sample(), uid=f"g001-00{i}", generation=1, checkpoint="p.pt", epochs=1)
+                for i in range(3)]
+    evaluation_map = EvaluationMap(DyingPool(), space, tmp_path, run_seed=0, epochs_per_generation=1, grouped=True)
+    assert evaluation_map(None, children) == [(0.0,)] * 3
+    assert [child.metrics["status"] for child in children] == ["failed"] * 3

@@ -106,3 +106,16 @@ def test_without_tensorboard_nothing_breaks(monkeypatch, tmp_path):
     assert scalars.writer is None
     scalars.write({"epochs": 1, "max": 1, "avg": 1, "min": 1, "std": 0, "best_test": 1}, {"lr": 0.1})
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_the_vectorised_trainer_gives_the_per_model_run(finished_run, tmp_path):
+    summary, run_dir = finished_run
+    vectorized = build_config({**TINY, "train": {**TINY["train"], "trainer": "vectorized"},
+                               "resources": {"device": "cpu", "cpu_workers": 2}})
+    run(vectorized, tmp_path / "vectorized")
+    expected, actual = read_jsonl(run_dir / "lineage.jsonl"), read_jsonl(tmp_path / "vectorized" / "lineage.jsonl")
+    assert [(row["uid"], row["parent"], row["partner"]) for row in actual] == \
+        [(row["uid"], row["parent"], row["partner"]) for row in expected]
+    assert [row["fitness"] for row in actual] == pytest.approx([row["fitness"] for row in expected], abs=2 / 64)
+    assert len(list((tmp_path / "vectorized" / "checkpoints").glob("*.pt"))) == \
+        len(list((run_dir / "checkpoints").glob("*.pt")))

@@ -1,3 +1,6 @@
+import shutil
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -63,3 +66,30 @@ def test_cross_entropy_needs_no_theta(tmp_path):
     settings = TrainSettings(model="resnet8", batch_size=32, loss="cross_entropy")
     context = TrainingContext.create("cpu", settings, load_splits("fake"))
     assert evaluate(context, task(tmp_path, genes={})).status == "ok"
+
+
+def weights_of(result):
+    return load_checkpoint(result.checkpoint)["model"]
+
+
+@pytest.mark.parametrize("option", [{"channels_last": True},
+                                    pytest.param({"compile": True}, marks=pytest.mark.skipif(
+                                        shutil.which("cc") is None, reason="torch.compile needs a C compiler"))])
+def test_layout_and_compilation_options_train_the_same_model(context, tmp_path, option):
+    plain = evaluate(context, task(tmp_path / "plain"))
+    faster = TrainingContext(replace(context.settings, **option), context.data)
+    other = evaluate(faster, task(tmp_path / "faster"))
+    assert other.train_loss == pytest.approx(plain.train_loss, rel=1e-3)
+    expected, actual = weights_of(plain), weights_of(other)
+    for name, tensor in expected.items():  # other kernels: rounding differs, and 6 SGD steps amplify it
+        torch.testing.assert_close(actual[name].contiguous(), tensor, rtol=1e-2, atol=1e-2)
+
+
+def test_bfloat16_autocast_trains_and_stays_close_to_float32(context, tmp_path):
+    plain = evaluate(context, task(tmp_path / "plain", epochs=3))
+    bf16 = evaluate(TrainingContext(replace(context.settings, precision="bfloat16"), context.data),
+                    task(tmp_path / "bf16", epochs=3))
+    assert bf16.status == "ok" and bf16.fitness > 0.5
+    assert bf16.train_loss == pytest.approx(plain.train_loss, rel=0.05)
+    assert bf16.train_loss != plain.train_loss  # autocast really ran in bfloat16
+    assert all(tensor.dtype != torch.bfloat16 for tensor in weights_of(bf16).values())  # weights stay float32

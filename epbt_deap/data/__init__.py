@@ -13,9 +13,9 @@ from pathlib import Path
 from epbt_deap.data.imagefolder import load_imagefolder
 from epbt_deap.data.sources import load_cifar10, load_digits, load_fake, load_svhn
 from epbt_deap.data.splits import DataError, ImageSplits, Source, split
-from epbt_deap.data.transforms import normalize, random_crop_flip
+from epbt_deap.data.transforms import CropFlip, normalize, random_crop_flip
 
-__all__ = ["DATASET_NAMES", "DataError", "ImageSplits", "load_splits", "normalize", "random_crop_flip"]
+__all__ = ["DATASET_NAMES", "CropFlip", "DataError", "ImageSplits", "load_splits", "normalize", "random_crop_flip"]
 
 LOADERS: dict[str, Callable[[Path | None, bool, int], Source]] = {
     "cifar10": load_cifar10, "digits": load_digits, "fake": load_fake, "imagefolder": load_imagefolder,

@@ -1,4 +1,7 @@
-"""Folders of image files, ``train/<class>/*`` and ``test/<class>/*``, decoded fast on threads."""
+"""Folders of image files, ``train/<class>/*`` and ``test/<class>/*``, decoded fast on threads.
+
+Files are decoded only when the split asks for them, so a run on a subset decodes that subset.
+"""
 from __future__ import annotations
 
 import os
@@ -28,12 +31,41 @@ def load_imagefolder(data_dir: Path | None, download: bool, split_seed: int) -> 
         raise DataError(f"class folders differ between '{data_dir / 'train'}' and '{data_dir / 'test'}': "
                         f"only in train: {sorted(set(classes) - set(test_classes))}, "
                         f"only in test: {sorted(set(test_classes) - set(classes))}")
-    images = _decode_all(train_files + test_files)
-    train_images, test_images = images[:len(train_files)], images[len(train_files):]
-    channels, height, width = images.shape[1:]
-    return Source(train_images, torch.tensor(train_labels), test_images, torch.tensor(test_labels), len(classes),
-                   val_size=max(1, min(5000, round(0.1 * len(train_files)))),
-                   augment=channels == 3 and min(height, width) >= 32)
+    decoder = ImageDecoder()
+    height, width = decoder.decode(train_files[:1]).shape[2:]
+    return Source(ImageFiles(train_files, decoder), torch.tensor(train_labels), ImageFiles(test_files, decoder),
+                  torch.tensor(test_labels), len(classes), val_size=max(1, min(5000, round(0.1 * len(train_files)))),
+                  augment=min(height, width) >= 32)
+
+
+class ImageDecoder:
+    """Decodes lists of files, checking that every image has the size of the first one it decoded."""
+
+    def __init__(self) -> None:
+        self.reference: tuple[Path, torch.Size] | None = None
+
+    def decode(self, files: list[Path]) -> torch.Tensor:
+        images = _decode_all(files)
+        if self.reference is None:
+            self.reference = files[0], images.shape[2:]
+        first, size = self.reference
+        if images.shape[2:] != size:
+            raise DataError(f"image '{files[0]}' is {images.shape[3]}x{images.shape[2]} but '{first}' is "
+                            f"{size[1]}x{size[0]}: all images must have the same size")
+        return images
+
+
+class ImageFiles:
+    """Image files that a split indexes like a tensor: ``files[indices]`` decodes just those."""
+
+    def __init__(self, files: list[Path], decoder: ImageDecoder) -> None:
+        self.files, self.decoder = files, decoder
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.decoder.decode([self.files[index] for index in indices.tolist()])
 
 
 def _list_images(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 
@@ -41,12 +41,20 @@ class ImageSplits:
                 f"{len(self.test_labels)} test, {self.in_channels}x{height}x{width}, {self.num_classes} classes")
 
 
+class Images(Protocol):
+    """uint8 images (N, C, H, W) in memory, or files decoded when indexed."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor: ...
+
+
 class Source(NamedTuple):
     """A dataset before the validation split, with its default val_size and augmentation."""
 
-    train_images: torch.Tensor
+    train_images: Images
     train_labels: torch.Tensor
-    test_images: torch.Tensor
+    test_images: Images
     test_labels: torch.Tensor
     num_classes: int
     val_size: int
@@ -72,15 +80,23 @@ def split(source: Source, name: str, val_size: int | None, train_subset: int | N
     order = torch.randperm(total, generator=generator)
     val, train = order[:val_size], order[val_size:][:train_subset]
     test = torch.randperm(tests, generator=generator)[:test_subset].sort().values
-    train_images = source.train_images[train]
+    train_images, val_images, test_images = common_channels(
+        source.train_images[train], source.train_images[val], source.test_images[test])
     mean, std = channel_stats(train_images)
     return ImageSplits(
         train_images=train_images, train_labels=source.train_labels[train],
-        val_images=source.train_images[val], val_labels=source.train_labels[val],
-        test_images=source.test_images[test], test_labels=source.test_labels[test],
+        val_images=val_images, val_labels=source.train_labels[val],
+        test_images=test_images, test_labels=source.test_labels[test],
         mean=mean, std=std, num_classes=source.num_classes,
         augment=source.augment if augment is None else augment, name=name,
     )
+
+
+def common_channels(*parts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Grey parts as RGB when another part is RGB (parts decoded apart may differ)."""
+    if {part.shape[1] for part in parts} != {1, 3}:
+        return parts
+    return tuple(part.expand(-1, 3, -1, -1).contiguous() if part.shape[1] == 1 else part for part in parts)
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

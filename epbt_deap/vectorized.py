@@ -1,0 +1,150 @@
+"""The population-vectorised trainer: the children given to one worker train as one computation.
+
+Their parameters, BatchNorm buffers and momentum buffers are stacked (a leading
+dimension of M, one slice per child), and ``torch.func.vmap`` runs one template network
+over the stack, so each convolution of the M models becomes one grouped convolution.
+Every child keeps its own TaylorGLO theta, learning rate, momentum, weight decay,
+BatchNorm statistics, batch order and augmentation. The random draws come from each
+child's own seeded generator in the order the per-model trainer makes them, so both
+trainers give the same result to float tolerance. Checkpoints stay one file per child.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state
+
+from epbt_deap.data import CropFlip
+from epbt_deap.taylorglo import PARAMETER_NAMES, stacked_taylorglo_loss
+from epbt_deap.training import (EvalResult, EvalTask, TrainingContext, build_training_state, draw_augmentation,
+                                epoch_batches, measure_and_save, out_of_memory_hint, task_generator)
+
+Stack = dict[str, torch.Tensor]
+
+
+def per_model(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    """Per-model scalars as an (M, 1, ..., 1) tensor that broadcasts against ``like`` (M, ...)."""
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
+
+
+class StackedSGD:
+    """``torch.optim.SGD`` (no dampening, no Nesterov) over stacked parameters, one setting per model."""
+
+    def __init__(self, params: Stack, momentum_buffers: Stack, momentum: Sequence[float],
+                 weight_decay: Sequence[float]) -> None:
+        self.params = params
+        self.momentum_buffers = momentum_buffers
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+
+    @torch.no_grad()
+    def step(self, learning_rates: Sequence[float]) -> None:
+        """``buf = momentum * buf + grad + weight_decay * p``; ``p -= lr * buf``, model by model."""
+        for name, param in self.params.items():
+            step = param.grad + per_model(self.weight_decay, param) * param
+            buffer = self.momentum_buffers[name]
+            buffer.mul_(per_model(self.momentum, param)).add_(step)  # a zero buffer gives SGD's first step
+            param.sub_(per_model(learning_rates, param) * buffer)
+            param.grad = None
+
+
+class PopulationTrainer:
+    """M models of one architecture, stacked, trained together on one device."""
+
+    def __init__(self, context: TrainingContext, tasks: Sequence[EvalTask], models: Sequence[torch.nn.Module],
+                 optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        if len({(task.epochs, task.start_epoch) for task in tasks}) > 1:
+            raise ValueError("a vectorised group must share its epochs and start epoch")
+        self.context, self.tasks = context, list(tasks)
+        self.template = copy.deepcopy(models[0]).to("meta")
+        self.params, self.buffers = stack_module_state(list(models))
+        groups = [optimizer.param_groups[0] for optimizer in optimizers]
+        momentum_buffers = {
+            name: torch.stack([optimizer.state[param].get("momentum_buffer", torch.zeros_like(param))
+                               for optimizer, param in zip(optimizers, params)])
+            for name, params in zip(self.params, zip(*(model.parameters() for model in models)))
+        }
+        self.optimizer = StackedSGD(self.params, momentum_buffers, [group["momentum"] for group in groups],
+                                    [group["weight_decay"] for group in groups])
+        settings = context.settings
+        self.base_lrs = [task.genes.get("lr", settings.lr) for task in tasks]
+        self.thetas = None if settings.loss == "cross_entropy" else torch.tensor(
+            [[task.genes[name] for name in PARAMETER_NAMES] for task in tasks], device=context.device)
+        self.generators = [task_generator(context, task) for task in tasks]
+
+    def _logits(self, params: Stack, buffers: Stack, inputs: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.template, (params, buffers), (inputs,))
+
+    def losses(self, batches: torch.Tensor) -> torch.Tensor:
+        """Each model's loss (M,) on its own batch of training indices, ``batches`` (M, B)."""
+        context = self.context
+        count, size = batches.shape
+        draws = [draw_augmentation(context, size, generator) for generator in self.generators]
+        crop_flip = CropFlip.concatenate(draws) if draws[0] is not None else None
+        inputs = context.inputs(batches.reshape(-1), crop_flip)
+        targets = context.data.splits.train_labels[batches]
+        with context.autocast():
+            logits = torch.vmap(self._logits)(self.params, self.buffers, inputs.view(count, size, *inputs.shape[1:]))
+        if self.thetas is None:
+            return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view(count, size).mean(1)
+        return stacked_taylorglo_loss(logits, targets, self.thetas)
+
+    def step(self, batches: torch.Tensor, learning_rates: Sequence[float]) -> torch.Tensor:
+        """One SGD step of every model; returns the (M,) losses before it."""
+        losses = self.losses(batches)
+        losses.sum().backward()  # the models share nothing, so each gets its own loss's gradient
+        self.optimizer.step(learning_rates)
+        return losses.detach()
+
+    def epochs(self) -> range:
+        """The epochs this group trains, on the run's clock."""
+        first = self.tasks[0]
+        return range(first.start_epoch, first.start_epoch + first.epochs)
+
+    def learning_rates(self, epoch: int) -> list[float]:
+        return [self.context.settings.learning_rate(epoch, base) for base in self.base_lrs]
+
+    def train(self) -> list[float]:
+        """Train every model its task's epochs; returns each one's mean training loss."""
+        total = torch.zeros(len(self.tasks), device=self.context.device)
+        steps = 0
+        for epoch in self.epochs():
+            learning_rates = self.learning_rates(epoch)
+            orders = [epoch_batches(self.context, generator) for generator in self.generators]
+            for batches in zip(*orders):
+                total += self.step(torch.stack(batches), learning_rates)
+                steps += 1
+        return (total / max(steps, 1)).tolist()
+
+    @torch.no_grad()
+    def unstack_into(self, models: Sequence[torch.nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        """Copy each model's slice back into its own module and optimiser, ready to save."""
+        last_learning_rates = self.learning_rates(self.epochs()[-1])
+        for index, (model, optimizer) in enumerate(zip(models, optimizers)):
+            model.load_state_dict({name: tensor[index] for name, tensor in {**self.params, **self.buffers}.items()})
+            group = optimizer.param_groups[0]
+            group["lr"] = last_learning_rates[index]
+            if group["momentum"] > 0:
+                for name, param in zip(self.params, model.parameters()):
+                    optimizer.state[param]["momentum_buffer"] = self.optimizer.momentum_buffers[name][index].clone()
+
+
+def evaluate_group(context: TrainingContext, tasks: Sequence[EvalTask]) -> list[EvalResult]:
+    """Train the children ``tasks`` describe together, then measure and save each on its own.
+
+    A child's ``seconds`` is its share of the group's training time plus its own measuring.
+    """
+    with out_of_memory_hint(context.device):
+        started = time.perf_counter()
+        states = [build_training_state(context, task) for task in tasks]
+        models, optimizers, trained = zip(*states)
+        trainer = PopulationTrainer(context, tasks, models, optimizers)
+        train_losses = trainer.train()
+        trainer.unstack_into(models, optimizers)
+        share = (time.perf_counter() - started) / len(tasks)
+        return [measure_and_save(context, *state, loss, share)
+                for state, loss in zip(zip(tasks, models, optimizers, trained), train_losses)]
