@@ -7,7 +7,8 @@ Rows of the table (model-epochs and images per second; only training epochs coun
   (b) ``epbt_deap.training.evaluate`` through ``epbt_deap.pool.make_pool`` on the same data,
       for several worker counts; the "non-train" column is the share of wall time that the
       same tasks take with 0 epochs (validation + test passes, model build, checkpoint I/O);
-  (c) a vectorised trainer, when ``epbt_deap`` has one;
+  (c) ``epbt_deap.vectorized.evaluate_group``: one worker trains a group of 8, 20, 40 models
+      (``--models``) as one batched computation;
   (d) short whole EPBT runs (``epbt_deap.run.run``) against the plain loop for the same
       model-epochs of the same model on the same data: on the ``fake`` dataset and, when the
       folder exists, on CIFAR-10 JPEGs (``imagefolder``, a training subset).
@@ -18,7 +19,6 @@ Rows of the table (model-epochs and images per second; only training epochs coun
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import math
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
-from epbt_deap.config import TrainConfig, build_config
+from epbt_deap.config import build_config
 from epbt_deap.data import ImageSplits, load_splits, normalize, random_crop_flip
 from epbt_deap.models import build_model
 from epbt_deap.pool import make_pool, resolve_devices
@@ -43,6 +43,7 @@ from epbt_deap.run import run
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.taylorglo import taylorglo_loss
 from epbt_deap.training import EvalResult, EvalTask, TrainingContext, TrainSettings, accuracy, evaluate
+from epbt_deap.vectorized import evaluate_group
 
 BATCH = 128
 GOAL = 1.10  # issue goal on CPU: whole EPBT run <= 1.10 x the plain loop
@@ -155,36 +156,37 @@ def make_tasks(prefix: str, count: int, epochs: int, out: Path, parents: list[st
 
 
 def pool_row(label: str, devices: list[str], settings: TrainSettings, splits: ImageSplits, epochs: int,
-             out: Path) -> Row:
-    """``evaluate`` through ``make_pool``: a warm-up map, then the timed map, then the same with 0 epochs."""
+             out: Path, group: int = 0) -> Row:
+    """A warm-up map, the timed map, then the same with 0 epochs, through ``make_pool``.
+
+    ``group=0``: ``evaluate`` on 2 tasks per worker; else ``evaluate_group`` on one group of that many.
+    """
     workers = max(1, len(devices))
+    fn, count = (evaluate, 2 * workers) if not group else (evaluate_group, group)
+
+    def run_map(prefix: str, size: int, task_epochs: int, parents: list[str] | None) -> list[EvalResult]:
+        tasks = make_tasks(prefix, size, task_epochs, out, parents)
+        if not group:
+            return pool.map(fn, tasks)
+        return [result for results in pool.map(fn, [tasks]) for result in results]
+
     started = time.perf_counter()
     with make_pool(TrainingContext.create, (settings, splits), devices) as pool:
-        warm = pool.map(evaluate, make_tasks("warm", workers, 1, out, None))
+        warm = run_map("warm", workers if not group else 2, 1, None)
         ready = time.perf_counter()
-        tasks = make_tasks("timed", 2 * workers, epochs, out, [r.checkpoint for r in warm])
         start = time.perf_counter()
-        results: list[EvalResult] = pool.map(evaluate, tasks)
+        results = run_map("timed", count, epochs, [r.checkpoint for r in warm])
         wall = time.perf_counter() - start
         start = time.perf_counter()
-        pool.map(evaluate, make_tasks("evalonly", len(tasks), 0, out, [r.checkpoint for r in results]))
+        run_map("evalonly", count, 0, [r.checkpoint for r in results])
         wall_zero = time.perf_counter() - start
     bad = [r.status for r in results if r.status != "ok"]
-    model_epochs = len(tasks) * epochs
+    model_epochs = count * epochs
     train_rate = model_epochs / max(wall - wall_zero, 1e-9)
-    notes = (f"{len(tasks)} tasks; train-only {train_rate:.3f} ep/s; start+warm-up {ready - started:.1f} s"
+    notes = (f"{count} tasks; train-only {train_rate:.3f} ep/s; start+warm-up {ready - started:.1f} s"
              + (f"; NOT OK: {bad}" if bad else ""))
-    return Row(label, str(len(devices)), model_epochs, model_epochs * len(splits.train_labels), wall,
+    return Row(label, str(workers), model_epochs, model_epochs * len(splits.train_labels), wall,
                wall_zero / wall, notes, {"wall_eval_only": wall_zero, "train_only_model_epochs_per_s": train_rate})
-
-
-def vectorised_row() -> Row:
-    found = [where for where, ok in (
-        ("epbt_deap.vectorized", importlib.util.find_spec("epbt_deap.vectorized") is not None),
-        ("epbt_deap.vectorised", importlib.util.find_spec("epbt_deap.vectorised") is not None),
-        ("train.trainer key", "trainer" in TrainConfig.model_fields)) if ok]
-    return Row("(c) vectorised trainer", notes=f"found ({', '.join(found)}) but not benchmarked here" if found
-               else "not implemented")
 
 
 class Clock:
@@ -322,7 +324,9 @@ def main() -> None:
     parser.add_argument("--jpeg-dir", default="/tmp/cifar10-jpeg",
                         help="CIFAR-10 as train/<class>/*.jpg + test/<class>/*.jpg for a whole run ('' skips)")
     parser.add_argument("--test-subset", type=int, default=None,
-                        help="the whole JPEG run records test accuracy on this many test images (default all)")
+                        help="the whole JPEG run records test accuracy on this many test images (default train/5)")
+    parser.add_argument("--models", type=lambda text: [int(part) for part in text.split(",")], default=None,
+                        help="group sizes of the vectorised trainer (default 8,20,40 on GPU, 2,4 on CPU)")
     parser.add_argument("--json", type=Path, default=None, help="also save the figures here")
     args = parser.parse_args()
     if args.epochs < 1 or (args.train_size is not None and args.train_size < 2 * BATCH):
@@ -338,6 +342,7 @@ def main() -> None:
     model = args.model or ("resnet8" if args.quick else "resnet32")
     n = args.train_size or (256 if args.quick else 50000 if gpu else 2000)
     settings = TrainSettings(model=model)
+    args.models = args.models or ([8, 20, 40] if gpu else [2, 4])
     splits = synthetic_splits(n)
     worker_counts = [1, 2, 4] if gpu else [0, 1, 2]
     name = torch.cuda.get_device_name(0) if gpu else f"{platform.machine()}, {os.cpu_count()} cores"
@@ -354,9 +359,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="epbt-bench-") as tmp:
         out = Path(tmp)
         plains = [plain_loop(model, splits, args.epochs, device)]
+        def devices_for(count: int) -> list[str]:
+            return resolve_devices(device, workers_per_gpu=count) if gpu else resolve_devices("cpu", cpu_workers=count)
+
         for count in worker_counts:
-            devices = (resolve_devices(device, workers_per_gpu=count) if gpu
-                       else resolve_devices("cpu", cpu_workers=count))
+            devices = devices_for(count)
             label = (f"workers_per_gpu={count}" if gpu else
                      f"cpu_workers={count}" + (" (in-process)" if count == 0 else ""))
             rows.append(pool_row(f"(b) evaluate via make_pool, {label}", devices, settings, splits, args.epochs, out))
@@ -367,7 +374,10 @@ def main() -> None:
         wall = plain_loop(model, splits, args.epochs, device, taylorglo=True)
         rows.insert(1, Row("(a2) plain loop, TaylorGLO loss", "-", args.epochs, args.epochs * n, wall,
                            notes="the loss (b) trains with; a fixed, benign theta"))
-        rows.append(vectorised_row())
+        for size in args.models:
+            rows.append(pool_row(f"(c) vectorized trainer, {size} models", devices_for(1 if gpu else 0), settings,
+                                 splits, args.epochs, out, group=size))
+            print(rows[-1].line(56), flush=True)
 
         resources = {"device": device, "workers_per_gpu": 1, "cpu_workers": 0}
         base = {"seed": 0, "train": {"model": model, "epochs_per_generation": args.epochs},
@@ -382,10 +392,10 @@ def main() -> None:
             rows.append(Row("(d) run() on CIFAR-10 JPEGs", notes="skipped (--quick)" if args.quick and jpeg
                             else f"skipped: no image folder at {args.jpeg_dir!r}"))
         else:
-            val = min(5000, max(100, n // 4))
+            val = min(5000, max(100, n // 10))  # the paper's proportions: 45,000 / 5,000 / 10,000
             tree = {**base, "name": "bench-jpeg", "data": {"dataset": "imagefolder", "dir": str(jpeg),
                                                            "train_subset": min(n, 50000 - val), "val_size": val,
-                                                           "test_subset": args.test_subset}}
+                                                           "test_subset": args.test_subset or min(10000, n // 5)}}
             jpeg_rows, detail = whole_run_rows("cifar10-jpeg", tree, device, out)
             rows += jpeg_rows
             runs.append(detail)

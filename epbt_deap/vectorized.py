@@ -123,11 +123,12 @@ class PopulationTrainer:
     @torch.no_grad()
     def unstack_into(self, models: Sequence[torch.nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
         """Copy each model's slice back into its own module and optimiser, ready to save."""
-        last_learning_rates = self.learning_rates(self.epochs()[-1])
+        trained = self.epochs()
         for index, (model, optimizer) in enumerate(zip(models, optimizers)):
             model.load_state_dict({name: tensor[index] for name, tensor in {**self.params, **self.buffers}.items()})
             group = optimizer.param_groups[0]
-            group["lr"] = last_learning_rates[index]
+            if trained:
+                group["lr"] = self.learning_rates(trained[-1])[index]
             if group["momentum"] > 0:
                 for name, param in zip(self.params, model.parameters()):
                     optimizer.state[param]["momentum_buffer"] = self.optimizer.momentum_buffers[name][index].clone()
