@@ -10,11 +10,13 @@ Rows of the table (model-epochs and images per second; only training epochs coun
   (c) ``epbt_deap.vectorized.evaluate_group``: one worker trains a group of 8, 20, 40 models
       (``--models``) as one batched computation;
   (d) short whole EPBT runs (``epbt_deap.run.run``) against the plain loop for the same
-      model-epochs of the same model on the same data: on the ``fake`` dataset and, when the
-      folder exists, on CIFAR-10 JPEGs (``imagefolder``, a training subset).
+      model-epochs of the same model on the same data: on the synthetic data (written as
+      CIFAR-10 python batches) and, when the folder exists, on CIFAR-10 JPEGs (``imagefolder``,
+      a training subset), with the paper's train / validation / test proportions.
 
     .venv/bin/python benchmarks/throughput.py --quick
-    .venv/bin/python benchmarks/throughput.py --model resnet8 --train-size 2000 --json out.json
+    .venv/bin/python benchmarks/throughput.py --device cpu --model resnet8 --train-size 5000 --epochs 2
+    .venv/bin/python benchmarks/throughput.py --device cuda --model resnet32 --run-trainer vectorized
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import platform
 import tempfile
 import time
@@ -87,6 +90,21 @@ def synthetic_splits(n: int, seed: int = 0) -> ImageSplits:
     (xt, yt), (xv, yv), (xs, ys) = part(n), part(max(1, n // 10)), part(max(1, n // 5))
     return ImageSplits(xt, yt, xv, yv, xs, ys, mean=(0.5,) * 3, std=(0.29,) * 3, num_classes=10,
                        augment=True, name="synthetic")
+
+
+def write_cifar_batches(splits: ImageSplits, root: Path) -> Path:
+    """``splits`` (train + val as training images) as CIFAR-10 python batches under ``root``, for ``run()``."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    images = torch.cat([splits.train_images, splits.val_images])
+    labels = torch.cat([splits.train_labels, splits.val_labels])
+    parts = [(f"data_batch_{i + 1}", chunk) for i, chunk in enumerate(torch.arange(len(labels)).chunk(5))]
+    for name, (chunk_images, chunk_labels) in [*((name, (images[c], labels[c])) for name, c in parts),
+                                               ("test_batch", (splits.test_images, splits.test_labels))]:
+        with (folder / name).open("wb") as file:
+            pickle.dump({b"data": chunk_images.reshape(len(chunk_labels), -1).numpy(),
+                         b"labels": chunk_labels.tolist()}, file)
+    return root
 
 
 def plain_loop(model_name: str, splits: ImageSplits, epochs: int, device: str, warmup: bool = True,
@@ -327,6 +345,10 @@ def main() -> None:
                         help="the whole JPEG run records test accuracy on this many test images (default train/5)")
     parser.add_argument("--models", type=lambda text: [int(part) for part in text.split(",")], default=None,
                         help="group sizes of the vectorised trainer (default 8,20,40 on GPU, 2,4 on CPU)")
+    parser.add_argument("--run-trainer", choices=("per_model", "vectorized"), default="per_model",
+                        help="trainer of the whole runs (d)")
+    parser.add_argument("--run-population", type=int, default=4, help="population of the whole runs (d), half elites")
+    parser.add_argument("--run-workers", type=int, default=1, help="workers per GPU in the whole runs (d)")
     parser.add_argument("--json", type=Path, default=None, help="also save the figures here")
     args = parser.parse_args()
     if args.epochs < 1 or (args.train_size is not None and args.train_size < 2 * BATCH):
@@ -379,13 +401,17 @@ def main() -> None:
                                  splits, args.epochs, out, group=size))
             print(rows[-1].line(56), flush=True)
 
-        resources = {"device": device, "workers_per_gpu": 1, "cpu_workers": 0}
-        base = {"seed": 0, "train": {"model": model, "epochs_per_generation": args.epochs},
-                "evolution": {"algorithm": "epbt", "population": 4, "elites": 2, "generations": 3},
+        resources = {"device": device, "workers_per_gpu": args.run_workers, "cpu_workers": 0}
+        base = {"seed": 0, "train": {"model": model, "epochs_per_generation": args.epochs,
+                                     "trainer": args.run_trainer},
+                "evolution": {"algorithm": "epbt", "population": args.run_population,
+                              "elites": args.run_population // 2, "generations": 3},
                 "resources": resources}
-        fake, detail = whole_run_rows("fake", {**base, "name": "bench-fake", "data": {"dataset": "fake"}}, device, out)
-        fake[0].notes += "; fake: 192 train images = 2 batches/epoch, too small for a fair ratio"
-        rows += fake
+        root = write_cifar_batches(splits, out / "synthetic-cifar")
+        tree = {**base, "name": "bench-synthetic", "data": {"dataset": "cifar10", "dir": str(root), "download": False,
+                                                            "val_size": len(splits.val_labels)}}
+        synthetic_rows, detail = whole_run_rows("synthetic", tree, device, out)
+        rows += synthetic_rows
         runs.append(detail)
         jpeg = Path(args.jpeg_dir) if args.jpeg_dir else None
         if args.quick or jpeg is None or not (jpeg / "train").is_dir():
