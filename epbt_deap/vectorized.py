@@ -26,29 +26,32 @@ from epbt_deap.training import (EvalResult, EvalTask, TrainingContext, build_tra
 Stack = dict[str, torch.Tensor]
 
 
-def per_model(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
-    """Per-model scalars as an (M, 1, ..., 1) tensor that broadcasts against ``like`` (M, ...)."""
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
+def per_model(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(M,) per-model values viewed as (M, 1, ..., 1), to broadcast against ``like`` (M, ...)."""
+    return values.view(-1, *[1] * (like.dim() - 1))
 
 
 class StackedSGD:
-    """``torch.optim.SGD`` (no dampening, no Nesterov) over stacked parameters, one setting per model."""
+    """``torch.optim.SGD`` (no dampening, no Nesterov) over stacked parameters, one setting per model.
 
-    def __init__(self, params: Stack, momentum_buffers: Stack, momentum: Sequence[float],
-                 weight_decay: Sequence[float]) -> None:
+    ``momentum`` and ``weight_decay`` are (M,) tensors on the parameters' device.
+    """
+
+    def __init__(self, params: Stack, momentum_buffers: Stack, momentum: torch.Tensor,
+                 weight_decay: torch.Tensor) -> None:
         self.params = params
         self.momentum_buffers = momentum_buffers
         self.momentum = momentum
         self.weight_decay = weight_decay
 
     @torch.no_grad()
-    def step(self, learning_rates: Sequence[float]) -> None:
+    def step(self, learning_rates: torch.Tensor) -> None:
         """``buf = momentum * buf + grad + weight_decay * p``; ``p -= lr * buf``, model by model."""
         for name, param in self.params.items():
-            step = param.grad + per_model(self.weight_decay, param) * param
+            step = torch.addcmul(param.grad, per_model(self.weight_decay, param), param)
             buffer = self.momentum_buffers[name]
             buffer.mul_(per_model(self.momentum, param)).add_(step)  # a zero buffer gives SGD's first step
-            param.sub_(per_model(learning_rates, param) * buffer)
+            param.addcmul_(buffer, per_model(learning_rates, param), value=-1)
             param.grad = None
 
 
@@ -68,13 +71,17 @@ class PopulationTrainer:
                                for optimizer, param in zip(optimizers, params)])
             for name, params in zip(self.params, zip(*(model.parameters() for model in models)))
         }
-        self.optimizer = StackedSGD(self.params, momentum_buffers, [group["momentum"] for group in groups],
-                                    [group["weight_decay"] for group in groups])
+        self.optimizer = StackedSGD(self.params, momentum_buffers, self.per_model([g["momentum"] for g in groups]),
+                                    self.per_model([g["weight_decay"] for g in groups]))
         settings = context.settings
         self.base_lrs = [task.genes.get("lr", settings.lr) for task in tasks]
         self.thetas = None if settings.loss == "cross_entropy" else torch.tensor(
             [[task.genes[name] for name in PARAMETER_NAMES] for task in tasks], device=context.device)
         self.generators = [task_generator(context, task) for task in tasks]
+
+    def per_model(self, values: Sequence[float]) -> torch.Tensor:
+        """One float per model, as an (M,) tensor on the device."""
+        return torch.tensor(values, dtype=torch.float32, device=self.context.device)
 
     def _logits(self, params: Stack, buffers: Stack, inputs: torch.Tensor) -> torch.Tensor:
         return functional_call(self.template, (params, buffers), (inputs,))
@@ -90,10 +97,11 @@ class PopulationTrainer:
         with context.autocast():
             logits = torch.vmap(self._logits)(self.params, self.buffers, inputs.view(count, size, *inputs.shape[1:]))
         if self.thetas is None:
-            return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view(count, size).mean(1)
+            losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+            return losses.view(count, size).mean(1)
         return stacked_taylorglo_loss(logits, targets, self.thetas)
 
-    def step(self, batches: torch.Tensor, learning_rates: Sequence[float]) -> torch.Tensor:
+    def step(self, batches: torch.Tensor, learning_rates: torch.Tensor) -> torch.Tensor:
         """One SGD step of every model; returns the (M,) losses before it."""
         losses = self.losses(batches)
         losses.sum().backward()  # the models share nothing, so each gets its own loss's gradient
@@ -113,7 +121,7 @@ class PopulationTrainer:
         total = torch.zeros(len(self.tasks), device=self.context.device)
         steps = 0
         for epoch in self.epochs():
-            learning_rates = self.learning_rates(epoch)
+            learning_rates = self.per_model(self.learning_rates(epoch))
             orders = [epoch_batches(self.context, generator) for generator in self.generators]
             for batches in zip(*orders):
                 total += self.step(torch.stack(batches), learning_rates)
