@@ -29,7 +29,7 @@ import pickle
 import platform
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +345,10 @@ def main() -> None:
                         help="the whole JPEG run records test accuracy on this many test images (default train/5)")
     parser.add_argument("--models", type=lambda text: [int(part) for part in text.split(",")], default=None,
                         help="group sizes of the vectorised trainer (default 8,20,40 on GPU, 2,4 on CPU)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="train.precision of (b), (c) and (d); the plain loop (a) stays float32")
+    parser.add_argument("--channels-last", action="store_true", help="train.channels_last for (b) and (d)")
+    parser.add_argument("--compile", action="store_true", help="train.compile (torch.compile) for (b) and (d)")
     parser.add_argument("--run-trainer", choices=("per_model", "vectorized"), default="per_model",
                         help="trainer of the whole runs (d)")
     parser.add_argument("--run-population", type=int, default=4, help="population of the whole runs (d), half elites")
@@ -363,14 +367,17 @@ def main() -> None:
     device = "cuda:0" if gpu else "cpu"
     model = args.model or ("resnet8" if args.quick else "resnet32")
     n = args.train_size or (256 if args.quick else 50000 if gpu else 2000)
-    settings = TrainSettings(model=model)
+    settings = TrainSettings(model=model, precision=args.precision, channels_last=args.channels_last,
+                             compile=args.compile)
+    vectorized_settings = replace(settings, channels_last=False, compile=False)  # per-model options only
     args.models = args.models or ([8, 20, 40] if gpu else [2, 4])
     splits = synthetic_splits(n)
     worker_counts = [1, 2, 4] if gpu else [0, 1, 2]
     name = torch.cuda.get_device_name(0) if gpu else f"{platform.machine()}, {os.cpu_count()} cores"
     busy = busy_cores()
+    options = f"{args.precision}" + ", channels_last" * args.channels_last + ", compile" * args.compile
     header = (f"epbt-deap throughput | {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} "
-              f"threads, {busy:.1f} cores busy before | {model}, batch {BATCH} | synthetic {n} train / "
+              f"threads, {busy:.1f} cores busy before | {model}, batch {BATCH}, {options} | synthetic {n} train / "
               f"{n // 10} val / {n // 5} test, 3x32x32 uint8 | {args.epochs} epoch(s) per task")
     print(header, flush=True)
     if busy > 0.25 and not gpu:
@@ -397,13 +404,15 @@ def main() -> None:
         rows.insert(1, Row("(a2) plain loop, TaylorGLO loss", "-", args.epochs, args.epochs * n, wall,
                            notes="the loss (b) trains with; a fixed, benign theta"))
         for size in args.models:
-            rows.append(pool_row(f"(c) vectorized trainer, {size} models", devices_for(1 if gpu else 0), settings,
-                                 splits, args.epochs, out, group=size))
+            rows.append(pool_row(f"(c) vectorized trainer, {size} models", devices_for(1 if gpu else 0),
+                                 vectorized_settings, splits, args.epochs, out, group=size))
             print(rows[-1].line(56), flush=True)
 
         resources = {"device": device, "workers_per_gpu": args.run_workers, "cpu_workers": 0}
+        per_model_options = ({"channels_last": args.channels_last, "compile": args.compile}
+                             if args.run_trainer == "per_model" else {})
         base = {"seed": 0, "train": {"model": model, "epochs_per_generation": args.epochs,
-                                     "trainer": args.run_trainer},
+                                     "trainer": args.run_trainer, "precision": args.precision, **per_model_options},
                 "evolution": {"algorithm": "epbt", "population": args.run_population,
                               "elites": args.run_population // 2, "generations": 3},
                 "resources": resources}
