@@ -1,4 +1,9 @@
-"""The population-vectorised trainer matches the per-model trainer, model by model."""
+"""The population-vectorised trainer matches the per-model trainer, model by model.
+
+``EPBT_TEST_DEVICE=cuda`` runs these on a GPU (with TF32 off, so both trainers compute in float32).
+"""
+import os
+
 import pytest
 import torch
 
@@ -9,6 +14,8 @@ from epbt_deap.training import (EvalTask, TrainingContext, TrainSettings, build_
 from epbt_deap.vectorized import PopulationTrainer, evaluate_group
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+DEVICE = os.environ.get("EPBT_TEST_DEVICE", "cpu")
+torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def theta(*values: float) -> dict[str, float]:
@@ -25,7 +32,7 @@ GENES = [
 @pytest.fixture(scope="module")
 def context() -> TrainingContext:
     settings = TrainSettings(model="resnet8", batch_size=32, lr=0.05, lr_milestones=(3,))
-    return TrainingContext.create("cpu", settings, load_splits("fake", train_subset=96, augment=True))
+    return TrainingContext.create(DEVICE, settings, load_splits("fake", train_subset=96, augment=True))
 
 
 def tasks_for(directory, genes_list, parent=None, start=0, epochs=2) -> list[EvalTask]:
@@ -95,7 +102,7 @@ def test_a_diverging_child_does_not_disturb_its_group(context, tmp_path):
 
 def test_cross_entropy_groups_match_too(tmp_path):
     settings = TrainSettings(model="digits_cnn", batch_size=32, loss="cross_entropy")
-    context = TrainingContext.create("cpu", settings, load_splits("fake", train_subset=64))
+    context = TrainingContext.create(DEVICE, settings, load_splits("fake", train_subset=64))
     genes = [{}, {"lr": 0.01}]
     alone = [evaluate(context, task) for task in tasks_for(tmp_path / "alone", genes, epochs=1)]
     together = evaluate_group(context, tasks_for(tmp_path / "together", genes, epochs=1))
