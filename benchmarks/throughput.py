@@ -258,8 +258,9 @@ def without_nan(value: Any) -> Any:
     return value
 
 
-def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path) -> tuple[list[Row], dict[str, Any]]:
-    """Time ``run()`` and the plain loop for the same model-epochs; break the run's wall time down."""
+def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path,
+                   compare: bool = True) -> tuple[list[Row], dict[str, Any]]:
+    """Time ``run()`` (and with ``compare`` the plain loop for the same model-epochs); break its wall time down."""
     config = build_config(config_tree)
     settings = TrainSettings.from_config(config.train)
     d = config.data
@@ -268,13 +269,14 @@ def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path
     evo = config.evolution
     model_epochs = (evo.population + (evo.generations - 1) * (evo.population - evo.elites)) * \
         config.train.epochs_per_generation
-    plains = [plain_loop(settings.model, splits, model_epochs, device, settings=settings)]
+    plains = [plain_loop(settings.model, splits, model_epochs, device, settings=settings)] if compare else []
     clock = Clock()
     start = time.perf_counter()
     run(config, out / tag, observer=clock, overwrite=True)
     total = time.perf_counter() - start
-    plains.append(plain_loop(settings.model, splits, model_epochs, device, settings=settings))
-    plain = sum(plains) / len(plains)
+    if compare:
+        plains.append(plain_loop(settings.model, splits, model_epochs, device, settings=settings))
+    plain = sum(plains) / len(plains) if plains else math.nan
     results = [payload for kind, _, payload in clock.events if kind == "eval"]
     assert len(results) * config.train.epochs_per_generation == model_epochs, "unexpected number of evaluations"
     valtest, ckpt = eval_overheads(device, settings, splits, out, weights=out / tag / BEST_FILE)
@@ -313,11 +315,13 @@ def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path
     rows = [
         Row(f"(d) plain loop: {what}", "-", model_epochs, model_epochs * n, plain,
             notes=f"{model_epochs} epochs of one model, mean of {noise_note(plains)}"),
+    ] if compare else []
+    rows += [
         Row(f"(d) run(): {splits.name}, pop {evo.population}/{evo.elites} x {evo.generations} gen x "
             f"{config.train.epochs_per_generation} ep", str(len(resolve_devices(
                 config.resources.device, config.resources.workers_per_gpu, config.resources.cpu_workers))),
             model_epochs, model_epochs * n, total, outside,
-            f"x plain {ratio:.2f} (without val+test {ratio_train:.2f})"
+            (f"x plain {ratio:.2f} (without val+test {ratio_train:.2f})" if compare else f"{what}")
             + (f"; {diverged} eval(s) diverged" if diverged else "")),
     ]
     detail = {"tag": tag, "evaluations": len(results), "model_epochs": model_epochs, "run_s": total,
@@ -329,13 +333,49 @@ def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path
     return rows, detail
 
 
+def whole_runs(args: argparse.Namespace, model: str, splits: ImageSplits, device: str, out: Path,
+               compare: bool) -> tuple[list[Row], list[dict[str, Any]]]:
+    """(d): a short EPBT run on the synthetic data and, when the folder exists, one on CIFAR-10 JPEGs."""
+    rows: list[Row] = []
+    runs: list[dict[str, Any]] = []
+    n = len(splits.train_labels)
+    resources = {"device": device, "workers_per_gpu": args.run_workers, "cpu_workers": 0}
+    per_model_options = ({"channels_last": args.channels_last, "compile": args.compile}
+                         if args.run_trainer == "per_model" else {})
+    base = {"seed": 0, "train": {"model": model, "epochs_per_generation": args.run_epochs or args.epochs,
+                                 "trainer": args.run_trainer, "precision": args.precision, **per_model_options},
+            "evolution": {"algorithm": "epbt", "population": args.run_population,
+                          "elites": args.run_population // 2, "generations": 3},
+            "resources": resources}
+    root = write_cifar_batches(splits, out / "synthetic-cifar")
+    tree = {**base, "name": "bench-synthetic", "data": {"dataset": "cifar10", "dir": str(root), "download": False,
+                                                        "val_size": len(splits.val_labels)}}
+    synthetic_rows, detail = whole_run_rows("synthetic", tree, device, out, compare)
+    rows += synthetic_rows
+    runs.append(detail)
+    jpeg = Path(args.jpeg_dir) if args.jpeg_dir else None
+    if args.quick or jpeg is None or not (jpeg / "train").is_dir():
+        rows.append(Row("(d) run() on CIFAR-10 JPEGs", notes="skipped (--quick)" if args.quick and jpeg
+                        else f"skipped: no image folder at {args.jpeg_dir!r}"))
+        return rows, runs
+    val = min(5000, max(100, n // 10))  # the paper's proportions: 45,000 / 5,000 / 10,000
+    tree = {**base, "name": "bench-jpeg", "data": {"dataset": "imagefolder", "dir": str(jpeg),
+                                                   "train_subset": min(n, 50000 - val), "val_size": val,
+                                                   "test_subset": args.test_subset or min(10000, n // 5)}}
+    jpeg_rows, detail = whole_run_rows("cifar10-jpeg", tree, device, out, compare)
+    return rows + jpeg_rows, runs + [detail]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--model", default=None, help="default resnet32 (resnet8 with --quick)")
     parser.add_argument("--train-size", type=int, default=None,
                         help="synthetic training images (default 50000 on GPU, 2000 on CPU, 256 with --quick)")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per evaluation task and per generation")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per evaluation task in (b) and (c)")
+    parser.add_argument("--run-epochs", type=int, default=None,
+                        help="epochs per generation in the whole runs (d) (default --epochs)")
+    parser.add_argument("--skip-runs", action="store_true", help="leave out the whole runs (d)")
     parser.add_argument("--quick", action="store_true", help="tiny settings, under 2 minutes on 2 CPU cores")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in this process (plain loop, in-process pool, run()); default torch's")
@@ -408,32 +448,9 @@ def main() -> None:
                                  vectorized_settings, splits, args.epochs, out, group=size))
             print(rows[-1].line(56), flush=True)
 
-        resources = {"device": device, "workers_per_gpu": args.run_workers, "cpu_workers": 0}
-        per_model_options = ({"channels_last": args.channels_last, "compile": args.compile}
-                             if args.run_trainer == "per_model" else {})
-        base = {"seed": 0, "train": {"model": model, "epochs_per_generation": args.epochs,
-                                     "trainer": args.run_trainer, "precision": args.precision, **per_model_options},
-                "evolution": {"algorithm": "epbt", "population": args.run_population,
-                              "elites": args.run_population // 2, "generations": 3},
-                "resources": resources}
-        root = write_cifar_batches(splits, out / "synthetic-cifar")
-        tree = {**base, "name": "bench-synthetic", "data": {"dataset": "cifar10", "dir": str(root), "download": False,
-                                                            "val_size": len(splits.val_labels)}}
-        synthetic_rows, detail = whole_run_rows("synthetic", tree, device, out)
-        rows += synthetic_rows
-        runs.append(detail)
-        jpeg = Path(args.jpeg_dir) if args.jpeg_dir else None
-        if args.quick or jpeg is None or not (jpeg / "train").is_dir():
-            rows.append(Row("(d) run() on CIFAR-10 JPEGs", notes="skipped (--quick)" if args.quick and jpeg
-                            else f"skipped: no image folder at {args.jpeg_dir!r}"))
-        else:
-            val = min(5000, max(100, n // 10))  # the paper's proportions: 45,000 / 5,000 / 10,000
-            tree = {**base, "name": "bench-jpeg", "data": {"dataset": "imagefolder", "dir": str(jpeg),
-                                                           "train_subset": min(n, 50000 - val), "val_size": val,
-                                                           "test_subset": args.test_subset or min(10000, n // 5)}}
-            jpeg_rows, detail = whole_run_rows("cifar10-jpeg", tree, device, out)
-            rows += jpeg_rows
-            runs.append(detail)
+        if not args.skip_runs:
+            run_rows, runs = whole_runs(args, model, splits, device, out, compare=not gpu)
+            rows += run_rows
 
     print()
     print(header)
@@ -445,14 +462,18 @@ def main() -> None:
           "model build, checkpoint I/O); (d) share of run() wall time outside training (est.)")
     for detail in runs:
         p = detail["phases_s"]
-        verdict = "" if gpu else f" (CPU goal <= {GOAL:.2f}: {'met' if detail['ratio'] <= GOAL else 'NOT met'})"
+        if math.isnan(detail["ratio"]):
+            verdict = (f"{detail['model_epochs'] / detail['run_s']:.2f} model-epochs/s; outside training "
+                       f"{100 * detail['outside_training_share']:.1f}% (GPU goal < 3%)")
+        else:
+            verdict = (f"x plain {detail['ratio']:.2f}, without val+test {detail['ratio_without_val_test']:.2f}, "
+                       f"without val+test and setup {detail['ratio_without_val_test_and_setup']:.2f} "
+                       f"(CPU goal <= {GOAL:.2f}: {'met' if detail['ratio'] <= GOAL else 'NOT met'})")
         print(f"run() {detail['tag']}: {detail['run_s']:.1f} s = setup {p['setup']:.1f} + evaluation "
               f"{p['evaluation']:.1f} (val+test ~{p['val_test_est']:.1f} for {detail['val_images']}+"
               f"{detail['test_images']} img x {detail['evaluations']} evals, build+ckpt ~{p['ckpt_build_est']:.1f}, "
               f"hand-off {p['handoff']:.1f}) + recording {p['recording']:.1f} + select/vary {p['select_vary']:.2f}"
-              f" + teardown {p['teardown']:.1f}; x plain {detail['ratio']:.2f}, without val+test "
-              f"{detail['ratio_without_val_test']:.2f}, without val+test and setup "
-              f"{detail['ratio_without_val_test_and_setup']:.2f}{verdict}")
+              f" + teardown {p['teardown']:.1f}; {verdict}")
     print(f"cores busy with other processes: {busy:.1f} before, {busy_cores():.1f} after")
     if args.json:
         figures = {"header": header, "device": device, "model": model, "train_size": n, "epochs": args.epochs,
