@@ -22,6 +22,14 @@ def test_evolve_runs_and_prints_one_summary_line_per_generation(tmp_path):
     assert len((tmp_path / "run" / "logbook.jsonl").read_text().splitlines()) == 2
 
 
+def test_the_vectorised_trainer_from_the_command_line(tmp_path):
+    result = invoke(*TINY_ARGS, "--trainer", "vectorized", "--run-dir", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert "trainer: vectorized" in (tmp_path / "run" / "config.yaml").read_text()
+    lineage = [json.loads(line) for line in (tmp_path / "run" / "lineage.jsonl").read_text().splitlines()]
+    assert len(lineage) == 4 + 2 and all(row["status"] == "ok" for row in lineage)
+
+
 def test_swapped_operators_from_a_config_file(tmp_path):
     config = tmp_path / "ablation.yaml"
     config.write_text("evolution:\n  select: {name: selBest}\n  mate: {name: cxBlend, alpha: 0.3}\n")
@@ -41,6 +49,7 @@ def test_swapped_operators_from_a_config_file(tmp_path):
     (["--dataset", "imagefolder", "--data-dir", "/nonexistent"], "/nonexistent"),
     (["--set", "data.val_size=100000"], "val_size must be between 1 and"),
     (["--backend", "slurm"], "Invalid value for '--backend'"),
+    (["--trainer", "batched"], "Invalid value for '--trainer'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     result = invoke(*TINY_ARGS, *args, "--run-dir", str(tmp_path / "run"))

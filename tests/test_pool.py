@@ -67,6 +67,11 @@ def test_a_failing_item_is_named_and_does_not_hang():
             pool.map(work, [Item("bad", -1)])
 
 
+def test_a_failed_group_names_each_of_its_items():
+    error = WorkerError.of([Item("g001-000", 1), Item("g001-001", 1)], ValueError("boom"))
+    assert str(error) == "evaluation of g001-000, g001-001 failed: ValueError: boom"
+
+
 @dataclass(frozen=True)
 class Fragile:
     uid: str
