@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from epbt_deap.checkpoints import write_atomically
-from epbt_deap.pool import ClosingContext, WorkerError
+from epbt_deap.pool import ClosingContext, WorkerError, use_device
 
 logger = logging.getLogger("epbt_deap")
 
@@ -30,6 +30,7 @@ class RayEvaluator:
         torch.set_num_threads(1)
         if device == "cuda":  # Ray shows the actor only its own GPU
             device = "cuda:0"
+        use_device(device)
         self.context = make_context(device, *context_args)
 
     def run(self, fn: Callable[[Any, Any], Any], item: Any) -> Any:

@@ -115,9 +115,6 @@ class TrainingContext:
 
     @classmethod
     def create(cls, device: str, settings: TrainSettings, splits: ImageSplits) -> TrainingContext:
-        """The context of a worker on ``device``; on a GPU, cuDNN picks its fastest kernels for the shapes."""
-        if device.startswith("cuda"):
-            torch.backends.cudnn.benchmark = True
         return cls(settings, DeviceData(splits, torch.device(device)))
 
     @property
