@@ -126,15 +126,18 @@ class TrainingContext:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=self.settings.precision == "bfloat16")
 
-    def inputs(self, indices: torch.Tensor, crop_flip: CropFlip | None = None) -> torch.Tensor:
-        """The normalised float images at ``indices`` of the training set, augmented with ``crop_flip``."""
-        splits = self.data.splits
-        images = normalize(splits.train_images[indices], self.data.mean, self.data.std)
+    def prepare(self, images: torch.Tensor, crop_flip: CropFlip | None = None) -> torch.Tensor:
+        """uint8 images on the device -> the network's float input: normalised, augmented, laid out."""
+        images = normalize(images, self.data.mean, self.data.std)
         if crop_flip is not None:
             images = crop_flip.apply(images)
         if self.settings.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
+
+    def inputs(self, indices: torch.Tensor, crop_flip: CropFlip | None = None) -> torch.Tensor:
+        """The training images at ``indices``, prepared, augmented with ``crop_flip``."""
+        return self.prepare(self.data.splits.train_images[indices], crop_flip)
 
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -193,12 +196,10 @@ def accuracy(context: TrainingContext, model: torch.nn.Module, images: torch.Ten
     """Fraction of ``images`` classified correctly, in eval mode."""
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=context.device)
-    memory_format = torch.channels_last if context.settings.channels_last else torch.contiguous_format
     for start in range(0, len(labels), context.settings.eval_batch_size):
         stop = start + context.settings.eval_batch_size
-        inputs = normalize(images[start:stop], context.data.mean, context.data.std)
         with context.autocast():
-            logits = model(inputs.contiguous(memory_format=memory_format))
+            logits = model(context.prepare(images[start:stop]))
         correct += (logits.argmax(dim=1) == labels[start:stop]).sum()
     return int(correct) / max(len(labels), 1)
 

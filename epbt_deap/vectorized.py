@@ -31,6 +31,12 @@ def per_model(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *[1] * (like.dim() - 1))
 
 
+def momentum_buffer(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor:
+    """The SGD momentum buffer of ``param``, zeros before its first step."""
+    buffer = optimizer.state[param].get("momentum_buffer")
+    return torch.zeros_like(param) if buffer is None else buffer
+
+
 class StackedSGD:
     """``torch.optim.SGD`` (no dampening, no Nesterov) over stacked parameters, one setting per model.
 
@@ -67,8 +73,7 @@ class PopulationTrainer:
         self.params, self.buffers = stack_module_state(list(models))
         groups = [optimizer.param_groups[0] for optimizer in optimizers]
         momentum_buffers = {
-            name: torch.stack([optimizer.state[param].get("momentum_buffer", torch.zeros_like(param))
-                               for optimizer, param in zip(optimizers, params)])
+            name: torch.stack([momentum_buffer(optimizer, param) for optimizer, param in zip(optimizers, params)])
             for name, params in zip(self.params, zip(*(model.parameters() for model in models)))
         }
         self.optimizer = StackedSGD(self.params, momentum_buffers, self.per_model([g["momentum"] for g in groups]),
