@@ -51,3 +51,12 @@ def test_a_dead_actor_is_restarted_and_its_call_retried_then_failed(local_ray, t
         results = pool.map(die_unless_marked, items, on_failure=lambda item, reason: f"failed: {reason}")
         assert results == ["flaky", "steady", "failed: its Ray actor died, also on the retry"]
         assert pool.map(die_unless_marked, items[1:2]) == ["steady"]  # the dead actor was replaced
+
+
+def test_ray_actors_train_vectorised_groups(local_ray, tmp_path):
+    config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
+                                 "train.trainer": "vectorized"})
+    summary = run(config, tmp_path / "ray")
+    lineage = [json.loads(line) for line in (tmp_path / "ray" / "lineage.jsonl").read_text().splitlines()]
+    assert len(lineage) == 4 + 2 * 2 and all(row["status"] == "ok" for row in lineage)
+    assert (tmp_path / "ray" / "checkpoints" / f"{summary.best_uid}.pt").exists()
