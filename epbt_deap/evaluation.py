@@ -116,11 +116,12 @@ class EvaluationMap:
             return self.pool.map(evaluate, tasks, observed, EvalResult.failed)
 
         def observe_group(results: list[EvalResult]) -> None:
-            for result in results if observed is not None else ():
+            for result in results:
                 observed(result)
 
         def fail_group(group: list[EvalTask], reason: str) -> list[EvalResult]:
             return [EvalResult.failed(task, reason) for task in group]
 
-        groups = self.pool.map(evaluate, split_evenly(tasks, self.pool.workers), observe_group, fail_group)
+        groups = self.pool.map(evaluate, split_evenly(tasks, self.pool.workers),
+                               observe_group if observed is not None else None, fail_group)
         return [result for group in groups for result in group]

@@ -26,7 +26,7 @@ from epbt_deap.training import (EvalResult, EvalTask, TrainingContext, build_tra
 Stack = dict[str, torch.Tensor]
 
 
-def per_model(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def broadcast_over(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(M,) per-model values viewed as (M, 1, ..., 1), to broadcast against ``like`` (M, ...)."""
     return values.view(-1, *[1] * (like.dim() - 1))
 
@@ -54,10 +54,10 @@ class StackedSGD:
     def step(self, learning_rates: torch.Tensor) -> None:
         """``buf = momentum * buf + grad + weight_decay * p``; ``p -= lr * buf``, model by model."""
         for name, param in self.params.items():
-            step = torch.addcmul(param.grad, per_model(self.weight_decay, param), param)
+            step = torch.addcmul(param.grad, broadcast_over(self.weight_decay, param), param)
             buffer = self.momentum_buffers[name]
-            buffer.mul_(per_model(self.momentum, param)).add_(step)  # a zero buffer gives SGD's first step
-            param.addcmul_(buffer, per_model(learning_rates, param), value=-1)
+            buffer.mul_(broadcast_over(self.momentum, param)).add_(step)  # a zero buffer gives SGD's first step
+            param.addcmul_(buffer, broadcast_over(learning_rates, param), value=-1)
             param.grad = None
 
 
@@ -76,15 +76,15 @@ class PopulationTrainer:
             name: torch.stack([momentum_buffer(optimizer, param) for optimizer, param in zip(optimizers, params)])
             for name, params in zip(self.params, zip(*(model.parameters() for model in models)))
         }
-        self.optimizer = StackedSGD(self.params, momentum_buffers, self.per_model([g["momentum"] for g in groups]),
-                                    self.per_model([g["weight_decay"] for g in groups]))
+        self.optimizer = StackedSGD(self.params, momentum_buffers, self.on_device([g["momentum"] for g in groups]),
+                                    self.on_device([g["weight_decay"] for g in groups]))
         settings = context.settings
         self.base_lrs = [task.genes.get("lr", settings.lr) for task in tasks]
         self.thetas = None if settings.loss == "cross_entropy" else torch.tensor(
             [[task.genes[name] for name in PARAMETER_NAMES] for task in tasks], device=context.device)
         self.generators = [task_generator(context, task) for task in tasks]
 
-    def per_model(self, values: Sequence[float]) -> torch.Tensor:
+    def on_device(self, values: Sequence[float]) -> torch.Tensor:
         """One float per model, as an (M,) tensor on the device."""
         return torch.tensor(values, dtype=torch.float32, device=self.context.device)
 
@@ -126,7 +126,7 @@ class PopulationTrainer:
         total = torch.zeros(len(self.tasks), device=self.context.device)
         steps = 0
         for epoch in self.epochs():
-            learning_rates = self.per_model(self.learning_rates(epoch))
+            learning_rates = self.on_device(self.learning_rates(epoch))
             orders = [epoch_batches(self.context, generator) for generator in self.generators]
             for batches in zip(*orders):
                 total += self.step(torch.stack(batches), learning_rates)
@@ -137,11 +137,12 @@ class PopulationTrainer:
     def unstack_into(self, models: Sequence[torch.nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
         """Copy each model's slice back into its own module and optimiser, ready to save."""
         trained = self.epochs()
+        last_learning_rates = self.learning_rates(trained[-1]) if trained else None
         for index, (model, optimizer) in enumerate(zip(models, optimizers)):
             model.load_state_dict({name: tensor[index] for name, tensor in {**self.params, **self.buffers}.items()})
             group = optimizer.param_groups[0]
-            if trained:
-                group["lr"] = self.learning_rates(trained[-1])[index]
+            if last_learning_rates is not None:
+                group["lr"] = last_learning_rates[index]
             if group["momentum"] > 0:
                 for name, param in zip(self.params, model.parameters()):
                     optimizer.state[param]["momentum_buffer"] = self.optimizer.momentum_buffers[name][index].clone()
@@ -160,5 +161,5 @@ def evaluate_group(context: TrainingContext, tasks: Sequence[EvalTask]) -> list[
         train_losses = trainer.train()
         trainer.unstack_into(models, optimizers)
         share = (time.perf_counter() - started) / len(tasks)
-        return [measure_and_save(context, *state, loss, share)
-                for state, loss in zip(zip(tasks, models, optimizers, trained), train_losses)]
+        return [measure_and_save(context, task, model, optimizer, epochs, loss, share)
+                for task, model, optimizer, epochs, loss in zip(tasks, models, optimizers, trained, train_losses)]
