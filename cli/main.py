@@ -166,8 +166,12 @@ def report(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
     click.echo(f"\nwritten to {out_dir}: " + ", ".join(written.files))
 
 
-class Terminated(Exception):
-    """SIGTERM, turned into an exception so that the run stops as on Ctrl-C."""
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that the run stops as on Ctrl-C.
+
+    Like KeyboardInterrupt it is not an ``Exception``: nothing that handles a failed
+    evaluation may mistake it for one.
+    """
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

@@ -29,9 +29,29 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], None]) -> No
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        interruption = interruption_behind(error)
+        if interruption is not None:
+            raise interruption from None
         raise
+
+
+def interruption_behind(error: BaseException) -> BaseException | None:
+    """The Ctrl-C or termination (an exception that is not an ``Exception``) that ``error`` stands for.
+
+    ``torch.save`` cut short by a signal while it writes fails again on closing its zip
+    stream, and reports a RuntimeError whose context is the interruption: the caller
+    must see the interruption, not an error about a checkpoint that was never finished.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if not isinstance(current, Exception):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:

@@ -1,14 +1,20 @@
 """Runs survive SIGKILL, Ctrl-C and SIGTERM, and resume to the same result."""
+import io
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 import yaml
 
+from cli.main import execute
+from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import build_config
+from epbt_deap.pool import InProcessPool
 from epbt_deap.run import resume, run
 from tests.conftest import TINY
 
@@ -94,6 +100,63 @@ def test_interrupt_keeps_the_state_and_says_how_to_resume(tmp_path, reference, s
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert_complete_and_equal(tmp_path / "run", reference)
+
+
+class StreamCutShort(io.RawIOBase):
+    """A file whose third write is interrupted by Ctrl-C."""
+
+    def __init__(self, stream):
+        self.stream, self.writes = stream, 0
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 3:
+            raise KeyboardInterrupt
+        return self.stream.write(data)
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_is_an_interruption_and_leaves_no_file(tmp_path):
+    path = tmp_path / "child.pt"
+    with pytest.raises(KeyboardInterrupt):  # not torch's RuntimeError about its unfinished zip stream
+        write_atomically(path, lambda stream: torch.save({"w": torch.ones(1000)}, StreamCutShort(stream)))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def sigterm_handler_restored():
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)
+
+
+def send_sigterm():
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def press_ctrl_c():
+    """What SIGINT does in a terminal (a background job, as under CI, ignores a real one)."""
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("interrupt, code, word", [(send_sigterm, 143, "terminated"),
+                                                   (press_ctrl_c, 130, "interrupted")])
+def test_an_interruption_during_an_evaluation_is_not_a_failed_evaluation(
+        tmp_path, capsys, sigterm_handler_restored, interrupt, code, word):
+    def evaluate(context, item):
+        interrupt()
+        return item
+
+    def action(observer):
+        return InProcessPool(lambda device: None, ()).map(evaluate, [1])
+
+    with pytest.raises(SystemExit) as exit:
+        execute(action, tmp_path)
+    assert exit.value.code == code
+    assert capsys.readouterr().err == (f"error: {word}; the completed generations are kept; "
+                                       f"continue with: epbt-deap resume {tmp_path}\n")
 
 
 def test_resuming_a_finished_run_changes_nothing(tmp_path):
