@@ -37,12 +37,12 @@ import torch
 import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
-from epbt_deap.config import build_config
-from epbt_deap.data import ImageSplits, load_splits, normalize, random_crop_flip
+from epbt_deap.config import TRAINERS, build_config
+from epbt_deap.data import ImageSplits, normalize, random_crop_flip
 from epbt_deap.models import build_model
 from epbt_deap.pool import make_pool, resolve_devices
 from epbt_deap.recorder import BEST_FILE
-from epbt_deap.run import run
+from epbt_deap.run import load_data, run
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.taylorglo import taylorglo_loss
 from epbt_deap.training import EvalResult, EvalTask, TrainingContext, TrainSettings, accuracy, evaluate
@@ -263,9 +263,7 @@ def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path
     """Time ``run()`` (and with ``compare`` the plain loop for the same model-epochs); break its wall time down."""
     config = build_config(config_tree)
     settings = TrainSettings.from_config(config.train)
-    d = config.data
-    splits = load_splits(d.dataset, d.dir, download=False, val_size=d.val_size, train_subset=d.train_subset,
-                         augment=d.augment, split_seed=d.split_seed, test_subset=d.test_subset)
+    splits = load_data(config)
     evo = config.evolution
     model_epochs = (evo.population + (evo.generations - 1) * (evo.population - evo.elites)) * \
         config.train.epochs_per_generation
@@ -298,8 +296,9 @@ def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path
             phases["recording"] += stamp - last
             previous_end = stamp
     phases["teardown"] = start + total - previous_end
-    workers = max(1, len(resolve_devices(config.resources.device, config.resources.workers_per_gpu,
-                                         config.resources.cpu_workers)))
+    resources = config.resources
+    pool_size = len(resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers))
+    workers = max(1, pool_size)  # 0: evaluated in this process
     in_workers = sum(r.seconds for r in results)
     phases["handoff"] = phases["evaluation"] - in_workers / workers
     phases["val_test_est"] = len(results) * valtest / workers
@@ -318,8 +317,7 @@ def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path
     ] if compare else []
     rows += [
         Row(f"(d) run(): {splits.name}, pop {evo.population}/{evo.elites} x {evo.generations} gen x "
-            f"{config.train.epochs_per_generation} ep", str(len(resolve_devices(
-                config.resources.device, config.resources.workers_per_gpu, config.resources.cpu_workers))),
+            f"{config.train.epochs_per_generation} ep", str(pool_size),
             model_epochs, model_epochs * n, total, outside,
             (f"x plain {ratio:.2f} (without val+test {ratio_train:.2f})" if compare else f"{what}")
             + (f"; {diverged} eval(s) diverged" if diverged else "")),
@@ -389,7 +387,7 @@ def main() -> None:
                         help="train.precision of (b), (c) and (d); the plain loop (a) stays float32")
     parser.add_argument("--channels-last", action="store_true", help="train.channels_last for (b) and (d)")
     parser.add_argument("--compile", action="store_true", help="train.compile (torch.compile) for (b) and (d)")
-    parser.add_argument("--run-trainer", choices=("per_model", "vectorized"), default="per_model",
+    parser.add_argument("--run-trainer", choices=TRAINERS, default="per_model",
                         help="trainer of the whole runs (d)")
     parser.add_argument("--run-population", type=int, default=4, help="population of the whole runs (d), half elites")
     parser.add_argument("--run-workers", type=int, default=1, help="workers per GPU in the whole runs (d)")

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from epbt_deap.config import DATASETS, Config, ConfigError, load_config, parse_assignment
+from epbt_deap.config import BACKENDS, DATASETS, TRAINERS, Config, ConfigError, load_config, parse_assignment
 
 USER_ERROR_EXIT = 2
 
@@ -104,12 +104,12 @@ def main(verbose: bool) -> None:
 @click.option("--elites", type=int, help="Individuals kept unchanged each generation (k).")
 @click.option("--generations", type=int, help="Generations, generation 0 included.")
 @click.option("--epochs-per-generation", type=int)
-@click.option("--trainer", type=click.Choice(["per_model", "vectorized"]),
+@click.option("--trainer", type=click.Choice(TRAINERS),
               help="per_model (default) or vectorized: each worker trains its children as one batched model.")
 @click.option("--device", help="auto, cpu, cuda or a list such as cuda:0,cuda:1.")
 @click.option("--workers-per-gpu", type=int, help="Models trained side by side on each GPU.")
 @click.option("--cpu-workers", type=int, help="Worker processes on a CPU-only machine (0: in-process).")
-@click.option("--backend", type=click.Choice(["local", "ray"]), help="Where evaluations run (ray: pip install epbt-deap[ray]).")
+@click.option("--backend", type=click.Choice(BACKENDS), help="Where evaluations run (ray: pip install epbt-deap[ray]).")
 @click.option("--ray-address", help="Ray cluster to join: 'auto' or host:port (default: start a local Ray).")
 @click.option("--seed", type=int)
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default runs/<name>).")

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from epbt_deap.space import Gene, SearchSpace
 
 DATASETS = ("cifar10", "digits", "fake", "imagefolder", "svhn")
+TRAINERS = ("per_model", "vectorized")
+BACKENDS = ("local", "ray")
 DEFAULT_MODELS = {"digits": "digits_cnn", "fake": "resnet8", "cifar10": "resnet32", "imagefolder": "resnet32",
                   "svhn": "resnet32"}
 TRAINABLE_GENES = ("lr", "momentum", "weight_decay")
@@ -54,7 +56,7 @@ class TrainConfig(Section):
     lr_milestones: list[int] = [100, 150]
     lr_gamma: float = Field(0.1, gt=0)
     loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
-    trainer: Literal["per_model", "vectorized"] = "per_model"  # vectorized: a worker's children train as one
+    trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
     precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16: autocast forward passes
     channels_last: bool = False  # per_model trainer only
     compile: bool = False  # torch.compile each model (per_model trainer only)
@@ -141,7 +143,7 @@ class ResourcesConfig(Section):
     device: str = "auto"
     workers_per_gpu: int = Field(1, ge=1)
     cpu_workers: int = Field(0, ge=0)
-    backend: Literal["local", "ray"] = "local"
+    backend: Literal[BACKENDS] = "local"
     ray_address: str | None = None  # 'auto' or host:port of a running cluster; none starts a local Ray
     shared_storage: bool = True  # with Ray: does every node see the run directory (NFS or similar)?
 

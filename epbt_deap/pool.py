@@ -114,7 +114,6 @@ class InProcessPool(ClosingContext):
         self.context = None
 
 
-
 def use_device(device: str) -> None:
     """Make ``device`` this process's own; on a GPU, cuDNN then picks its fastest kernels for the shapes."""
     if device.startswith("cuda"):

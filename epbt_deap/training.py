@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 import torch
@@ -46,10 +46,9 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, train: TrainConfig) -> TrainSettings:
-        return cls(model=train.model, batch_size=train.batch_size, eval_batch_size=train.eval_batch_size,
-                   lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay,
-                   lr_milestones=tuple(train.lr_milestones), lr_gamma=train.lr_gamma, loss=train.loss,
-                   precision=train.precision, channels_last=train.channels_last, compile=train.compile)
+        """The settings of the config's ``train`` keys of the same names."""
+        values = {setting.name: getattr(train, setting.name) for setting in fields(cls)}
+        return cls(**{**values, "lr_milestones": tuple(train.lr_milestones)})
 
     def learning_rate(self, epoch: int, base: float | None = None) -> float:
         """Step decay on the global epoch clock: ``base * gamma ** (milestones passed)``."""

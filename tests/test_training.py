@@ -6,7 +6,7 @@ import torch
 
 from epbt_deap.checkpoints import load_checkpoint
 from epbt_deap.data import load_splits
-from epbt_deap.training import EvalTask, TrainingContext, TrainSettings, evaluate
+from epbt_deap.training import EvalTask, TrainingContext, TrainSettings, build_training_state, evaluate
 
 GOOD_THETA = {f"theta_{i}": value for i, value in enumerate([0, 0, 0, 0, 0, 10, 0, 0])}  # -10 y_true / n
 
@@ -83,6 +83,19 @@ def test_layout_and_compilation_options_train_the_same_model(context, tmp_path, 
     expected, actual = weights_of(plain), weights_of(other)
     for name, tensor in expected.items():  # other kernels: rounding differs, and 6 SGD steps amplify it
         torch.testing.assert_close(actual[name].contiguous(), tensor, rtol=1e-2, atol=1e-2)
+
+
+def test_the_layout_and_compilation_options_take_effect(context, tmp_path, monkeypatch):
+    layout = TrainingContext(replace(context.settings, channels_last=True), context.data)
+    model, _, _ = build_training_state(layout, task(tmp_path))
+    kernel = next(param for param in model.parameters() if param.dim() == 4)
+    assert kernel.is_contiguous(memory_format=torch.channels_last) and not kernel.is_contiguous()
+    inputs = layout.prepare(context.data.splits.train_images[:4])
+    assert inputs.is_contiguous(memory_format=torch.channels_last) and not inputs.is_contiguous()
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)
+    evaluate(TrainingContext(replace(context.settings, compile=True), context.data), task(tmp_path / "compiled"))
+    assert len(compiled) == 1
 
 
 def test_bfloat16_autocast_trains_and_stays_close_to_float32(context, tmp_path):

@@ -1,7 +1,7 @@
 """Image-classification datasets loaded once into uint8 tensors, plus on-device batch transforms.
 
 ``load_splits`` returns fixed, seeded train/validation/test splits as CPU tensors; training moves
-them to its device and calls ``normalize`` and ``random_crop_flip`` per batch there.
+them to its device and calls ``normalize`` and ``CropFlip`` per batch there.
 """
 from __future__ import annotations
 

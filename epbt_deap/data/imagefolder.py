@@ -45,14 +45,16 @@ class ImageDecoder:
         self.reference: tuple[Path, torch.Size] | None = None
 
     def decode(self, files: list[Path]) -> torch.Tensor:
+        """``files`` as one (N, C, H, W) uint8 tensor, RGB unless all are grey."""
         images = _decode_all(files)
         if self.reference is None:
-            self.reference = files[0], images.shape[2:]
+            self.reference = files[0], images[0].shape[1:]
         first, size = self.reference
-        if images.shape[2:] != size:
-            raise DataError(f"image '{files[0]}' is {images.shape[3]}x{images.shape[2]} but '{first}' is "
-                            f"{size[1]}x{size[0]}: all images must have the same size")
-        return images
+        for path, image in zip(files, images):
+            if image.shape[1:] != size:
+                raise DataError(f"image '{path}' is {image.shape[2]}x{image.shape[1]} but '{first}' is "
+                                f"{size[1]}x{size[0]}: all images must have the same size")
+        return torch.stack(images)
 
 
 class ImageFiles:
@@ -88,8 +90,8 @@ def _list_images(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:
     return files, labels, classes
 
 
-def _decode_all(files: list[Path]) -> torch.Tensor:
-    """Decode image files on a thread pool into one (N, C, H, W) uint8 tensor, RGB unless all are grey."""
+def _decode_all(files: list[Path]) -> list[torch.Tensor]:
+    """Decode image files on a thread pool as (C, H, W) uint8 tensors, RGB unless all are grey."""
     workers = os.cpu_count() or 1
     chunk = -(-len(files) // (4 * workers))
     with warnings.catch_warnings(), ThreadPoolExecutor(workers) as pool:
@@ -99,12 +101,7 @@ def _decode_all(files: list[Path]) -> torch.Tensor:
         images = [image for decoded in chunks for image in decoded]
     if {image.shape[0] for image in images} == {1, 3}:
         images = [image.expand(3, -1, -1) for image in images]
-    size = images[0].shape[1:]
-    for path, image in zip(files, images):
-        if image.shape[1:] != size:
-            raise DataError(f"image '{path}' is {image.shape[2]}x{image.shape[1]} but '{files[0]}' is "
-                            f"{size[1]}x{size[0]}: all images must have the same size")
-    return torch.stack(images)
+    return images
 
 
 def _decode_chunk(paths: list[Path]) -> list[torch.Tensor]:

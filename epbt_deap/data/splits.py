@@ -6,6 +6,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
+
 class DataError(ValueError):
     """A dataset problem the user can fix; the message is one line."""
 
