@@ -40,6 +40,7 @@ class TrainSettings:
     lr_milestones: tuple[int, ...] = (100, 150)
     lr_gamma: float = 0.1
     loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
+    taylorglo_scale: float = 1.0
     precision: Literal["float32", "bfloat16"] = "float32"
     channels_last: bool = False
     compile: bool = False
@@ -143,11 +144,12 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch.device) -> LossFunction:
-    """The child's loss function: TaylorGLO with its theta genes, or cross-entropy."""
+    """The child's loss function: TaylorGLO with its theta genes (times ``taylorglo_scale``), or cross-entropy."""
     if settings.loss == "cross_entropy":
         return F.cross_entropy
     theta = torch.tensor([genes[name] for name in PARAMETER_NAMES], device=device)
-    return lambda logits, targets: taylorglo_loss(logits, targets, theta)
+    scale = settings.taylorglo_scale
+    return lambda logits, targets: scale * taylorglo_loss(logits, targets, theta)
 
 
 def epoch_batches(context: TrainingContext, generator: torch.Generator) -> list[torch.Tensor]:
