@@ -15,7 +15,15 @@ from epbt_deap.vectorized import PopulationTrainer, evaluate_group
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 DEVICE = os.environ.get("EPBT_TEST_DEVICE", "cpu")
-torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def float32_only():
+    """TF32 off while this module runs, so on a GPU both trainers compute in float32; then restored."""
+    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def theta(*values: float) -> dict[str, float]:
