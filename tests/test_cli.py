@@ -1,9 +1,8 @@
-import json
-
 import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from tests.helpers import read_jsonl
 
 TINY_ARGS = ["--dataset", "fake", "--model", "resnet8", "--population", "4", "--elites", "2",
              "--generations", "2", "--epochs-per-generation", "1", "--device", "cpu", "--seed", "1",
@@ -26,7 +25,7 @@ def test_the_vectorised_trainer_from_the_command_line(tmp_path):
     result = invoke(*TINY_ARGS, "--trainer", "vectorized", "--run-dir", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     assert "trainer: vectorized" in (tmp_path / "run" / "config.yaml").read_text()
-    lineage = [json.loads(line) for line in (tmp_path / "run" / "lineage.jsonl").read_text().splitlines()]
+    lineage = read_jsonl(tmp_path / "run" / "lineage.jsonl")
     assert len(lineage) == 4 + 2 and all(row["status"] == "ok" for row in lineage)
 
 
@@ -68,4 +67,4 @@ def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path):
     assert (run_dir / "logbook.jsonl").read_text() == before
     again = invoke(*TINY_ARGS, "--run-dir", str(run_dir), "--overwrite", "--seed", "2")
     assert again.exit_code == 0
-    assert [json.loads(l)["gen"] for l in (run_dir / "logbook.jsonl").read_text().splitlines()] == [0, 1]
+    assert [row["gen"] for row in read_jsonl(run_dir / "logbook.jsonl")] == [0, 1]

@@ -5,16 +5,13 @@ import pytest
 import torch
 
 from epbt_deap.pool import DeviceError, InProcessPool, ProcessPool, WorkerError, make_pool, resolve_devices
+from tests.helpers import Fragile, die_unless_marked, make_context
 
 
 @dataclass(frozen=True)
 class Item:
     uid: str
     value: int
-
-
-def make_context(device, data):
-    return {"device": device, "pid": os.getpid(), "data": data, "calls": [0]}
 
 
 def work(context, item):
@@ -70,22 +67,6 @@ def test_a_failing_item_is_named_and_does_not_hang():
 def test_a_failed_group_names_each_of_its_items():
     error = WorkerError.of([Item("g001-000", 1), Item("g001-001", 1)], ValueError("boom"))
     assert str(error) == "evaluation of g001-000, g001-001 failed: ValueError: boom"
-
-
-@dataclass(frozen=True)
-class Fragile:
-    uid: str
-    marker: str  # a file: dies while it is missing ("flaky": creates it first), always when "doomed"
-
-
-def die_unless_marked(context, item):
-    from pathlib import Path
-
-    marker = Path(item.marker)
-    if item.uid == "doomed" or not marker.exists():
-        marker.touch()
-        os._exit(1)  # the worker process dies, as on a segfault or an OOM kill
-    return item.uid
 
 
 def test_a_dead_worker_is_replaced_and_its_evaluation_retried(tmp_path):

@@ -1,15 +1,9 @@
-import json
-
 import pytest
 import torch
 
 from epbt_deap.config import build_config
 from epbt_deap.run import RunDirError, run
-from tests.conftest import TINY
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+from tests.helpers import TINY, read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +49,11 @@ def test_checkpoints_on_disk_are_only_the_live_ones_and_best_loads(finished_run)
     assert best["model_name"] == "resnet8" and "model" in best
 
 
-def test_a_run_directory_holding_another_run_is_refused(finished_run):
+def test_a_run_directory_holding_another_run_is_refused(finished_run, tiny_config):
     _, run_dir = finished_run
     before = (run_dir / "logbook.jsonl").read_text()
     with pytest.raises(RunDirError, match="--overwrite"):
-        run(build_config(TINY), run_dir)
+        run(tiny_config, run_dir)
     assert (run_dir / "logbook.jsonl").read_text() == before
 
 
