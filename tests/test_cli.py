@@ -21,6 +21,7 @@ def test_evolve_runs_and_prints_one_summary_line_per_generation(tmp_path):
     assert len((tmp_path / "run" / "logbook.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_the_vectorised_trainer_from_the_command_line(tmp_path):
     result = invoke(*TINY_ARGS, "--trainer", "vectorized", "--run-dir", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
@@ -29,6 +30,7 @@ def test_the_vectorised_trainer_from_the_command_line(tmp_path):
     assert len(lineage) == 4 + 2 and all(row["status"] == "ok" for row in lineage)
 
 
+@pytest.mark.slow
 def test_swapped_operators_from_a_config_file(tmp_path):
     config = tmp_path / "ablation.yaml"
     config.write_text("evolution:\n  select: {name: selBest}\n  mate: {name: cxBlend, alpha: 0.3}\n")
@@ -58,6 +60,14 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("command", ["resume", "replay"])
+def test_a_folder_without_a_run_is_a_one_line_error(tmp_path, command):
+    result = CliRunner().invoke(main, [command, str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output == f"error: {tmp_path} holds no epbt-deap run (no config.yaml)\n"
+
+
+@pytest.mark.slow
 def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path):
     run_dir = tmp_path / "run"
     assert invoke(*TINY_ARGS, "--run-dir", str(run_dir)).exit_code == 0

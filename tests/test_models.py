@@ -10,6 +10,7 @@ from torch import nn
 from epbt_deap.models import MODEL_NAMES, UnknownModelError, build_model
 
 SHAPES = {"cifar": (3, 32, 32), "digits": (1, 8, 8)}
+DEEP = {"resnet20", "resnet32", "resnet56"}  # resnet8 with more blocks: slow forward passes
 
 
 def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -23,7 +24,8 @@ def test_registry_holds_the_documented_models() -> None:
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in DEEP else name
+                                  for name in MODEL_NAMES])
 def test_output_shape(name: str, shape: tuple[int, int, int]) -> None:
     model = build_model(name, num_classes=7, in_channels=shape[0])
     assert model(torch.randn(2, *shape)).shape == (2, 7)

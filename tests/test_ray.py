@@ -22,6 +22,7 @@ def local_logbook(tmp_path_factory):
     return read_jsonl(run_dir / "logbook.jsonl")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shared_storage", [True, False], ids=["shared-run-dir", "checkpoints-as-bytes"])
 def test_ray_backend_matches_the_local_pool_and_resumes(local_ray, local_logbook, tmp_path, shared_storage):
     ray_config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
@@ -46,6 +47,7 @@ def test_a_dead_actor_is_restarted_and_its_call_retried_then_failed(local_ray, t
         assert pool.map(die_unless_marked, items[1:2]) == ["steady"]  # the dead actor was replaced
 
 
+@pytest.mark.slow
 def test_ray_actors_train_vectorised_groups(local_ray, tmp_path):
     config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
                                  "train.trainer": "vectorized"})

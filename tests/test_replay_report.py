@@ -21,6 +21,7 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_replay_uses_the_lineage_genes_at_each_step_of_the_clock(runs):
     source = runs / "epbt_seed1"
     result = CliRunner().invoke(main, ["replay", str(source), "--run-dir", str(runs / "replay")])
@@ -36,6 +37,7 @@ def test_replay_uses_the_lineage_genes_at_each_step_of_the_clock(runs):
     assert epochs == [(row["generation"] + 1) * 1 for row in chain]  # the run clock, as in the source
 
 
+@pytest.mark.slow
 def test_report_prints_both_tables_and_writes_the_figures(runs, tmp_path):
     dirs = [str(runs / name) for name in ("epbt_seed1", "epbt_seed2", "baseline_seed1", "baseline_seed2")]
     result = CliRunner().invoke(main, ["report", *dirs, "--out", str(tmp_path / "out")])

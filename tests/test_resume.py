@@ -61,6 +61,7 @@ def assert_complete_and_equal(run_dir, reference):
     assert not [path for path in checkpoints if path.suffix != ".pt"]  # no temporary leftovers
 
 
+@pytest.mark.slow
 def test_sigkill_during_generation_2_then_resume(tmp_path, reference):
     process = start_cli(tmp_path, "evolve")
     wait_for_generations(tmp_path / "run", 2, process)
@@ -71,6 +72,7 @@ def test_sigkill_during_generation_2_then_resume(tmp_path, reference):
     assert_complete_and_equal(tmp_path / "run", reference)
 
 
+@pytest.mark.slow
 def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
     process = start_cli(tmp_path, "evolve")
     while not (tmp_path / "run" / "config.yaml").exists():
@@ -82,6 +84,7 @@ def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
     assert_complete_and_equal(tmp_path / "run", reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_interrupt_keeps_the_state_and_says_how_to_resume(tmp_path, reference, signum, code, word):
     process = start_cli(tmp_path, "evolve")
@@ -154,6 +157,7 @@ def test_an_interruption_during_an_evaluation_is_not_a_failed_evaluation(
                                        f"continue with: epbt-deap resume {tmp_path}\n")
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_changes_nothing(tmp_path, tiny_config):
     run_dir = tmp_path / "run"
     first = run(tiny_config, run_dir)
@@ -162,6 +166,7 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, tiny_config):
     assert list(again.logbook) == list(first.logbook) and (run_dir / "logbook.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path, tiny_config):
     run_dir = tmp_path / "run"
     run(tiny_config, run_dir)
@@ -175,6 +180,7 @@ def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.slow
 def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     counts = []
 
@@ -193,6 +199,7 @@ def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     assert all(count <= LONGER["evolution"]["population"] + 1 for count in counts)
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_is_found_before_resuming(tmp_path, tiny_config):
     run_dir = tmp_path / "run"
     run(tiny_config, run_dir)
