@@ -1,15 +1,7 @@
 import pytest
 
 from epbt_deap.config import build_config
-
-TINY = {
-    "name": "tiny",
-    "seed": 3,
-    "data": {"dataset": "fake"},
-    "train": {"model": "resnet8", "epochs_per_generation": 1, "batch_size": 32, "lr_milestones": [2]},
-    "evolution": {"population": 4, "elites": 2, "generations": 3},
-    "resources": {"device": "cpu", "cpu_workers": 0},
-}
+from tests.helpers import TINY
 
 
 @pytest.fixture

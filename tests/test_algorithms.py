@@ -1,5 +1,6 @@
 """eaElitist on cheap plain-Python objectives: no torch, no files."""
 import math
+import pickle
 import random
 import subprocess
 import sys
@@ -34,15 +35,19 @@ class CountingEvaluate:
         return closeness(individual)
 
 
+def fitness_stats():
+    stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
+    stats.register("max", max)
+    stats.register("avg", lambda values: sum(values) / len(values))
+    return stats
+
+
 def evolve(ngen=8, population=12, elites=6, evaluate=closeness, seed=0, **kwargs):
     random.seed(seed)
     toolbox = make_toolbox(SPACE, evaluate=evaluate, **{**OPERATORS, **kwargs.pop("operators", {})})
     pop = toolbox.population(n=population)
     hof = tools.HallOfFame(1, similar=same_uid)
-    stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
-    stats.register("max", max)
-    stats.register("avg", lambda values: sum(values) / len(values))
-    return (*eaElitist(pop, toolbox, ngen, elites, stats=stats, halloffame=hof, **kwargs), hof)
+    return (*eaElitist(pop, toolbox, ngen, elites, stats=fitness_stats(), halloffame=hof, **kwargs), hof)
 
 
 def test_evolves_non_loss_hyperparameters_towards_the_optimum():
@@ -89,12 +94,17 @@ def test_elites_survive_unchanged_and_children_inherit_their_parents_checkpoint(
 
 
 def test_without_variation_children_are_copies_of_their_parents():
-    population, _, _ = evolve(ngen=1, population=6, elites=3, cxpb=0.0, mutpb=0.0)
-    parents = {ind.uid: ind for ind in population}
-    for child in (ind for ind in population if ind.generation == 1):
+    first = {}
+
+    def callback(generation, population, evaluated, logbook):
+        first.update({ind.uid: list(ind) for ind in population if generation == 0})
+
+    population, _, _ = evolve(ngen=1, population=6, elites=3, cxpb=0.0, mutpb=0.0, callback=callback)
+    children = [ind for ind in population if ind.generation == 1]
+    assert len(children) == 3
+    for child in children:
         assert child.partner_uid is None
-        if child.parent_uid in parents:
-            assert list(child) == list(parents[child.parent_uid])
+        assert list(child) == first[child.parent_uid]
 
 
 def test_swapped_operators_run():
@@ -102,20 +112,16 @@ def test_swapped_operators_run():
     assert len(logbook) == 4
 
 
-def test_continuing_from_a_saved_generation_gives_the_same_logbook():
-    _, uninterrupted, _ = evolve(ngen=6, seed=11)
+def test_continuing_from_a_saved_generation_gives_the_same_run():
+    population, uninterrupted, _ = evolve(ngen=6, seed=11)
     random.seed(11)
     toolbox = make_toolbox(SPACE, evaluate=closeness, **OPERATORS)
-    pop = toolbox.population(n=12)
-    stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
-    stats.register("max", max)
-    stats.register("avg", lambda values: sum(values) / len(values))
-    pop, logbook = eaElitist(pop, toolbox, 3, 6, stats=stats)
-    saved = random.getstate()
-    random.seed(999)  # an interruption: other code uses the RNG ...
-    random.setstate(saved)  # ... and resume restores it
-    _, resumed = eaElitist(pop, toolbox, 6, 6, stats=stats, start_gen=4, logbook=logbook)
+    pop, logbook = eaElitist(toolbox.population(n=12), toolbox, 3, 6, stats=fitness_stats())
+    pop, logbook = pickle.loads(pickle.dumps((pop, logbook)))  # as a run keeps them after generation 3
+    fresh = make_toolbox(SPACE, evaluate=closeness, **OPERATORS)
+    resumed_population, resumed = eaElitist(pop, fresh, 6, 6, stats=fitness_stats(), start_gen=4, logbook=logbook)
     assert list(resumed) == list(uninterrupted)
+    assert [(ind.uid, list(ind)) for ind in resumed_population] == [(ind.uid, list(ind)) for ind in population]
 
 
 @pytest.mark.parametrize("elites", [0, 12])

@@ -1,9 +1,8 @@
-import json
-
 import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from tests.helpers import read_jsonl
 
 TINY_ARGS = ["--dataset", "fake", "--model", "resnet8", "--population", "4", "--elites", "2",
              "--generations", "2", "--epochs-per-generation", "1", "--device", "cpu", "--seed", "1",
@@ -22,14 +21,16 @@ def test_evolve_runs_and_prints_one_summary_line_per_generation(tmp_path):
     assert len((tmp_path / "run" / "logbook.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_the_vectorised_trainer_from_the_command_line(tmp_path):
     result = invoke(*TINY_ARGS, "--trainer", "vectorized", "--run-dir", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
     assert "trainer: vectorized" in (tmp_path / "run" / "config.yaml").read_text()
-    lineage = [json.loads(line) for line in (tmp_path / "run" / "lineage.jsonl").read_text().splitlines()]
+    lineage = read_jsonl(tmp_path / "run" / "lineage.jsonl")
     assert len(lineage) == 4 + 2 and all(row["status"] == "ok" for row in lineage)
 
 
+@pytest.mark.slow
 def test_swapped_operators_from_a_config_file(tmp_path):
     config = tmp_path / "ablation.yaml"
     config.write_text("evolution:\n  select: {name: selBest}\n  mate: {name: cxBlend, alpha: 0.3}\n")
@@ -59,6 +60,14 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("command", ["resume", "replay"])
+def test_a_folder_without_a_run_is_a_one_line_error(tmp_path, command):
+    result = CliRunner().invoke(main, [command, str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output == f"error: {tmp_path} holds no epbt-deap run (no config.yaml)\n"
+
+
+@pytest.mark.slow
 def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path):
     run_dir = tmp_path / "run"
     assert invoke(*TINY_ARGS, "--run-dir", str(run_dir)).exit_code == 0
@@ -68,4 +77,4 @@ def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path):
     assert (run_dir / "logbook.jsonl").read_text() == before
     again = invoke(*TINY_ARGS, "--run-dir", str(run_dir), "--overwrite", "--seed", "2")
     assert again.exit_code == 0
-    assert [json.loads(l)["gen"] for l in (run_dir / "logbook.jsonl").read_text().splitlines()] == [0, 1]
+    assert [row["gen"] for row in read_jsonl(run_dir / "logbook.jsonl")] == [0, 1]

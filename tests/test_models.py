@@ -1,8 +1,7 @@
 """Tests for the model registry and architectures."""
 from __future__ import annotations
 
-import copy
-import pickle
+import math
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from torch import nn
 from epbt_deap.models import MODEL_NAMES, UnknownModelError, build_model
 
 SHAPES = {"cifar": (3, 32, 32), "digits": (1, 8, 8)}
+DEEP = {"resnet20", "resnet32", "resnet56"}  # resnet8 with more blocks: slow forward passes
 
 
 def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -19,13 +19,13 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x)
 
 
-def test_registry_names_are_sorted() -> None:
-    assert MODEL_NAMES == tuple(sorted(MODEL_NAMES))
-    assert {"digits_cnn", "resnet8", "resnet20", "resnet32", "resnet56", "wrn16_8"} <= set(MODEL_NAMES)
+def test_registry_holds_the_documented_models() -> None:
+    assert set(MODEL_NAMES) == {"digits_cnn", "resnet8", "resnet20", "resnet32", "resnet56", "wrn16_8"}
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in DEEP else name
+                                  for name in MODEL_NAMES])
 def test_output_shape(name: str, shape: tuple[int, int, int]) -> None:
     model = build_model(name, num_classes=7, in_channels=shape[0])
     assert model(torch.randn(2, *shape)).shape == (2, 7)
@@ -64,29 +64,26 @@ def test_unknown_model_names_known_ones() -> None:
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_initialisation_is_seed_deterministic(name: str) -> None:
-    states = []
-    for _ in range(2):
-        torch.manual_seed(0)
-        states.append(build_model(name, num_classes=10, in_channels=3).state_dict())
-    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
-
-
-def test_batchnorm_starts_as_identity() -> None:
-    model = build_model("resnet8", num_classes=10, in_channels=3)
+def test_he_initialisation(name: str) -> None:
+    """Convs: He normal for fan_out; linears: He for fan_in, zero bias (PyTorch's defaults are smaller, bias not 0)."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=10, in_channels=3)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.weight.numel() // m.in_channels
+            assert m.weight.std().item() == pytest.approx(math.sqrt(2 / fan_out), rel=0.2)
+        elif isinstance(m, nn.Linear):
+            assert m.weight.std().item() == pytest.approx(math.sqrt(2 / m.in_features), rel=0.2)
+            assert torch.all(m.bias == 0)
 
 
 @pytest.mark.parametrize("name", ["digits_cnn", "resnet8"])
-def test_pickle_deepcopy_and_state_dict_round_trip(name: str) -> None:
+def test_the_state_dict_holds_all_of_a_models_state(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, num_classes=10, in_channels=1)
-    x = torch.randn(2, 1, 8, 8)
-    expected = _outputs(model, x)
+    x = torch.randn(4, 1, 8, 8)
+    model.train()(x)  # moves the BatchNorm running statistics away from their defaults
     torch.manual_seed(1)
     fresh = build_model(name, num_classes=10, in_channels=1)
     fresh.load_state_dict(model.state_dict())
-    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model), fresh):
-        assert torch.equal(_outputs(clone, x), expected)
+    assert torch.equal(_outputs(fresh, x), _outputs(model, x))

@@ -5,16 +5,13 @@ import pytest
 import torch
 
 from epbt_deap.pool import DeviceError, InProcessPool, ProcessPool, WorkerError, make_pool, resolve_devices
+from tests.helpers import Fragile, die_unless_marked, make_context
 
 
 @dataclass(frozen=True)
 class Item:
     uid: str
     value: int
-
-
-def make_context(device, data):
-    return {"device": device, "pid": os.getpid(), "data": data, "calls": [0]}
 
 
 def work(context, item):
@@ -58,6 +55,7 @@ def test_process_pool_runs_persistent_workers_with_shared_data():
     assert calls == 16  # contexts survive between maps: built once per worker
 
 
+@pytest.mark.slow
 def test_a_failing_item_is_named_and_does_not_hang():
     with ProcessPool(make_context, (torch.ones(1),), ["cpu"]) as pool:
         with pytest.raises(WorkerError, match="evaluation of bad failed: RuntimeError: negative input"):
@@ -72,22 +70,7 @@ def test_a_failed_group_names_each_of_its_items():
     assert str(error) == "evaluation of g001-000, g001-001 failed: ValueError: boom"
 
 
-@dataclass(frozen=True)
-class Fragile:
-    uid: str
-    marker: str  # a file: dies while it is missing ("flaky": creates it first), always when "doomed"
-
-
-def die_unless_marked(context, item):
-    from pathlib import Path
-
-    marker = Path(item.marker)
-    if item.uid == "doomed" or not marker.exists():
-        marker.touch()
-        os._exit(1)  # the worker process dies, as on a segfault or an OOM kill
-    return item.uid
-
-
+@pytest.mark.slow
 def test_a_dead_worker_is_replaced_and_its_evaluation_retried(tmp_path):
     items = [Fragile("flaky", str(tmp_path / "flaky")), Fragile("steady", str(tmp_path / "steady"))]
     (tmp_path / "steady").touch()
@@ -96,6 +79,7 @@ def test_a_dead_worker_is_replaced_and_its_evaluation_retried(tmp_path):
         assert pool.map(die_unless_marked, items[1:]) == ["steady"]  # the rebuilt pool keeps working
 
 
+@pytest.mark.slow
 def test_an_item_that_kills_its_worker_twice_is_failed_and_only_that_one(tmp_path):
     (tmp_path / "ok").touch()
     items = [Fragile("doomed", str(tmp_path / "doomed")), Fragile("fine", str(tmp_path / "ok"))]

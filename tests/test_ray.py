@@ -1,11 +1,9 @@
 """--backend ray on a local Ray instance gives the same run as the local pool."""
-import json
-
 import pytest
 
 from epbt_deap.config import build_config
 from epbt_deap.run import resume, run
-from tests.conftest import TINY
+from tests.helpers import TINY, Fragile, die_unless_marked, make_context, read_jsonl
 
 ray = pytest.importorskip("ray")  # the test extra installs it; without Ray the backend is unavailable
 
@@ -17,23 +15,20 @@ def local_ray():
     ray.shutdown()
 
 
-def logbook_of(run_dir):
-    return [json.loads(line) for line in (run_dir / "logbook.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def local_logbook(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("local") / "run"
     run(build_config(TINY), run_dir)
-    return logbook_of(run_dir)
+    return read_jsonl(run_dir / "logbook.jsonl")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shared_storage", [True, False], ids=["shared-run-dir", "checkpoints-as-bytes"])
 def test_ray_backend_matches_the_local_pool_and_resumes(local_ray, local_logbook, tmp_path, shared_storage):
     ray_config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
                                      "resources.shared_storage": shared_storage})
     run(ray_config, tmp_path / "ray")
-    assert logbook_of(tmp_path / "ray") == local_logbook
+    assert read_jsonl(tmp_path / "ray" / "logbook.jsonl") == local_logbook
     assert len(list((tmp_path / "ray" / "checkpoints").glob("*.pt"))) <= TINY["evolution"]["population"] + 1
     assert [row["gen"] for row in resume(tmp_path / "ray").logbook] == [0, 1, 2]
 
@@ -42,7 +37,6 @@ def test_a_dead_actor_is_restarted_and_its_call_retried_then_failed(local_ray, t
     import torch
 
     from epbt_deap.ray_pool import RayPool
-    from tests.test_pool import Fragile, die_unless_marked, make_context
 
     (tmp_path / "steady").touch()
     items = [Fragile("flaky", str(tmp_path / "flaky")), Fragile("steady", str(tmp_path / "steady")),
@@ -53,10 +47,11 @@ def test_a_dead_actor_is_restarted_and_its_call_retried_then_failed(local_ray, t
         assert pool.map(die_unless_marked, items[1:2]) == ["steady"]  # the dead actor was replaced
 
 
+@pytest.mark.slow
 def test_ray_actors_train_vectorised_groups(local_ray, tmp_path):
     config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
                                  "train.trainer": "vectorized"})
     summary = run(config, tmp_path / "ray")
-    lineage = [json.loads(line) for line in (tmp_path / "ray" / "lineage.jsonl").read_text().splitlines()]
+    lineage = read_jsonl(tmp_path / "ray" / "lineage.jsonl")
     assert len(lineage) == 4 + 2 * 2 and all(row["status"] == "ok" for row in lineage)
     assert (tmp_path / "ray" / "checkpoints" / f"{summary.best_uid}.pt").exists()

@@ -1,12 +1,13 @@
-"""The README's Python examples run as written."""
+"""The README and docs/: the Python examples run as written and every relative link resolves."""
 import re
 from pathlib import Path
 
-README = Path(__file__).parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ROOT = Path(__file__).parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "ablations-and-python.md").read_text(), flags=re.S)
 
 
-def test_the_readme_has_python_examples():
+def test_the_python_guide_has_python_examples():
     assert len(BLOCKS) >= 2
 
 
@@ -22,3 +23,10 @@ def test_loss_example_gives_a_scalar():
     namespace = {}
     exec(BLOCKS[1], namespace)
     assert namespace["loss"].shape == ()
+
+
+def test_relative_links_lead_to_files():
+    for page in PAGES:
+        for target in re.findall(r"\]\((?!https?:)([^)#]+)\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name} links to missing {target}"
+    assert len(PAGES) > 1

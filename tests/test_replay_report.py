@@ -1,6 +1,4 @@
 """`replay` follows the best lineage's schedule; `report` makes the tables and figures."""
-import json
-
 import pytest
 from click.testing import CliRunner
 
@@ -8,14 +6,10 @@ from cli.main import main
 from epbt_deap.config import build_config
 from epbt_deap.report import best_ancestry
 from epbt_deap.run import run
-from tests.conftest import TINY
+from tests.helpers import TINY, read_jsonl
 
 BASELINE = {**TINY, "name": "tiny_baseline", "train": {**TINY["train"], "loss": "cross_entropy"},
             "evolution": {"algorithm": "none", "population": 1, "generations": 3}}
-
-
-def rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +21,23 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_replay_uses_the_lineage_genes_at_each_step_of_the_clock(runs):
     source = runs / "epbt_seed1"
     result = CliRunner().invoke(main, ["replay", str(source), "--run-dir", str(runs / "replay")])
     assert result.exit_code == 0, result.output
-    chain = best_ancestry(rows(source / "lineage.jsonl"))
-    replayed = rows(runs / "replay" / "lineage.jsonl")
+    chain = best_ancestry(read_jsonl(source / "lineage.jsonl"))
+    replayed = read_jsonl(runs / "replay" / "lineage.jsonl")
     assert [row["genes"] for row in replayed] == [row["genes"] for row in chain]
     assert [row["generation"] for row in replayed] == [row["generation"] for row in chain]
     assert [row["epochs"] for row in replayed] == [1 + step for step in range(len(chain))]  # one fresh model
     assert replayed[0]["parent"] is None
     assert all(later["parent"] == earlier["uid"] for earlier, later in zip(replayed, replayed[1:]))
-    epochs = [row["epochs"] for row in rows(runs / "replay" / "logbook.jsonl")]
+    epochs = [row["epochs"] for row in read_jsonl(runs / "replay" / "logbook.jsonl")]
     assert epochs == [(row["generation"] + 1) * 1 for row in chain]  # the run clock, as in the source
 
 
+@pytest.mark.slow
 def test_report_prints_both_tables_and_writes_the_figures(runs, tmp_path):
     dirs = [str(runs / name) for name in ("epbt_seed1", "epbt_seed2", "baseline_seed1", "baseline_seed2")]
     result = CliRunner().invoke(main, ["report", *dirs, "--out", str(tmp_path / "out")])

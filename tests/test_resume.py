@@ -1,6 +1,5 @@
 """Runs survive SIGKILL, Ctrl-C and SIGTERM, and resume to the same result."""
 import io
-import json
 import os
 import signal
 import subprocess
@@ -16,13 +15,9 @@ from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import build_config
 from epbt_deap.pool import InProcessPool
 from epbt_deap.run import resume, run
-from tests.conftest import TINY
+from tests.helpers import TINY, read_jsonl
 
 LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 6}}
-
-
-def rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def start_cli(tmp_path, *args):
@@ -41,7 +36,7 @@ def restore_default_sigint():
 
 def wait_for_generations(run_dir, count, process, timeout=120):
     deadline = time.monotonic() + timeout
-    while len(rows(run_dir / "logbook.jsonl")) < count:
+    while len(read_jsonl(run_dir / "logbook.jsonl")) < count:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.01)
@@ -52,13 +47,13 @@ def reference(tmp_path_factory):
     """The same run, never interrupted."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     run(build_config(LONGER), run_dir)
-    return rows(run_dir / "logbook.jsonl"), rows(run_dir / "lineage.jsonl")
+    return read_jsonl(run_dir / "logbook.jsonl"), read_jsonl(run_dir / "lineage.jsonl")
 
 
 def assert_complete_and_equal(run_dir, reference):
     logbook, lineage = reference
-    assert rows(run_dir / "logbook.jsonl") == logbook  # every generation exactly once, same numbers
-    resumed_lineage = rows(run_dir / "lineage.jsonl")
+    assert read_jsonl(run_dir / "logbook.jsonl") == logbook  # every generation exactly once, same numbers
+    resumed_lineage = read_jsonl(run_dir / "lineage.jsonl")
     assert [r["uid"] for r in resumed_lineage] == [r["uid"] for r in lineage]
     assert [r["fitness"] for r in resumed_lineage] == [r["fitness"] for r in lineage]
     checkpoints = list((run_dir / "checkpoints").iterdir())
@@ -66,16 +61,18 @@ def assert_complete_and_equal(run_dir, reference):
     assert not [path for path in checkpoints if path.suffix != ".pt"]  # no temporary leftovers
 
 
+@pytest.mark.slow
 def test_sigkill_during_generation_2_then_resume(tmp_path, reference):
     process = start_cli(tmp_path, "evolve")
     wait_for_generations(tmp_path / "run", 2, process)
     process.kill()
     process.wait()
-    assert len(rows(tmp_path / "run" / "logbook.jsonl")) < 6
+    assert len(read_jsonl(tmp_path / "run" / "logbook.jsonl")) < 6
     resume(tmp_path / "run")
     assert_complete_and_equal(tmp_path / "run", reference)
 
 
+@pytest.mark.slow
 def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
     process = start_cli(tmp_path, "evolve")
     while not (tmp_path / "run" / "config.yaml").exists():
@@ -87,6 +84,7 @@ def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
     assert_complete_and_equal(tmp_path / "run", reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_interrupt_keeps_the_state_and_says_how_to_resume(tmp_path, reference, signum, code, word):
     process = start_cli(tmp_path, "evolve")
@@ -159,17 +157,19 @@ def test_an_interruption_during_an_evaluation_is_not_a_failed_evaluation(
                                        f"continue with: epbt-deap resume {tmp_path}\n")
 
 
-def test_resuming_a_finished_run_changes_nothing(tmp_path):
+@pytest.mark.slow
+def test_resuming_a_finished_run_changes_nothing(tmp_path, tiny_config):
     run_dir = tmp_path / "run"
-    first = run(build_config(TINY), run_dir)
+    first = run(tiny_config, run_dir)
     before = (run_dir / "logbook.jsonl").read_text()
     again = resume(run_dir)
     assert list(again.logbook) == list(first.logbook) and (run_dir / "logbook.jsonl").read_text() == before
 
 
-def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path):
+@pytest.mark.slow
+def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path, tiny_config):
     run_dir = tmp_path / "run"
-    run(build_config(TINY), run_dir)
+    run(tiny_config, run_dir)
     state = run_dir / "state.pkl"
     state.write_bytes(state.read_bytes()[:100])
     before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
@@ -180,6 +180,7 @@ def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.slow
 def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     counts = []
 
@@ -198,9 +199,10 @@ def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     assert all(count <= LONGER["evolution"]["population"] + 1 for count in counts)
 
 
-def test_a_corrupt_checkpoint_is_found_before_resuming(tmp_path):
+@pytest.mark.slow
+def test_a_corrupt_checkpoint_is_found_before_resuming(tmp_path, tiny_config):
     run_dir = tmp_path / "run"
-    run(build_config(TINY), run_dir)
+    run(tiny_config, run_dir)
     victim = sorted((run_dir / "checkpoints").glob("*.pt"))[0]
     victim.write_bytes(b"not a checkpoint")
     result = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(run_dir)], capture_output=True, text=True)

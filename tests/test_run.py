@@ -1,15 +1,9 @@
-import json
-
 import pytest
 import torch
 
 from epbt_deap.config import build_config
 from epbt_deap.run import RunDirError, run
-from tests.conftest import TINY
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+from tests.helpers import TINY, read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +12,7 @@ def finished_run(tmp_path_factory):
     return run(build_config(TINY), run_dir), run_dir
 
 
+@pytest.mark.slow
 def test_run_writes_a_complete_run_directory(finished_run):
     summary, run_dir = finished_run
     assert build_config(__import__("yaml").safe_load((run_dir / "config.yaml").read_text())) == build_config(TINY)
@@ -31,6 +26,7 @@ def test_run_writes_a_complete_run_directory(finished_run):
     assert logbook[-1]["max"] == pytest.approx(summary.best_fitness)
 
 
+@pytest.mark.slow
 def test_lineage_has_one_row_per_evaluation_with_parents(finished_run):
     _, run_dir = finished_run
     lineage = read_jsonl(run_dir / "lineage.jsonl")
@@ -45,6 +41,7 @@ def test_lineage_has_one_row_per_evaluation_with_parents(finished_run):
         assert row["status"] == "ok" or row["fitness"] == 0
 
 
+@pytest.mark.slow
 def test_checkpoints_on_disk_are_only_the_live_ones_and_best_loads(finished_run):
     summary, run_dir = finished_run
     files = sorted(path.stem for path in (run_dir / "checkpoints").glob("*.pt"))
@@ -55,20 +52,23 @@ def test_checkpoints_on_disk_are_only_the_live_ones_and_best_loads(finished_run)
     assert best["model_name"] == "resnet8" and "model" in best
 
 
-def test_a_run_directory_holding_another_run_is_refused(finished_run):
+@pytest.mark.slow
+def test_a_run_directory_holding_another_run_is_refused(finished_run, tiny_config):
     _, run_dir = finished_run
     before = (run_dir / "logbook.jsonl").read_text()
     with pytest.raises(RunDirError, match="--overwrite"):
-        run(build_config(TINY), run_dir)
+        run(tiny_config, run_dir)
     assert (run_dir / "logbook.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_logbook_as_in_process(finished_run, tmp_path):
     summary, _ = finished_run
     with_workers = build_config({**TINY, "resources": {"device": "cpu", "cpu_workers": 2}})
     assert list(run(with_workers, tmp_path / "pool").logbook) == list(summary.logbook)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("evolution, train", [
     ({"algorithm": "none", "population": 2, "generations": 3}, {"loss": "cross_entropy"}),
     ({"algorithm": "pbt", "population": 4, "generations": 2, "mutate": {"name": "mutPerturb"}}, {}),
@@ -86,6 +86,7 @@ def test_baselines_train_every_member_every_generation(tmp_path, evolution, trai
         assert max(row["best_test"] for row in logbook) > 0.5  # cross-entropy learns the fake data
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars_are_written_when_it_is_installed(finished_run):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -108,6 +109,7 @@ def test_without_tensorboard_nothing_breaks(monkeypatch, tmp_path):
     assert not (tmp_path / "tensorboard").exists()
 
 
+@pytest.mark.slow
 def test_the_vectorised_trainer_gives_the_per_model_run(finished_run, tmp_path):
     summary, run_dir = finished_run
     vectorized = build_config({**TINY, "train": {**TINY["train"], "trainer": "vectorized"},

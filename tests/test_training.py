@@ -29,6 +29,7 @@ def test_learning_rate_steps_down_on_the_global_epoch_clock():
     assert settings.learning_rate(150, base=0.5) == pytest.approx(0.005)
 
 
+@pytest.mark.slow
 def test_an_evaluation_trains_saves_and_a_child_continues_from_it(context, tmp_path):
     first = evaluate(context, task(tmp_path, "a", epochs=2))
     assert first.status == "ok" and first.epochs == 2
@@ -43,11 +44,13 @@ def test_an_evaluation_trains_saves_and_a_child_continues_from_it(context, tmp_p
     assert any(not torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
+@pytest.mark.slow
 def test_training_with_a_sensible_loss_beats_chance(context, tmp_path):
     result = evaluate(context, task(tmp_path, epochs=3))
     assert result.fitness > 0.5  # 4 classes: chance is 0.25
 
 
+@pytest.mark.slow
 def test_same_task_same_result(context, tmp_path):
     first = evaluate(context, task(tmp_path / "1"))
     second = evaluate(context, task(tmp_path / "2"))
@@ -62,6 +65,7 @@ def test_a_diverging_loss_gives_fitness_zero_and_saves_nothing(context, tmp_path
     assert result.checkpoint is None and not (tmp_path / "a.pt").exists()
 
 
+@pytest.mark.slow
 def test_cross_entropy_needs_no_theta(tmp_path):
     settings = TrainSettings(model="resnet8", batch_size=32, loss="cross_entropy")
     context = TrainingContext.create("cpu", settings, load_splits("fake"))
@@ -72,6 +76,7 @@ def weights_of(result):
     return load_checkpoint(result.checkpoint)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", [{"channels_last": True},
                                     pytest.param({"compile": True}, marks=pytest.mark.skipif(
                                         shutil.which("cc") is None, reason="torch.compile needs a C compiler"))])
@@ -85,19 +90,30 @@ def test_layout_and_compilation_options_train_the_same_model(context, tmp_path, 
         torch.testing.assert_close(actual[name].contiguous(), tensor, rtol=1e-2, atol=1e-2)
 
 
-def test_the_layout_and_compilation_options_take_effect(context, tmp_path, monkeypatch):
+def test_the_layout_option_takes_effect(context, tmp_path):
     layout = TrainingContext(replace(context.settings, channels_last=True), context.data)
     model, _, _ = build_training_state(layout, task(tmp_path))
     kernel = next(param for param in model.parameters() if param.dim() == 4)
     assert kernel.is_contiguous(memory_format=torch.channels_last) and not kernel.is_contiguous()
     inputs = layout.prepare(context.data.splits.train_images[:4])
     assert inputs.is_contiguous(memory_format=torch.channels_last) and not inputs.is_contiguous()
-    compiled = []
-    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)
-    evaluate(TrainingContext(replace(context.settings, compile=True), context.data), task(tmp_path / "compiled"))
-    assert len(compiled) == 1
 
 
+@pytest.mark.slow
+def test_the_compile_option_trains_through_the_compiled_model(context, tmp_path, monkeypatch):
+    graphs = []
+
+    def recording_backend(graph, example_inputs):  # no C compiler needed: runs the traced graph as it is
+        graphs.append(graph)
+        return graph.forward
+
+    compile_model = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: compile_model(model, backend=recording_backend))
+    result = evaluate(TrainingContext(replace(context.settings, compile=True), context.data), task(tmp_path))
+    assert result.status == "ok" and graphs  # TorchDynamo traced the forward pass that trained the model
+
+
+@pytest.mark.slow
 def test_bfloat16_autocast_trains_and_stays_close_to_float32(context, tmp_path):
     plain = evaluate(context, task(tmp_path / "plain", epochs=3))
     bf16 = evaluate(TrainingContext(replace(context.settings, precision="bfloat16"), context.data),

@@ -15,7 +15,15 @@ from epbt_deap.vectorized import PopulationTrainer, evaluate_group
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 DEVICE = os.environ.get("EPBT_TEST_DEVICE", "cpu")
-torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def float32_only():
+    """TF32 off while this module runs, so on a GPU both trainers compute in float32; then restored."""
+    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def theta(*values: float) -> dict[str, float]:
@@ -48,6 +56,7 @@ def parent(context, tmp_path_factory) -> str:
     return evaluate(context, task).checkpoint
 
 
+@pytest.mark.slow
 def test_first_step_losses_and_gradients_match(context, parent, tmp_path):
     tasks = tasks_for(tmp_path, GENES, parent, start=1)
     models, optimizers, _ = zip(*(build_training_state(context, task) for task in tasks))
@@ -71,6 +80,7 @@ def test_first_step_losses_and_gradients_match(context, parent, tmp_path):
             torch.testing.assert_close(trainer.buffers[name][index], buffer, **TOLERANCE, msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("from_parent", [False, True])
 def test_a_group_trains_like_each_model_alone(context, parent, tmp_path, from_parent):
     start = 1 if from_parent else 0
@@ -91,6 +101,7 @@ def test_a_group_trains_like_each_model_alone(context, parent, tmp_path, from_pa
                                        state["momentum_buffer"], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_diverging_child_does_not_disturb_its_group(context, tmp_path):
     genes = [GENES[0], {**GENES[1], "lr": 1e12}]
     alone = evaluate(context, tasks_for(tmp_path / "alone", genes[:1])[0])
@@ -100,6 +111,7 @@ def test_a_diverging_child_does_not_disturb_its_group(context, tmp_path):
     assert results[0].train_loss == pytest.approx(alone.train_loss, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_cross_entropy_groups_match_too(tmp_path):
     settings = TrainSettings(model="digits_cnn", batch_size=32, loss="cross_entropy")
     context = TrainingContext.create(DEVICE, settings, load_splits("fake", train_subset=64))

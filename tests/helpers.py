@@ -1,0 +1,38 @@
+"""Shared test helpers that must be importable: the tiny run, a JSON-lines reader, and pool work functions
+(module-level, so spawned worker processes and Ray actors can unpickle them)."""
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TINY = {
+    "name": "tiny",
+    "seed": 3,
+    "data": {"dataset": "fake"},
+    "train": {"model": "resnet8", "epochs_per_generation": 1, "batch_size": 32, "lr_milestones": [2]},
+    "evolution": {"population": 4, "elites": 2, "generations": 3},
+    "resources": {"device": "cpu", "cpu_workers": 0},
+}
+
+
+def read_jsonl(path):
+    """The rows of a JSON-lines file; none while it does not exist."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def make_context(device, data):
+    return {"device": device, "pid": os.getpid(), "data": data, "calls": [0]}
+
+
+@dataclass(frozen=True)
+class Fragile:
+    uid: str
+    marker: str  # a file: dies while it is missing ("flaky": creates it first), always when "doomed"
+
+
+def die_unless_marked(context, item):
+    marker = Path(item.marker)
+    if item.uid == "doomed" or not marker.exists():
+        marker.touch()
+        os._exit(1)  # the worker process dies, as on a segfault or an OOM kill
+    return item.uid
