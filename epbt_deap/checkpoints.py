@@ -83,7 +83,7 @@ def load_pickle(path: str | Path) -> Any:
         raise CheckpointError(f"{path} is truncated or corrupt ({type(error).__name__})") from None
 
 
-def remove_unreferenced(folder: str | Path, referenced: Iterable[str | None]) -> list[Path]:
+def remove_unreferenced(folder: str | Path, referenced: Iterable[str | Path | None]) -> list[Path]:
     """Delete the ``*.pt`` files in ``folder`` that no path in ``referenced`` names.
 
     Also removes temporary files that a killed writer left behind; call it only while

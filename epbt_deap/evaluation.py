@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from epbt_deap.contract import RunLayout
 from epbt_deap.individual import Individual
 from epbt_deap.space import SearchSpace
 from epbt_deap.training import EvalResult, EvalTask
@@ -69,22 +69,24 @@ class EvaluationMap:
     a list of tasks and returns a list of results (the vectorised trainer).
     """
 
-    def __init__(self, pool: Pool, space: SearchSpace, checkpoint_dir: Path, run_seed: int,
+    def __init__(self, pool: Pool, space: SearchSpace, layout: RunLayout, run_seed: int,
                  epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False) -> None:
         self.pool = pool
         self.space = space
-        self.checkpoint_dir = Path(checkpoint_dir)
+        self.layout = layout
         self.run_seed = run_seed
         self.epochs_per_generation = epochs_per_generation
         self.observer = observer
         self.grouped = grouped
 
     def task_for(self, individual: Individual) -> EvalTask:
+        """The individual's task, its checkpoint paths absolute: workers need not share our working directory."""
+        parent = individual.checkpoint
         return EvalTask(
             uid=individual.uid,
             genes=self.space.decode(individual),
-            parent_checkpoint=individual.checkpoint,
-            output_checkpoint=str(self.checkpoint_dir / f"{individual.uid}.pt"),
+            parent_checkpoint=None if parent is None else str(self.layout.resolve(parent)),
+            output_checkpoint=str(self.layout.resolve(RunLayout.checkpoint_of(individual.uid))),
             epochs=self.epochs_per_generation,
             start_epoch=individual.generation * self.epochs_per_generation,
             seed=task_seed(self.run_seed, individual.uid),
@@ -98,7 +100,7 @@ class EvaluationMap:
         results = self._run(evaluate, tasks)
         for individual, result in zip(individuals, results):
             if result.checkpoint is not None:
-                individual.checkpoint = result.checkpoint
+                individual.checkpoint = RunLayout.stored_checkpoint(result.checkpoint)
                 individual.epochs = result.epochs
             individual.metrics = {
                 "test_accuracy": result.test_accuracy,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from epbt_deap.recorder import CONFIG_FILE, LINEAGE_FILE, LOGBOOK_FILE
+from epbt_deap.contract import CONFIG_FILE, LINEAGE_FILE, LOGBOOK_FILE
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.taylorglo import binary_loss_curve
 
