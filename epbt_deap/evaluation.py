@@ -1,6 +1,6 @@
 """The toolbox's ``map`` for model training: individuals -> tasks -> worker pool -> results.
 
-This is the one seam between the EA loop and torch: the loop calls
+The loop's side of the seam with torch (whose types live in :mod:`epbt_deap.contract`): the loop calls
 ``toolbox.map(toolbox.evaluate, individuals)`` and gets fitness tuples back, as with any
 DEAP map; on the way, each individual's new checkpoint, epoch count and metrics are
 written back in the main process (workers never mutate individuals).
@@ -10,41 +10,15 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
-from epbt_deap.contract import RunLayout
+from epbt_deap.contract import EvalResult, EvalTask, Observer, Pool, RunLayout
 from epbt_deap.individual import Individual
 from epbt_deap.space import SearchSpace
-from epbt_deap.training import EvalResult, EvalTask
-
 
 T = TypeVar("T")
-
-
-class Pool(Protocol):
-    """Runs ``fn(context, item)`` for many items on long-lived workers (see pool.py, ray_pool.py)."""
-
-    workers: int
-
-    def __enter__(self) -> Pool: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any],
-            on_result: Callable[[Any], None] | None = None,
-            on_failure: Callable[[Any, str], Any] | None = None) -> list[Any]: ...
-
-
-class Observer(Protocol):
-    """Receives progress events; the CLI draws them, the library only logs."""
-
-    def generation_started(self, generation: int, evaluations: int) -> None: ...
-
-    def evaluation_finished(self, result: EvalResult) -> None: ...
-
-    def generation_finished(self, row: dict[str, Any]) -> None: ...
 
 
 def task_seed(run_seed: int, uid: str) -> int:
@@ -66,11 +40,14 @@ class EvaluationMap:
     """A DEAP ``map`` that trains individuals on a pool and returns their fitness tuples.
 
     With ``grouped`` the tasks are split into one group per worker, and ``evaluate`` takes
-    a list of tasks and returns a list of results (the vectorised trainer).
+    a list of tasks and returns a list of results (the vectorised trainer). With
+    ``ship_checkpoints`` the workers do not see the run directory: checkpoints travel as
+    bytes (single tasks only).
     """
 
     def __init__(self, pool: Pool, space: SearchSpace, layout: RunLayout, run_seed: int,
-                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False) -> None:
+                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False,
+                 ship_checkpoints: bool = False) -> None:
         self.pool = pool
         self.space = space
         self.layout = layout
@@ -78,6 +55,7 @@ class EvaluationMap:
         self.epochs_per_generation = epochs_per_generation
         self.observer = observer
         self.grouped = grouped
+        self.ship_checkpoints = ship_checkpoints
 
     def task_for(self, individual: Individual) -> EvalTask:
         """The individual's task, its checkpoint paths absolute: workers need not share our working directory."""
@@ -114,6 +92,10 @@ class EvaluationMap:
     def _run(self, evaluate: Callable[[Any, Any], Any], tasks: list[EvalTask]) -> list[EvalResult]:
         """Results in task order, from single tasks or from one group per worker."""
         observed = self.observer.evaluation_finished if self.observer is not None else None
+        if self.ship_checkpoints:
+            from epbt_deap.shipping import map_shipped  # torch (for atomic writes) only where needed
+
+            return map_shipped(self.pool, evaluate, tasks, observed)
         if not self.grouped:
             return self.pool.map(evaluate, tasks, observed, EvalResult.failed)
 

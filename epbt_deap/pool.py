@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import torch.multiprocessing as torch_mp
 
+from epbt_deap.contract import Pool
+
 logger = logging.getLogger("epbt_deap")
 
 _worker_context: Any = None  # set once in each worker process by _start_worker
@@ -42,19 +44,6 @@ class WorkerError(RuntimeError):
         items = item if isinstance(item, list) else [item]
         names = ", ".join(str(getattr(one, "uid", one)) for one in items)
         return cls(f"evaluation of {names} failed: {reason}")
-
-
-class ClosingContext:
-    """``with pool:`` closes the pool on the way out."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def resolve_devices(device: str, workers_per_gpu: int = 1, cpu_workers: int = 0) -> list[str]:
@@ -87,7 +76,7 @@ def threads_per_cpu_worker(workers: int) -> int:
     return max(1, cores // max(workers, 1))
 
 
-class InProcessPool(ClosingContext):
+class InProcessPool(Pool):
     """Runs every item in this process, on one device."""
 
     workers = 1
@@ -136,7 +125,7 @@ def _run_in_worker(fn: Callable[[Any, Any], Any], item: Any) -> Any:
     return fn(_worker_context, item)
 
 
-class ProcessPool(ClosingContext):
+class ProcessPool(Pool):
     """Persistent spawned workers, one per entry of ``devices``.
 
     A worker that dies (killed, out of memory, a crash in native code) breaks the pool;

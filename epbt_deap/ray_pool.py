@@ -3,22 +3,19 @@
 Each Ray actor holds one long-lived context (the dataset on its device) and asks for a
 fraction of a GPU (``1 / workers_per_gpu``), so several models share a GPU and any node
 can take any child. An actor that dies is restarted and its call retried by Ray; a call
-that fails again is handed to ``on_failure``. Without a run directory that every node
-sees, checkpoints travel as bytes through Ray's object store and the driver writes them.
+that fails again is handed to ``on_failure``. (Without a run directory that every node
+sees, the evaluation function itself ships checkpoints as bytes: see :mod:`epbt_deap.shipping`.)
 """
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from epbt_deap.checkpoints import write_atomically
-from epbt_deap.pool import ClosingContext, WorkerError, use_device
+from epbt_deap.contract import Pool
+from epbt_deap.pool import WorkerError, use_device
 
 logger = logging.getLogger("epbt_deap")
 
@@ -36,20 +33,6 @@ class RayEvaluator:
     def run(self, fn: Callable[[Any, Any], Any], item: Any) -> Any:
         return fn(self.context, item)
 
-    def run_with_bytes(self, fn: Callable[[Any, Any], Any], task: Any, parent: bytes | None) -> tuple[Any, bytes | None]:
-        """Run a task whose checkpoints live on the driver: they arrive and leave as bytes."""
-        with tempfile.TemporaryDirectory() as folder:
-            parent_path = None
-            if parent is not None:
-                parent_path = Path(folder) / "parent.pt"
-                parent_path.write_bytes(parent)
-            output_path = Path(folder) / "child.pt"
-            local = replace(task, parent_checkpoint=parent_path and str(parent_path),
-                            output_checkpoint=str(output_path))
-            result = fn(self.context, local)
-            output = output_path.read_bytes() if result.checkpoint is not None else None
-        return result, output
-
 
 def _ray() -> Any:
     try:
@@ -59,16 +42,14 @@ def _ray() -> Any:
     return ray
 
 
-class RayPool(ClosingContext):
+class RayPool(Pool):
     """Ray actors, one per model trained at a time, connected to ``address`` or a local Ray."""
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
-                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None,
-                 shared_storage: bool = True) -> None:
+                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None) -> None:
         ray = _ray()
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        self.shared_storage = shared_storage
         gpus = int(ray.cluster_resources().get("GPU", 0)) if device != "cpu" else 0
         if gpus:
             count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}
@@ -80,21 +61,6 @@ class RayPool(ClosingContext):
         self.actors = [self._new_actor() for _ in range(count)]
         self.workers = count
         logger.info("Ray backend: %d actors (%s)", count, options)
-
-    def _submit(self, actor: Any, fn: Callable[[Any, Any], Any], item: Any) -> Any:
-        if self.shared_storage:
-            return actor.run.remote(fn, item)
-        parent = Path(item.parent_checkpoint).read_bytes() if item.parent_checkpoint else None
-        return actor.run_with_bytes.remote(fn, item, parent)
-
-    def _receive(self, item: Any, value: Any) -> Any:
-        if self.shared_storage:
-            return value
-        result, output = value
-        if output is not None:
-            write_atomically(item.output_checkpoint, lambda stream: stream.write(output))
-            result = replace(result, checkpoint=item.output_checkpoint)
-        return result
 
     def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],
             on_result: Callable[[Any], None] | None = None,
@@ -110,11 +76,11 @@ class RayPool(ClosingContext):
             while waiting and idle:
                 index, item = waiting.pop()
                 actor = idle.pop()
-                running[self._submit(actor, fn, item)] = (index, actor)
+                running[actor.run.remote(fn, item)] = (index, actor)
             (done,), _ = ray.wait(list(running), num_returns=1)
             index, actor = running.pop(done)
             try:
-                results[index] = self._receive(items[index], ray.get(done))
+                results[index] = ray.get(done)
                 idle.append(actor)
             except ray.exceptions.RayActorError as error:
                 idle.append(self._replace(actor))

@@ -14,8 +14,7 @@ from deap import tools
 
 from epbt_deap.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
                                    save_checkpoint, save_pickle, write_atomically)
-from epbt_deap.contract import RunLayout
-from epbt_deap.evaluation import Observer
+from epbt_deap.contract import Observer, RunLayout
 from epbt_deap.space import SearchSpace
 from epbt_deap.tensorboard import TensorBoardScalars
 

@@ -14,12 +14,11 @@ from deap import tools
 
 from epbt_deap.algorithms import evaluate_invalid, finish_generation, same_uid
 from epbt_deap.config import load_config
-from epbt_deap.contract import RunLayout
-from epbt_deap.evaluation import Observer
+from epbt_deap.contract import Observer, RunLayout, best_ancestry, read_run_logs
+from epbt_deap.errors import RunDirError
 from epbt_deap.individual import Individual
 from epbt_deap.recorder import RunRecorder
-from epbt_deap.report import ReportError, best_ancestry, load_run
-from epbt_deap.run import RunDirError, RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything, summarize
+from epbt_deap.run import RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything, summarize
 from epbt_deap.statistics import PopulationStatistics
 
 logger = logging.getLogger("epbt_deap")
@@ -31,10 +30,7 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     if not source_layout.config.exists():
         raise RunDirError(f"{source_dir} holds no epbt-deap run (no {source_layout.config.name})")
     source = load_config(source_layout.config)
-    try:
-        chain = best_ancestry(load_run(source_dir).lineage)
-    except ReportError as error:
-        raise RunDirError(str(error)) from None
+    chain = best_ancestry(read_run_logs(source_dir).lineage)
     if not chain:
         raise RunDirError(f"{source_dir} has no evaluated individual to replay")
     config = source.model_copy(update={"name": f"{source.name}_replay", "replay_of": str(source_layout.root)})

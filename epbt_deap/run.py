@@ -14,9 +14,10 @@ from deap import base, tools
 
 from epbt_deap.algorithms import eaElitist, eaTruncation, same_uid
 from epbt_deap.config import Config, load_config
-from epbt_deap.contract import RunLayout
+from epbt_deap.contract import Observer, Pool, RunLayout
 from epbt_deap.data import ImageSplits, load_splits
-from epbt_deap.evaluation import EvaluationMap, Observer, Pool
+from epbt_deap.errors import RunDirError
+from epbt_deap.evaluation import EvaluationMap
 from epbt_deap.models import model_builder
 from epbt_deap.pool import make_pool, resolve_devices
 from epbt_deap.recorder import RunRecorder, RunState, load_state, rewind_logs
@@ -28,10 +29,6 @@ from epbt_deap.training import TrainingContext, TrainSettings, evaluate
 from epbt_deap.vectorized import evaluate_group
 
 logger = logging.getLogger("epbt_deap")
-
-
-class RunDirError(ValueError):
-    """The run directory cannot be used (it holds another run)."""
 
 
 @dataclass(frozen=True)
@@ -72,13 +69,14 @@ class RunPlan:
             from epbt_deap.ray_pool import RayPool
 
             return RayPool(TrainingContext.create, (self.settings, splits), resources.device, resources.workers_per_gpu,
-                           resources.cpu_workers, resources.ray_address, resources.shared_storage)
+                           resources.cpu_workers, resources.ray_address)
         return make_pool(TrainingContext.create, (self.settings, splits), self.devices if devices is None else devices)
 
     def evaluation_map(self, pool: Pool, layout: RunLayout, observer: Observer | None) -> EvaluationMap:
-        train = self.config.train
-        return EvaluationMap(pool, self.space, layout, self.config.seed,
-                             train.epochs_per_generation, observer, grouped=train.trainer == "vectorized")
+        train, resources = self.config.train, self.config.resources
+        return EvaluationMap(pool, self.space, layout, self.config.seed, train.epochs_per_generation, observer,
+                             grouped=train.trainer == "vectorized",
+                             ship_checkpoints=resources.backend == "ray" and not resources.shared_storage)
 
 
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:

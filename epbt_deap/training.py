@@ -18,13 +18,12 @@ import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
 from epbt_deap.config import TrainConfig
+from epbt_deap.contract import EvalResult, EvalTask
 from epbt_deap.data import CropFlip, ImageSplits, normalize
 from epbt_deap.models import build_model
 from epbt_deap.taylorglo import PARAMETER_NAMES, taylorglo_loss
 
 logger = logging.getLogger("epbt_deap")
-
-Status = Literal["ok", "diverged", "failed"]
 
 
 @dataclass(frozen=True)
@@ -54,39 +53,6 @@ class TrainSettings:
         """Step decay on the global epoch clock: ``base * gamma ** (milestones passed)``."""
         passed = sum(epoch >= milestone for milestone in self.lr_milestones)
         return (self.lr if base is None else base) * self.lr_gamma**passed
-
-
-@dataclass(frozen=True)
-class EvalTask:
-    """Everything a worker needs to evaluate one individual."""
-
-    uid: str
-    genes: Mapping[str, float]
-    parent_checkpoint: str | None
-    output_checkpoint: str
-    epochs: int
-    start_epoch: int  # on the run's clock (generation x epochs per generation): sets the learning rate
-    seed: int
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """What a worker reports back; the main process writes it onto the individual."""
-
-    uid: str
-    fitness: float
-    test_accuracy: float
-    train_loss: float
-    epochs: int  # epochs the returned weights were trained in all, ancestors included
-    checkpoint: str | None
-    status: Status
-    seconds: float
-    detail: str = ""  # why an evaluation diverged or failed
-
-    @classmethod
-    def failed(cls, task: EvalTask, reason: str) -> EvalResult:
-        """The record of an evaluation that could not run: fitness 0, the weights unchanged."""
-        return cls(task.uid, 0.0, 0.0, math.nan, 0, None, "failed", 0.0, reason)
 
 
 @dataclass

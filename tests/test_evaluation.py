@@ -4,9 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from epbt_deap import Individual, SearchSpace
-from epbt_deap.contract import RunLayout
+from epbt_deap.contract import EvalResult, RunLayout
 from epbt_deap.evaluation import EvaluationMap, split_evenly, task_seed
-from epbt_deap.training import EvalResult
 
 
 class DyingPool:

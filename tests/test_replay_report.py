@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from epbt_deap.config import build_config
-from epbt_deap.report import best_ancestry
+from epbt_deap.contract import best_ancestry
 from epbt_deap.run import run
 from tests.conftest import TINY
 
