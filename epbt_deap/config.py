@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from epbt_deap.errors import EpbtError
 from epbt_deap.space import Gene, SearchSpace
 
 DATASETS = ("cifar10", "digits", "fake", "imagefolder", "svhn")
@@ -26,7 +27,7 @@ DEFAULT_MODELS = {"digits": "digits_cnn", "fake": "resnet8", "cifar10": "resnet3
 TRAINABLE_GENES = ("lr", "momentum", "weight_decay")
 
 
-class ConfigError(ValueError):
+class ConfigError(EpbtError):
     """A configuration mistake; the message is one line naming the key."""
 
 

@@ -18,3 +18,22 @@ class EpbtError(Exception):
 
 class RunDirError(EpbtError):
     """A run directory that cannot be used or read (missing, holding another run, malformed files)."""
+
+
+class WorkerError(EpbtError):
+    """An evaluation failed in a worker; the message names the item. The completed generations are kept."""
+
+    exit_code = 1
+    resumable = True
+
+    @classmethod
+    def of(cls, item: object, reason: str | BaseException) -> WorkerError:
+        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message'.
+
+        A list of items (a vectorised group) is named by its items' uids.
+        """
+        if isinstance(reason, BaseException):
+            reason = f"{type(reason).__name__}: {reason}"
+        items = item if isinstance(item, list) else [item]
+        names = ", ".join(str(getattr(one, "uid", one)) for one in items)
+        return cls(f"evaluation of {names} failed: {reason}")

@@ -20,30 +20,15 @@ import torch
 import torch.multiprocessing as torch_mp
 
 from epbt_deap.contract import Pool
+from epbt_deap.errors import EpbtError, WorkerError
 
 logger = logging.getLogger("epbt_deap")
 
 _worker_context: Any = None  # set once in each worker process by _start_worker
 
 
-class DeviceError(ValueError):
+class DeviceError(EpbtError):
     """A device setting that this machine cannot honour."""
-
-
-class WorkerError(RuntimeError):
-    """An evaluation failed in a worker; the message names the item."""
-
-    @classmethod
-    def of(cls, item: Any, reason: str | BaseException) -> WorkerError:
-        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message'.
-
-        A list of items (a vectorised group) is named by its items' uids.
-        """
-        if isinstance(reason, BaseException):
-            reason = f"{type(reason).__name__}: {reason}"
-        items = item if isinstance(item, list) else [item]
-        names = ", ".join(str(getattr(one, "uid", one)) for one in items)
-        return cls(f"evaluation of {names} failed: {reason}")
 
 
 def resolve_devices(device: str, workers_per_gpu: int = 1, cpu_workers: int = 0) -> list[str]:

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from epbt_deap.contract import Pool
-from epbt_deap.pool import WorkerError, use_device
+from epbt_deap.errors import EpbtError, WorkerError
+from epbt_deap.pool import use_device
 
 logger = logging.getLogger("epbt_deap")
 
@@ -34,11 +35,15 @@ class RayEvaluator:
         return fn(self.context, item)
 
 
+class RayBackendError(EpbtError):
+    """Ray is not installed, or the cluster asked for does not answer."""
+
+
 def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise WorkerError("the ray backend needs Ray: pip install 'epbt-deap[ray]'") from None
+        raise RayBackendError("the ray backend needs Ray: pip install 'epbt-deap[ray]'") from None
     return ray
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from epbt_deap.contract import RunLogs, best_ancestry, read_run_logs
+from epbt_deap.errors import EpbtError
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.taylorglo import binary_loss_curve
 
@@ -47,7 +48,7 @@ ANCESTRY_PANELS = 5  # runs shown in loss_ancestry.png, beside the cross-entropy
 GRID_COLUMNS = 3
 
 
-class ReportError(ValueError):
+class ReportError(EpbtError):
     """A run directory or file that cannot be reported on; the message is one line."""
 
 

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from epbt_deap.pool import DeviceError, InProcessPool, ProcessPool, WorkerError, make_pool, resolve_devices
+from epbt_deap.errors import WorkerError
+from epbt_deap.pool import DeviceError, InProcessPool, ProcessPool, make_pool, resolve_devices
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from typing import Callable
 
 from torch import nn
 
+from epbt_deap.errors import EpbtError
 from epbt_deap.models.resnet import resnet8, resnet20, resnet32, resnet56
 from epbt_deap.models.small import digits_cnn
 from epbt_deap.models.wrn import wrn16_8
@@ -21,7 +22,7 @@ _REGISTRY: dict[str, Callable[[int, int], nn.Module]] = {
 MODEL_NAMES: tuple[str, ...] = tuple(sorted(_REGISTRY))
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(EpbtError):
     """Raised for a model name that is not in the registry."""
 
 
