@@ -70,6 +70,8 @@ class Pool(Protocol):
     """
 
     workers: int
+    devices: list[str]  # one per worker
+    threads_per_worker: int  # torch's intra-op threads in each worker
 
     def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any],
             on_result: Callable[[Any], None] | None = None,
@@ -99,6 +101,7 @@ LOGBOOK_FILE = "logbook.jsonl"
 LINEAGE_FILE = "lineage.jsonl"
 BEST_FILE = "best.pt"
 CHECKPOINT_DIR = "checkpoints"
+PROVENANCE_FILE = "provenance.json"
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,10 @@ class RunLayout:
     @property
     def checkpoints(self) -> Path:
         return self.root / CHECKPOINT_DIR
+
+    @property
+    def provenance(self) -> Path:
+        return self.root / PROVENANCE_FILE
 
     @staticmethod
     def checkpoint_of(uid: str) -> str:

@@ -37,3 +37,10 @@ class WorkerError(EpbtError):
         items = item if isinstance(item, list) else [item]
         names = ", ".join(str(getattr(one, "uid", one)) for one in items)
         return cls(f"evaluation of {names} failed: {reason}")
+
+
+class GenerationFailedError(EpbtError):
+    """No evaluation of a generation succeeded: the run stops rather than go on at fitness 0."""
+
+    exit_code = 1
+    resumable = True

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from epbt_deap.contract import EvalResult, EvalTask, Observer, Pool, RunLayout
+from epbt_deap.errors import GenerationFailedError
 from epbt_deap.individual import Individual
 from epbt_deap.space import SearchSpace
 
@@ -34,6 +35,18 @@ def split_evenly(items: Sequence[T], parts: int) -> list[list[T]]:
     size, extra = divmod(len(items), parts)
     bounds = np.cumsum([0] + [size + (index < extra) for index in range(parts)])
     return [list(items[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult]) -> None:
+    """Stop the run with its likeliest cause when every evaluation of a generation failed or diverged."""
+    if any(result.status == "ok" for result in results):
+        return
+    failed = [result for result in results if result.status == "failed"]
+    if failed:
+        raise GenerationFailedError(f"all {len(results)} evaluations of generation {generation} failed or diverged; "
+                                    f"the first failure, {failed[0].uid}: {failed[0].detail}")
+    raise GenerationFailedError(f"all {len(results)} evaluations of generation {generation} diverged: "
+                                "the loss or learning rate makes training blow up")
 
 
 class EvaluationMap:
@@ -87,6 +100,8 @@ class EvaluationMap:
                 "seconds": result.seconds,
                 **({"detail": result.detail} if result.detail else {}),
             }
+        if individuals:
+            raise_if_none_succeeded(individuals[0].generation, results)
         return [(result.fitness,) for result in results]
 
     def _run(self, evaluate: Callable[[Any, Any], Any], tasks: list[EvalTask]) -> list[EvalResult]:

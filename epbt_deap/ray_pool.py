@@ -16,16 +16,19 @@ import torch
 
 from epbt_deap.contract import Pool
 from epbt_deap.errors import EpbtError, WorkerError
-from epbt_deap.pool import use_device
+from epbt_deap.pool import DeviceError, use_device
 
 logger = logging.getLogger("epbt_deap")
+
+ACTOR_THREADS = 1  # torch threads per actor: Ray gives each actor one CPU
+RAY_DEVICES = ("auto", "cpu", "cuda")
 
 
 class RayEvaluator:
     """A Ray actor: builds the context once, then runs ``fn(context, item)`` calls."""
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str) -> None:
-        torch.set_num_threads(1)
+        torch.set_num_threads(ACTOR_THREADS)
         if device == "cuda":  # Ray shows the actor only its own GPU
             device = "cuda:0"
         use_device(device)
@@ -47,6 +50,13 @@ def _ray() -> Any:
     return ray
 
 
+def check_ray_device(device: str) -> None:
+    """Ray places actors on the cluster's GPUs itself: only 'auto', 'cpu' or 'cuda' mean something there."""
+    if device not in RAY_DEVICES:
+        raise DeviceError(f"device {device!r} with the ray backend: use auto, cpu or cuda "
+                          "(Ray places each actor on a GPU of the cluster)")
+
+
 class RayPool(Pool):
     """Ray actors, one per model trained at a time, connected to ``address`` or a local Ray."""
 
@@ -65,6 +75,8 @@ class RayPool(Pool):
         self._new_actor = lambda: actor_class.remote(make_context, shared_args, "cuda" if gpus else "cpu")
         self.actors = [self._new_actor() for _ in range(count)]
         self.workers = count
+        self.devices = ["cuda" if gpus else "cpu"] * count
+        self.threads_per_worker = ACTOR_THREADS
         logger.info("Ray backend: %d actors (%s)", count, options)
 
     def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],

@@ -17,6 +17,7 @@ from epbt_deap.config import load_config
 from epbt_deap.contract import Observer, RunLayout, best_ancestry, read_run_logs
 from epbt_deap.errors import RunDirError
 from epbt_deap.individual import Individual
+from epbt_deap.provenance import provenance, record_provenance
 from epbt_deap.recorder import RunRecorder
 from epbt_deap.run import RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything, summarize
 from epbt_deap.statistics import PopulationStatistics
@@ -47,6 +48,7 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     logbook = tools.Logbook()
     replayed = Individual()
     with plan.pool(splits, plan.devices[:1]) as pool:  # one model: one worker at most
+        record_provenance(layout, provenance("replay", pool, config.resources.backend))
         toolbox.register("map", plan.evaluation_map(pool, layout, observer))
         for ancestor in chain:
             generation = ancestor["generation"]

@@ -20,6 +20,7 @@ from epbt_deap.errors import RunDirError
 from epbt_deap.evaluation import EvaluationMap
 from epbt_deap.models import model_builder
 from epbt_deap.pool import make_pool, resolve_devices
+from epbt_deap.provenance import provenance, record_provenance
 from epbt_deap.recorder import RunRecorder, RunState, load_state, rewind_logs
 from epbt_deap.space import SearchSpace
 from epbt_deap.statistics import PopulationStatistics
@@ -48,7 +49,7 @@ class RunPlan:
     space: SearchSpace
     toolbox: base.Toolbox
     settings: TrainSettings
-    devices: list[str]
+    devices: list[str]  # one per local worker; empty: one in-process CPU evaluator (or the Ray backend)
 
     @classmethod
     def of(cls, config: Config) -> RunPlan:
@@ -59,6 +60,11 @@ class RunPlan:
                                evaluate_group if train.trainer == "vectorized" else evaluate)
         model_builder(train.model)
         settings = TrainSettings.from_config(train)
+        if resources.backend == "ray":
+            from epbt_deap.ray_pool import check_ray_device
+
+            check_ray_device(resources.device)
+            return cls(config, space, toolbox, settings, [])
         devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
         return cls(config, space, toolbox, settings, devices)
 
@@ -123,6 +129,7 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
     config, toolbox, space = plan.config, plan.toolbox, plan.space
     evolution = config.evolution
     with plan.pool(splits) as pool:
+        record_provenance(layout, provenance("run" if state is None else "resume", pool, config.resources.backend))
         toolbox.register("map", plan.evaluation_map(pool, layout, observer))
         if state is None:
             halloffame = tools.HallOfFame(evolution.hall_of_fame, similar=same_uid)

@@ -1,10 +1,12 @@
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from epbt_deap import Individual, SearchSpace
 from epbt_deap.contract import EvalResult, RunLayout
+from epbt_deap.errors import GenerationFailedError
 from epbt_deap.evaluation import EvaluationMap, split_evenly, task_seed
 
 
@@ -20,8 +22,8 @@ class DyingPool:
 def test_a_failed_evaluation_is_recorded_and_keeps_the_parents_weights(tmp_path):
     space = SearchSpace.taylorglo()
     child = Individual(space.sample(), uid="g002-001", generation=2, checkpoint="parent.pt", epochs=4)
-    fitnesses = EvaluationMap(DyingPool(), space, RunLayout(tmp_path), run_seed=0, epochs_per_generation=2)(None, [child])
-    assert fitnesses == [(0.0,)]
+    with pytest.raises(GenerationFailedError, match="generation 2 failed or diverged; the first failure, g002-001: its"):
+        EvaluationMap(DyingPool(), space, RunLayout(tmp_path), run_seed=0, epochs_per_generation=2)(None, [child])
     assert child.checkpoint == "parent.pt" and child.epochs == 4
     assert child.metrics["status"] == "failed" and child.metrics["detail"] == "its worker process died on every try, also when it ran alone"
     assert child.metrics["train_loss"] is None
@@ -53,5 +55,6 @@ def test_a_group_whose_worker_dies_fails_each_of_its_children(tmp_path):
     children = [Individual(space.sample(), uid=f"g001-00{i}", generation=1, checkpoint="p.pt", epochs=1)
                 for i in range(3)]
     evaluation_map = EvaluationMap(DyingPool(), space, RunLayout(tmp_path), run_seed=0, epochs_per_generation=1, grouped=True)
-    assert evaluation_map(None, children) == [(0.0,)] * 3
+    with pytest.raises(GenerationFailedError, match="all 3 evaluations"):
+        evaluation_map(None, children)
     assert [child.metrics["status"] for child in children] == ["failed"] * 3

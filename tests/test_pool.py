@@ -28,7 +28,6 @@ def work(context, item):
 def test_device_resolution():
     assert resolve_devices("cpu", cpu_workers=0) == []
     assert resolve_devices("cpu", cpu_workers=3) == ["cpu"] * 3
-    assert resolve_devices("cuda:0,cuda:1", workers_per_gpu=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     with pytest.raises(DeviceError, match="not a torch device"):
         resolve_devices("gpu7")
     if not torch.cuda.is_available():
