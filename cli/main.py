@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from epbt_deap.config import BACKENDS, DATASETS, TRAINERS, Config, load_config, parse_assignment
+from epbt_deap.catalog import DATASETS, MODEL_NAMES
+from epbt_deap.config import BACKENDS, TRAINERS, Config, load_config, parse_assignment
 from epbt_deap.errors import EpbtError
 
 USER_ERROR_EXIT = 2
@@ -100,7 +101,7 @@ def main(verbose: bool) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
 @click.option("--dataset", type=click.Choice(DATASETS))
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where the dataset lives (or is downloaded to).")
-@click.option("--model", help="resnet8, resnet20, resnet32, resnet56, wrn16_8 or digits_cnn.")
+@click.option("--model", help=f"One of {', '.join(MODEL_NAMES)}.")
 @click.option("--population", type=int)
 @click.option("--elites", type=int, help="Individuals kept unchanged each generation (k).")
 @click.option("--generations", type=int, help="Generations, generation 0 included.")

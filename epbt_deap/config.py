@@ -16,14 +16,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from epbt_deap.catalog import DATASETS, DEFAULT_MODELS
 from epbt_deap.errors import EpbtError
 from epbt_deap.space import Gene, SearchSpace
 
-DATASETS = ("cifar10", "digits", "fake", "imagefolder", "svhn")
 TRAINERS = ("per_model", "vectorized")
+LOSSES = ("taylorglo", "cross_entropy")
+PRECISIONS = ("float32", "bfloat16")
 BACKENDS = ("local", "ray")
-DEFAULT_MODELS = {"digits": "digits_cnn", "fake": "resnet8", "cifar10": "resnet32", "imagefolder": "resnet32",
-                  "svhn": "resnet32"}
 TRAINABLE_GENES = ("lr", "momentum", "weight_decay")
 
 
@@ -56,9 +56,9 @@ class TrainConfig(Section):
     weight_decay: float = Field(1e-4, ge=0)
     lr_milestones: list[int] = [100, 150]
     lr_gamma: float = Field(0.1, gt=0)
-    loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
+    loss: Literal[LOSSES] = "taylorglo"
     trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
-    precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16: autocast forward passes
+    precision: Literal[PRECISIONS] = "float32"  # bfloat16: autocast forward passes
     channels_last: bool = False  # per_model trainer only
     compile: bool = False  # torch.compile each model (per_model trainer only)
 
