@@ -9,6 +9,7 @@ sees, the evaluation function itself ships checkpoints as bytes: see :mod:`epbt_
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ logger = logging.getLogger("epbt_deap")
 
 ACTOR_THREADS = 1  # torch threads per actor: Ray gives each actor one CPU
 RAY_DEVICES = ("auto", "cpu", "cuda")
+CONNECT_TIMEOUT_S = 10  # for a cluster's head node to accept a connection
 
 
 class RayEvaluator:
@@ -50,21 +52,45 @@ def _ray() -> Any:
     return ray
 
 
-def check_ray_device(device: str) -> None:
-    """Ray places actors on the cluster's GPUs itself: only 'auto', 'cpu' or 'cuda' mean something there."""
+def check_ray_backend(device: str, address: str | None) -> None:
+    """One-line errors, before any work, for what the Ray backend cannot use.
+
+    Ray places actors on the cluster's GPUs itself, so only 'auto', 'cpu' or 'cuda' mean
+    something as ``device``; a cluster ``address`` must answer (Ray itself would wait for
+    minutes); without one, a local Ray instance starts.
+    """
     if device not in RAY_DEVICES:
         raise DeviceError(f"device {device!r} with the ray backend: use auto, cpu or cuda "
                           "(Ray places each actor on a GPU of the cluster)")
+    _ray()  # installed?
+    if address is None or address.startswith("ray://"):
+        return
+    try:
+        from ray._private.services import canonicalize_bootstrap_address  # no public equivalent
+
+        head = canonicalize_bootstrap_address(address)  # "auto": the cluster `ray start` left
+    except (ConnectionError, ValueError) as error:
+        raise RayBackendError(f"no Ray cluster at {address!r}: {' '.join(str(error).split())}") from None
+    host, _, port = head.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as error:
+        raise RayBackendError(f"no Ray cluster answers at {address} ({head}: {error}); start one with "
+                              "`ray start --head`, or leave --ray-address out to start a local Ray") from None
 
 
 class RayPool(Pool):
-    """Ray actors, one per model trained at a time, connected to ``address`` or a local Ray."""
+    """Ray actors, one per model trained at a time, on the cluster at ``address`` or a new local Ray.
+
+    Without ``address`` a local Ray instance starts, even where ``ray start`` left a cluster
+    running: joining one takes ``--ray-address auto``.
+    """
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
                  workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None) -> None:
         ray = _ray()
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if device != "cpu" else 0
         if gpus:
             count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}

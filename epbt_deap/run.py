@@ -61,9 +61,9 @@ class RunPlan:
         model_builder(train.model)
         settings = TrainSettings.from_config(train)
         if resources.backend == "ray":
-            from epbt_deap.ray_pool import check_ray_device
+            from epbt_deap.ray_pool import check_ray_backend
 
-            check_ray_device(resources.device)
+            check_ray_backend(resources.device, resources.ray_address)
             return cls(config, space, toolbox, settings, [])
         devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
         return cls(config, space, toolbox, settings, devices)
