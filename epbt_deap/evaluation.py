@@ -1,9 +1,9 @@
 """The toolbox's ``map`` for model training: individuals -> tasks -> worker pool -> results.
 
-The loop's side of the seam with torch (whose types live in :mod:`epbt_deap.contract`): the loop calls
-``toolbox.map(toolbox.evaluate, individuals)`` and gets fitness tuples back, as with any
-DEAP map; on the way, each individual's new checkpoint, epoch count and metrics are
-written back in the main process (workers never mutate individuals).
+The loop's side of the seam with the workers (its types live in :mod:`epbt_deap.contract`):
+the loop calls ``toolbox.map(toolbox.evaluate, individuals)`` and gets fitness tuples
+back, as with any DEAP map; on the way, each individual's new checkpoint, epoch count and
+metrics are written back in the main process (workers never mutate individuals).
 """
 from __future__ import annotations
 
