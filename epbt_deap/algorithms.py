@@ -49,23 +49,59 @@ def clone_child(parent: Any, toolbox: base.Toolbox, generation: int, index: int)
     return child
 
 
-def vary(parents: Sequence, population: Sequence, toolbox: base.Toolbox, generation: int,
-         cxpb: float, mutpb: float) -> list:
-    """Stage 2: clone each parent, mutate it, then cross it with a random population member.
+def mates_for(parent: Any, parents: Sequence, population: Sequence, partners: str) -> list:
+    """Whom ``parent``'s child may be crossed with: any other member of the population, or,
+    with ``partners="parents"``, the other selected parents (the population when there are none)."""
+    others = [ind for ind in population if ind.uid != parent.uid]
+    if partners == "parents":
+        selected = {ind.uid: ind for ind in parents if ind.uid != parent.uid}
+        return list(selected.values()) or others
+    return others
 
-    The partner is a clone and is thrown away; the child keeps its parent's checkpoint.
+
+def make_child(parent: Any, mates: Sequence, toolbox: base.Toolbox, generation: int, index: int,
+               cxpb: float, mutpb: float) -> Any:
+    """Stage 2 for one parent: clone it, mutate (``mutpb``), then cross (``cxpb``) with a random mate.
+
+    The mate is a clone and is thrown away; the child keeps its parent's checkpoint.
+    """
+    child = clone_child(parent, toolbox, generation, index)
+    if random.random() < mutpb:
+        toolbox.mutate(child)
+    if random.random() < cxpb:
+        partner = random.choice(mates)
+        toolbox.mate(child, toolbox.clone(partner))
+        child.partner_uid = partner.uid
+    return child
+
+
+def vary(parents: Sequence, population: Sequence, toolbox: base.Toolbox, generation: int, cxpb: float,
+         mutpb: float, partners: str = "population", repair_tries: int = 0) -> list:
+    """Stage 2: one child per parent, crossed with another individual, never the parent itself.
+
+    With ``repair_tries`` > 0 a child that ``toolbox.viable`` rejects is made again from its
+    parent (mutate and mate rerun), up to that many times in all; after the last try it
+    keeps its parent's genes from before mutation.
     """
     children = []
     for index, parent in enumerate(parents):
-        child = clone_child(parent, toolbox, generation, index)
-        if random.random() < mutpb:
-            toolbox.mutate(child)
-        if random.random() < cxpb:
-            partner = random.choice(population)
-            toolbox.mate(child, toolbox.clone(partner))
-            child.partner_uid = partner.uid
-        children.append(child)
+        mates = mates_for(parent, parents, population, partners)
+        if repair_tries:
+            children.append(viable_child(parent, mates, toolbox, generation, index, cxpb, mutpb, repair_tries))
+        else:
+            children.append(make_child(parent, mates, toolbox, generation, index, cxpb, mutpb))
     return children
+
+
+def viable_child(parent: Any, mates: Sequence, toolbox: base.Toolbox, generation: int, index: int, cxpb: float,
+                 mutpb: float, tries: int) -> Any:
+    """The first of up to ``tries`` children of ``parent`` that ``toolbox.viable`` accepts,
+    else a copy of the parent with its genes unchanged."""
+    for _ in range(tries):
+        child = make_child(parent, mates, toolbox, generation, index, cxpb, mutpb)
+        if toolbox.viable(child):
+            return child
+    return clone_child(parent, toolbox, generation, index)
 
 
 def record(logbook: tools.Logbook, generation: int, population: Sequence, evaluated: Sequence,
@@ -110,6 +146,9 @@ def eaElitist(
     callback: GenerationCallback | None = None,
     start_gen: int = 0,
     logbook: tools.Logbook | None = None,
+    partners: str = "population",
+    repair_tries: int = 0,
+    elites_train: bool = False,
 ) -> tuple[list, tools.Logbook]:
     """EPBT (Algorithm 1 of Liang, Gonzalez & Miikkulainen) with elitism.
 
@@ -117,23 +156,32 @@ def eaElitist(
 
         parents    = toolbox.select(population, p - k_elites)       # Stage 1
         children   = clone(parents); mutate (mutpb); mate (cxpb)    # Stage 2
-                     with a random member of the population
+                     with another member of the population (never the parent)
         evaluate(children)                                          # Stage 3a
         population = best k_elites of population + children         # Stage 3b, 3c
 
-    Elites are kept as they are, not retrained. ``callback(g, population, evaluated,
-    logbook)`` runs after every generation. To continue an interrupted run, pass the
-    population and logbook of the last finished generation and ``start_gen`` = that
-    generation + 1. Returns ``(population, logbook)``.
+    As in Algorithm 1, elites are kept as they are, not retrained. Options beyond the
+    paper: ``partners="parents"`` crosses with the other selected parents instead;
+    ``repair_tries`` remakes children that ``toolbox.viable`` rejects (see :func:`vary`);
+    ``elites_train`` also trains each elite, as a copy with its own uid whose parent is
+    the elite, so that the whole population advances every generation.
+
+    ``callback(g, population, evaluated, logbook)`` runs after every generation. To
+    continue an interrupted run, pass the population and logbook of the last finished
+    generation and ``start_gen`` = that generation + 1. Returns ``(population, logbook)``.
     """
     if not 0 < k_elites < len(population):
         raise ValueError(f"k_elites must be in [1, {len(population) - 1}], got {k_elites}")
     logbook = start(population, toolbox, stats, halloffame, callback, start_gen, logbook)
     for generation in range(max(start_gen, 1), ngen + 1):
         parents = toolbox.select(population, len(population) - k_elites)
-        children = vary(parents, population, toolbox, generation, cxpb, mutpb)
-        evaluated = evaluate_invalid(children, toolbox)
-        population[:] = tools.selBest(population, k_elites) + children
+        children = vary(parents, population, toolbox, generation, cxpb, mutpb, partners, repair_tries)
+        elites = tools.selBest(population, k_elites)
+        if elites_train:
+            elites = [clone_child(elite, toolbox, generation, len(children) + index)
+                      for index, elite in enumerate(elites)]
+        evaluated = evaluate_invalid(children + elites, toolbox)
+        population[:] = elites + children
         finish_generation(generation, population, evaluated, logbook, stats, halloffame, callback)
     return population, logbook
 

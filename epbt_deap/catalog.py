@@ -1,4 +1,4 @@
-"""The names a config may use for datasets and models, torch-free, so the command line offers
+"""The names a config may use for datasets (with their class counts) and models, torch-free, so the command line offers
 them without importing torch. The data and model packages register one loader or builder
 under each name (tests/test_names.py checks that they do)."""
 from __future__ import annotations
@@ -11,4 +11,5 @@ DEFAULT_MODELS = {  # dataset -> the model trained on it unless train.model says
     "svhn": "resnet32",
 }
 DATASETS = tuple(DEFAULT_MODELS)
+CLASS_COUNTS = {"cifar10": 10, "digits": 10, "fake": 4, "svhn": 10}  # imagefolder: its class folders
 MODEL_NAMES = ("digits_cnn", "resnet20", "resnet32", "resnet56", "resnet8", "wrn16_8")  # sorted

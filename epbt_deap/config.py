@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from epbt_deap.catalog import DATASETS, DEFAULT_MODELS
+from epbt_deap.catalog import CLASS_COUNTS, DATASETS, DEFAULT_MODELS
 from epbt_deap.errors import EpbtError
 from epbt_deap.space import Gene, SearchSpace
 
@@ -45,6 +46,15 @@ class DataConfig(Section):
     augment: bool | None = None
     split_seed: int = 0
 
+    def num_classes(self) -> int | None:
+        """The dataset's number of classes, known before its images load; None for a missing image folder."""
+        if self.dataset in CLASS_COUNTS:
+            return CLASS_COUNTS[self.dataset]
+        train = Path(self.dir or ".").expanduser() / "train"
+        if not train.is_dir():
+            return None
+        return sum(1 for entry in os.scandir(train) if entry.is_dir() and not entry.name.startswith("."))
+
 
 class TrainConfig(Section):
     model: str | None = None
@@ -57,6 +67,7 @@ class TrainConfig(Section):
     lr_milestones: list[int] = [100, 150]
     lr_gamma: float = Field(0.1, gt=0)
     loss: Literal[LOSSES] = "taylorglo"
+    taylorglo_scale: float = Field(1.0, gt=0)  # multiplies Eq. 1 (its 1/n makes gradients ~1/3 of cross-entropy's)
     trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
     precision: Literal[PRECISIONS] = "float32"  # bfloat16: autocast forward passes
     channels_last: bool = False  # per_model trainer only
@@ -84,6 +95,7 @@ class TaylorGLOConfig(Section):
     high: float = 10.0
     init_low: float | None = None
     init_high: float | None = None
+    init: Literal["uniform", "learnable"] = "uniform"  # learnable: redraw theta that fail the learnability check
 
 
 class OperatorConfig(BaseModel):
@@ -123,6 +135,9 @@ class EvolutionConfig(Section):
         name="mutMultiplicativeGaussian", sigma=0.2, indpb=1.0, reset_prob=0.05
     )
     mate: OperatorConfig = OperatorConfig(name="cxUniform", indpb=0.5)
+    partners: Literal["population", "parents"] = "population"  # whom a child is crossed with (never its parent)
+    repair_tries: int = Field(0, ge=0)  # >0: redo mutate+mate until the child's theta is learnable, else parent's genes
+    elites_train: bool = False  # elites also train each generation (as retrained copies with their own uid)
     hall_of_fame: int = Field(1, ge=1)
     taylorglo: TaylorGLOConfig = TaylorGLOConfig()
     genes: dict[str, GeneConfig] = {}

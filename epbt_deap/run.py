@@ -57,7 +57,8 @@ class RunPlan:
         evolution, train, resources = config.evolution, config.train, config.resources
         space = config.search_space()
         toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(),
-                               evaluate_group if train.trainer == "vectorized" else evaluate)
+                               evaluate_group if train.trainer == "vectorized" else evaluate,
+                               num_classes=config.data.num_classes(), init=evolution.taylorglo.init)
         model_builder(train.model)
         settings = TrainSettings.from_config(train)
         if resources.backend == "ray":
@@ -145,7 +146,8 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
         )
         if evolution.algorithm == "epbt":
             _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,
-                                   mutpb=evolution.mutpb, **common)
+                                   mutpb=evolution.mutpb, partners=evolution.partners,
+                                   repair_tries=evolution.repair_tries, elites_train=evolution.elites_train, **common)
         else:
             fraction = evolution.truncation if evolution.algorithm == "pbt" else 0.0
             _, logbook = eaTruncation(population, toolbox, fraction=fraction, **common)

@@ -16,9 +16,14 @@ from typing import Any
 from deap import base, tools
 
 from epbt_deap import operators
+from epbt_deap.config import ConfigError
 from epbt_deap.errors import EpbtError
 from epbt_deap.individual import Individual
-from epbt_deap.space import SearchSpace
+from epbt_deap.learnability import is_learnable
+from epbt_deap.space import PARAMETER_NAMES, SearchSpace
+
+#: How many draws ``init: learnable`` makes before giving up (about 1 in 7 uniform draws passes).
+LEARNABLE_DRAWS = 10_000
 
 # How many leading positional arguments (individuals, k, ...) the EA loop passes per role.
 ROLE_ARITY = {"select": 2, "mutate": 1, "mate": 2}
@@ -61,6 +66,28 @@ def new_individual(space: SearchSpace) -> Individual:
     return Individual(space.sample())
 
 
+def new_viable_individual(space: SearchSpace, viable: Callable[[Individual], bool]) -> Individual:
+    """An individual drawn from the init ranges again and again until ``viable`` accepts it."""
+    for _ in range(LEARNABLE_DRAWS):
+        individual = new_individual(space)
+        if viable(individual):
+            return individual
+    raise ConfigError(f"evolution.taylorglo: no learnable theta in {LEARNABLE_DRAWS:,} draws from the init range; "
+                      "widen it or use init: uniform")
+
+
+def theta_positions(space: SearchSpace) -> list[int] | None:
+    """Where theta_0 .. theta_7 sit in an individual, or None when the space does not evolve a TaylorGLO loss."""
+    if not set(PARAMETER_NAMES) <= set(space.names):
+        return None
+    return [space.names.index(name) for name in PARAMETER_NAMES]
+
+
+def has_learnable_theta(individual: list[float], positions: list[int] | None, num_classes: int) -> bool:
+    """The learnability check (epbt_deap.learnability) of an individual's theta; True without theta genes."""
+    return positions is None or is_learnable([individual[i] for i in positions], num_classes)
+
+
 def make_toolbox(
     space: SearchSpace,
     select: Mapping[str, Any],
@@ -68,10 +95,24 @@ def make_toolbox(
     mate: Mapping[str, Any],
     evaluate: Callable[[Any], Any],
     map_function: Callable[[Callable, Iterable], Iterable] = map,
+    num_classes: int | None = None,
+    init: str = "uniform",
 ) -> base.Toolbox:
-    """A toolbox with individual/population factories, the three operators, evaluate and map."""
+    """A toolbox with individual/population factories, the three operators, evaluate and map.
+
+    With ``num_classes`` it also has ``viable(individual)``, the learnability check of the
+    individual's theta, and ``init="learnable"`` makes the individual factory draw only
+    individuals that pass it.
+    """
     toolbox = base.Toolbox()
-    toolbox.register("individual", new_individual, space)
+    if num_classes is not None:
+        toolbox.register("viable", has_learnable_theta, positions=theta_positions(space), num_classes=num_classes)
+    if init == "learnable":
+        if num_classes is None:
+            raise ConfigError("evolution.taylorglo.init learnable needs the dataset's number of classes")
+        toolbox.register("individual", new_viable_individual, space, toolbox.viable)
+    else:
+        toolbox.register("individual", new_individual, space)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     for role, spec in (("select", select), ("mutate", mutate), ("mate", mate)):
         function, kwargs = resolve_operator(role, spec, space)

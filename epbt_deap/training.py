@@ -44,6 +44,7 @@ class TrainSettings:
     lr_milestones: tuple[int, ...] = tuple(config_default("lr_milestones"))
     lr_gamma: float = config_default("lr_gamma")
     loss: Literal[LOSSES] = config_default("loss")
+    taylorglo_scale: float = config_default("taylorglo_scale")
     precision: Literal[PRECISIONS] = config_default("precision")
     channels_last: bool = config_default("channels_last")
     compile: bool = config_default("compile")
@@ -114,11 +115,12 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch.device) -> LossFunction:
-    """The child's loss function: TaylorGLO with its theta genes, or cross-entropy."""
+    """The child's loss function: TaylorGLO with its theta genes (times ``taylorglo_scale``), or cross-entropy."""
     if settings.loss == "cross_entropy":
         return F.cross_entropy
     theta = torch.tensor([genes[name] for name in PARAMETER_NAMES], device=device)
-    return lambda logits, targets: taylorglo_loss(logits, targets, theta)
+    scale = settings.taylorglo_scale
+    return lambda logits, targets: scale * taylorglo_loss(logits, targets, theta)
 
 
 def epoch_batches(context: TrainingContext, generator: torch.Generator) -> list[torch.Tensor]:

@@ -105,7 +105,7 @@ class PopulationTrainer:
         if self.thetas is None:
             losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
             return losses.view(count, size).mean(1)
-        return stacked_taylorglo_loss(logits, targets, self.thetas)
+        return self.context.settings.taylorglo_scale * stacked_taylorglo_loss(logits, targets, self.thetas)
 
     def step(self, batches: torch.Tensor, learning_rates: torch.Tensor) -> torch.Tensor:
         """One SGD step of every model; returns the (M,) losses before it."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from epbt_deap.catalog import CLASS_COUNTS
 from epbt_deap.data.splits import DataError, Source, one_line
 
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "epbt-deap" / "data"
@@ -25,7 +26,8 @@ def load_digits(data_dir: Path | None, download: bool, split_seed: int) -> Sourc
     labels = torch.from_numpy(digits.target).long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(split_seed))
     test, train = order[:360], order[360:]
-    return Source(images[train], labels[train], images[test], labels[test], 10, val_size=180, augment=False)
+    return Source(images[train], labels[train], images[test], labels[test], CLASS_COUNTS["digits"], val_size=180,
+                  augment=False)
 
 
 def load_fake(data_dir: Path | None, download: bool, split_seed: int) -> Source:
@@ -35,7 +37,8 @@ def load_fake(data_dir: Path | None, download: bool, split_seed: int) -> Source:
     labels = torch.randint(0, 4, (320,), generator=generator)
     noise = torch.randn(320, 3, 16, 16, generator=generator) * 40
     images = (palette[labels].view(320, 3, 1, 1) + noise).clamp(0, 255).round().to(torch.uint8)
-    return Source(images[:256], labels[:256], images[256:], labels[256:], 4, val_size=64, augment=False)
+    return Source(images[:256], labels[:256], images[256:], labels[256:], CLASS_COUNTS["fake"], val_size=64,
+                  augment=False)
 
 
 def load_cifar10(data_dir: Path | None, download: bool, split_seed: int) -> Source:
@@ -52,8 +55,8 @@ def load_cifar10(data_dir: Path | None, download: bool, split_seed: int) -> Sour
     require_files(root, batches, fetch if download else None, "CIFAR-10",
                    "point the data dir at a folder holding cifar-10-batches-py, allow download, "
                    "or use the imagefolder dataset")
-    return Source(*read_cifar_batches(root, batches[:-1]), *read_cifar_batches(root, batches[-1:]), 10,
-                   val_size=5000, augment=True)
+    return Source(*read_cifar_batches(root, batches[:-1]), *read_cifar_batches(root, batches[-1:]),
+                  CLASS_COUNTS["cifar10"], val_size=5000, augment=True)
 
 
 def read_cifar_batches(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,8 +92,8 @@ def load_svhn(data_dir: Path | None, download: bool, split_seed: int) -> Source:
 
     require_files(root, [*train_files, test], fetch if download else None, "SVHN",
                    f"put {train}, {test} and (optional) {extra} there, allow download, or use the imagefolder dataset")
-    return Source(*read_svhn([root / name for name in train_files]), *read_svhn([root / test]), 10,
-                   val_size=30000, augment=False)
+    return Source(*read_svhn([root / name for name in train_files]), *read_svhn([root / test]),
+                  CLASS_COUNTS["svhn"], val_size=30000, augment=False)
 
 
 def read_svhn(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,129 @@
+"""Tables and figure of the CPU-scale ablation, rebuilt from its committed records alone.
+
+    python benchmarks/ablation_tables.py --records docs/results/records --stage screen --out docs/results
+
+Prints a Markdown table (final test accuracy, mean and standard deviation over seeds;
+generation-0 learners; model-epochs; time; epochs to pass Baseline 1; the verdict against
+Baseline 1) and writes it as ``<stage>_table.csv`` with ``<stage>_accuracy.png``.
+Baseline 1 is tuned per seed: of the ``b1_lr*`` runs, the one with the best final
+validation accuracy counts, as ``b1_tuned``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+TUNED = "b1_tuned"
+COLUMNS = ["method", "seeds", "test_mean", "test_std", "vs_b1", "gen0_learners", "model_epochs", "eval_hours",
+           "epochs_to_pass_b1", "failed"]
+
+
+def load_records(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """Records by method, each method's sorted by seed, with the tuned Baseline 1 added."""
+    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        by_method[record["method"]].append(record)
+    baselines = [record for method, records in by_method.items() if method.startswith("b1_lr") for record in records]
+    by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for record in baselines:
+        by_seed[record["seed"]].append(record)
+    if by_seed:
+        by_method[TUNED] = [max(records, key=lambda r: r["final_val"]) for _, records in sorted(by_seed.items())]
+    return {method: sorted(records, key=lambda r: r["seed"]) for method, records in sorted(by_method.items())}
+
+
+def mean_curve(records: list[dict[str, Any]]) -> tuple[list[int], list[float], list[float]]:
+    """Epochs, mean and standard deviation over seeds of the best individual's test accuracy."""
+    by_epoch: dict[int, list[float]] = defaultdict(list)
+    for record in records:
+        for point in record["curve"]:
+            if point["best_test"] is not None:
+                by_epoch[point["epochs"]].append(point["best_test"])
+    epochs = sorted(by_epoch)
+    return (epochs, [statistics.fmean(by_epoch[e]) for e in epochs],
+            [statistics.stdev(by_epoch[e]) if len(by_epoch[e]) > 1 else 0.0 for e in epochs])
+
+
+def summarize(method: str, records: list[dict[str, Any]], baseline: list[dict[str, Any]] | None) -> dict[str, Any]:
+    finals = [100 * record["final_test"] for record in records]
+    mean = statistics.fmean(finals)
+    std = statistics.stdev(finals) if len(finals) > 1 else math.nan
+    row = {"method": method, "seeds": len(records), "test_mean": round(mean, 2), "test_std": round(std, 2),
+           "gen0_learners": f"{statistics.fmean(r['gen0_learners'] for r in records):.1f}/"
+                            f"{records[0]['gen0_population']}",
+           "model_epochs": round(statistics.fmean(r["model_epochs"] for r in records)),
+           "eval_hours": round(sum(r["eval_seconds"] for r in records) / 3600, 2),
+           "failed": sum(r["failed"] for r in records), "vs_b1": "", "epochs_to_pass_b1": ""}
+    if baseline and method != TUNED:
+        base = [100 * record["final_test"] for record in baseline]
+        base_std = statistics.stdev(base) if len(base) > 1 else math.nan
+        difference = mean - statistics.fmean(base)
+        bar = max(std, base_std)
+        verdict = "wins" if difference > bar else "loses" if difference < -bar else "tie"
+        row["vs_b1"] = f"{difference:+.2f} ({verdict})" if not math.isnan(bar) else f"{difference:+.2f}"
+        epochs, curve, _ = mean_curve(records)
+        target = statistics.fmean(base) / 100
+        passed = [epoch for epoch, value in zip(epochs, curve) if value > target]
+        row["epochs_to_pass_b1"] = passed[0] if passed else "never"
+    return row
+
+
+def plot(groups: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(8, 5))
+    for method, records in groups.items():
+        if method.startswith("b1_lr"):
+            continue
+        epochs, mean, std = mean_curve(records)
+        ax.errorbar(epochs, [100 * m for m in mean], yerr=[100 * s for s in std], label=f"{method} (n={len(records)})",
+                    capsize=2, marker="o", markersize=3)
+    ax.set_xlabel("epochs of training per lineage")
+    ax.set_ylabel("test accuracy of the best individual by validation (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(row[column]) for column in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=Path, default=Path("docs/results/records"))
+    parser.add_argument("--stage", default="screen")
+    parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    args = parser.parse_args()
+    groups = load_records(args.records / args.stage)
+    if not groups:
+        parser.error(f"no records in {args.records / args.stage}")
+    baseline = groups.get(TUNED)
+    rows = [summarize(method, records, baseline) for method, records in groups.items()]
+    rows.sort(key=lambda row: -row["test_mean"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / f"{args.stage}_table.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(groups, args.out / f"{args.stage}_accuracy.png", f"CPU-scale CIFAR-10, ResNet-8, {args.stage} stage")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
