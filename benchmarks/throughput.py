@@ -38,14 +38,14 @@ import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
 from epbt_deap.config import TRAINERS, build_config
+from epbt_deap.contract import BEST_FILE, EvalResult, EvalTask
 from epbt_deap.data import ImageSplits, normalize, random_crop_flip
 from epbt_deap.models import build_model
 from epbt_deap.pool import make_pool, resolve_devices
-from epbt_deap.recorder import BEST_FILE
 from epbt_deap.run import load_data, run
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.taylorglo import taylorglo_loss
-from epbt_deap.training import EvalResult, EvalTask, TrainingContext, TrainSettings, accuracy, evaluate
+from epbt_deap.training import TrainingContext, TrainSettings, accuracy, evaluate
 from epbt_deap.vectorized import evaluate_group
 
 BATCH = 128

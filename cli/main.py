@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
-from epbt_deap.config import BACKENDS, DATASETS, TRAINERS, Config, ConfigError, load_config, parse_assignment
+from epbt_deap.catalog import DATASETS, MODEL_NAMES
+from epbt_deap.config import BACKENDS, TRAINERS, Config, load_config, parse_assignment
+from epbt_deap.errors import EpbtError
 
 USER_ERROR_EXIT = 2
 
@@ -99,7 +101,7 @@ def main(verbose: bool) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
 @click.option("--dataset", type=click.Choice(DATASETS))
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where the dataset lives (or is downloaded to).")
-@click.option("--model", help="resnet8, resnet20, resnet32, resnet56, wrn16_8 or digits_cnn.")
+@click.option("--model", help=f"One of {', '.join(MODEL_NAMES)}.")
 @click.option("--population", type=int)
 @click.option("--elites", type=int, help="Individuals kept unchanged each generation (k).")
 @click.option("--generations", type=int, help="Generations, generation 0 included.")
@@ -121,8 +123,8 @@ def evolve(config_path: Path | None, run_dir: Path | None, overwrite: bool,
     """Run EPBT. Without --config it runs the paper's CIFAR-10 / ResNet-32 setup."""
     try:
         config = load_config(config_path, overrides_from(options, assignments))
-    except ConfigError as error:
-        fail(str(error))
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
     run_evolution(config, run_dir or Path("runs") / config.name, overwrite)
 
 
@@ -153,12 +155,12 @@ def replay(source_dir: Path, run_dir: Path | None, overwrite: bool) -> None:
               help="Folder for the tables (CSV) and figures (PNG).")
 def report(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
     """Tables 1 and 2 and the paper's figures from one or more run directories."""
-    from epbt_deap.report import ReportError, format_table, write_report
+    from epbt_deap.report import format_table, write_report
 
     try:
         written = write_report(list(run_dirs), out_dir)
-    except ReportError as error:
-        fail(str(error))
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
     click.echo("Final test accuracy (%), mean and standard deviation over runs:")
     click.echo(format_table(written.table1))
     click.echo("\nEpochs each method needs to exceed each baseline's final test accuracy:")
@@ -185,26 +187,17 @@ def run_evolution(config: Config, run_dir: Path, overwrite: bool) -> None:
 
 
 def execute(action: Callable[[ProgressObserver], Any], run_dir: Path) -> None:
-    """Run ``action``; turn the user's mistakes and interruptions into one line and an exit code."""
+    """Run ``action``; turn the user's mistakes (any :class:`EpbtError`) and interruptions into one
+    line and an exit code. Anything else is a bug, and keeps its traceback."""
     from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from epbt_deap.checkpoints import CheckpointError
-    from epbt_deap.data import DataError
-    from epbt_deap.models import UnknownModelError
-    from epbt_deap.pool import DeviceError, WorkerError
-    from epbt_deap.run import RunDirError
-    from epbt_deap.toolbox import OperatorError
 
     signal.signal(signal.SIGTERM, _raise_terminated)
     resume_hint = f"the completed generations are kept; continue with: epbt-deap resume {run_dir}"
     try:
         with logging_redirect_tqdm():
             summary = action(ProgressObserver())
-    except (ConfigError, DataError, DeviceError, OperatorError, UnknownModelError, RunDirError,
-            CheckpointError) as error:
-        fail(str(error))
-    except WorkerError as error:
-        fail(f"{error}; {resume_hint}", code=1)
+    except EpbtError as error:
+        fail(f"{error}; {resume_hint}" if error.resumable else str(error), error.exit_code)
     except KeyboardInterrupt:
         fail(f"interrupted; {resume_hint}", code=130)
     except Terminated:

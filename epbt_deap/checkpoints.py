@@ -10,8 +10,9 @@ from typing import IO, Any
 
 import torch
 
+from epbt_deap.errors import EpbtError
 
-class CheckpointError(ValueError):
+class CheckpointError(EpbtError):
     """A checkpoint or state file that is missing, truncated or corrupt."""
 
 
@@ -79,11 +80,14 @@ def load_pickle(path: str | Path) -> Any:
             return pickle.load(stream)
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
-    except (EOFError, pickle.UnpicklingError, AttributeError, ValueError) as error:
+    except (AttributeError, ImportError) as error:  # it names a class or module this version lacks
+        raise CheckpointError(f"{path} was written by an epbt-deap version this one cannot read "
+                              f"({type(error).__name__}: {error}); resume it with the version that wrote it") from None
+    except (EOFError, pickle.UnpicklingError, ValueError) as error:
         raise CheckpointError(f"{path} is truncated or corrupt ({type(error).__name__})") from None
 
 
-def remove_unreferenced(folder: str | Path, referenced: Iterable[str | None]) -> list[Path]:
+def remove_unreferenced(folder: str | Path, referenced: Iterable[str | Path | None]) -> list[Path]:
     """Delete the ``*.pt`` files in ``folder`` that no path in ``referenced`` names.
 
     Also removes temporary files that a killed writer left behind; call it only while

@@ -17,18 +17,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from epbt_deap.catalog import CLASS_COUNTS, DATASETS, DEFAULT_MODELS
+from epbt_deap.errors import EpbtError
 from epbt_deap.space import Gene, SearchSpace
 
-DATASETS = ("cifar10", "digits", "fake", "imagefolder", "svhn")
-CLASS_COUNTS = {"cifar10": 10, "digits": 10, "fake": 4, "svhn": 10}  # imagefolder: its class folders
 TRAINERS = ("per_model", "vectorized")
+LOSSES = ("taylorglo", "cross_entropy")
+PRECISIONS = ("float32", "bfloat16")
 BACKENDS = ("local", "ray")
-DEFAULT_MODELS = {"digits": "digits_cnn", "fake": "resnet8", "cifar10": "resnet32", "imagefolder": "resnet32",
-                  "svhn": "resnet32"}
 TRAINABLE_GENES = ("lr", "momentum", "weight_decay")
 
 
-class ConfigError(ValueError):
+class ConfigError(EpbtError):
     """A configuration mistake; the message is one line naming the key."""
 
 
@@ -66,10 +66,10 @@ class TrainConfig(Section):
     weight_decay: float = Field(1e-4, ge=0)
     lr_milestones: list[int] = [100, 150]
     lr_gamma: float = Field(0.1, gt=0)
-    loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
+    loss: Literal[LOSSES] = "taylorglo"
     taylorglo_scale: float = Field(1.0, gt=0)  # multiplies Eq. 1 (its 1/n makes gradients ~1/3 of cross-entropy's)
     trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
-    precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16: autocast forward passes
+    precision: Literal[PRECISIONS] = "float32"  # bfloat16: autocast forward passes
     channels_last: bool = False  # per_model trainer only
     compile: bool = False  # torch.compile each model (per_model trainer only)
 

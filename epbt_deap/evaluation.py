@@ -1,50 +1,25 @@
 """The toolbox's ``map`` for model training: individuals -> tasks -> worker pool -> results.
 
-This is the one seam between the EA loop and torch: the loop calls
-``toolbox.map(toolbox.evaluate, individuals)`` and gets fitness tuples back, as with any
-DEAP map; on the way, each individual's new checkpoint, epoch count and metrics are
-written back in the main process (workers never mutate individuals).
+The loop's side of the seam with the workers (its types live in :mod:`epbt_deap.contract`):
+the loop calls ``toolbox.map(toolbox.evaluate, individuals)`` and gets fitness tuples
+back, as with any DEAP map; on the way, each individual's new checkpoint, epoch count and
+metrics are written back in the main process (workers never mutate individuals).
 """
 from __future__ import annotations
 
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
+from epbt_deap.contract import EvalResult, EvalTask, Observer, Pool, RunLayout
+from epbt_deap.errors import GenerationFailedError
 from epbt_deap.individual import Individual
 from epbt_deap.space import SearchSpace
-from epbt_deap.training import EvalResult, EvalTask
-
 
 T = TypeVar("T")
-
-
-class Pool(Protocol):
-    """Runs ``fn(context, item)`` for many items on long-lived workers (see pool.py, ray_pool.py)."""
-
-    workers: int
-
-    def __enter__(self) -> Pool: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-    def map(self, fn: Callable[[Any, Any], Any], items: Sequence[Any],
-            on_result: Callable[[Any], None] | None = None,
-            on_failure: Callable[[Any, str], Any] | None = None) -> list[Any]: ...
-
-
-class Observer(Protocol):
-    """Receives progress events; the CLI draws them, the library only logs."""
-
-    def generation_started(self, generation: int, evaluations: int) -> None: ...
-
-    def evaluation_finished(self, result: EvalResult) -> None: ...
-
-    def generation_finished(self, row: dict[str, Any]) -> None: ...
 
 
 def task_seed(run_seed: int, uid: str) -> int:
@@ -62,29 +37,47 @@ def split_evenly(items: Sequence[T], parts: int) -> list[list[T]]:
     return [list(items[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
+def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult]) -> None:
+    """Stop the run with its likeliest cause when every evaluation of a generation failed or diverged."""
+    if any(result.status == "ok" for result in results):
+        return
+    failed = [result for result in results if result.status == "failed"]
+    if failed:
+        raise GenerationFailedError(f"all {len(results)} evaluations of generation {generation} failed or diverged; "
+                                    f"the first failure, {failed[0].uid}: {failed[0].detail}")
+    raise GenerationFailedError(f"all {len(results)} evaluations of generation {generation} diverged: "
+                                "the loss or learning rate makes training blow up")
+
+
 class EvaluationMap:
     """A DEAP ``map`` that trains individuals on a pool and returns their fitness tuples.
 
     With ``grouped`` the tasks are split into one group per worker, and ``evaluate`` takes
-    a list of tasks and returns a list of results (the vectorised trainer).
+    a list of tasks and returns a list of results (the vectorised trainer). With
+    ``ship_checkpoints`` the workers do not see the run directory: checkpoints travel as
+    bytes (single tasks only).
     """
 
-    def __init__(self, pool: Pool, space: SearchSpace, checkpoint_dir: Path, run_seed: int,
-                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False) -> None:
+    def __init__(self, pool: Pool, space: SearchSpace, layout: RunLayout, run_seed: int,
+                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False,
+                 ship_checkpoints: bool = False) -> None:
         self.pool = pool
         self.space = space
-        self.checkpoint_dir = Path(checkpoint_dir)
+        self.layout = layout
         self.run_seed = run_seed
         self.epochs_per_generation = epochs_per_generation
         self.observer = observer
         self.grouped = grouped
+        self.ship_checkpoints = ship_checkpoints
 
     def task_for(self, individual: Individual) -> EvalTask:
+        """The individual's task, its checkpoint paths absolute: workers need not share our working directory."""
+        parent = individual.checkpoint
         return EvalTask(
             uid=individual.uid,
             genes=self.space.decode(individual),
-            parent_checkpoint=individual.checkpoint,
-            output_checkpoint=str(self.checkpoint_dir / f"{individual.uid}.pt"),
+            parent_checkpoint=None if parent is None else str(self.layout.resolve(parent)),
+            output_checkpoint=str(self.layout.resolve(RunLayout.checkpoint_of(individual.uid))),
             epochs=self.epochs_per_generation,
             start_epoch=individual.generation * self.epochs_per_generation,
             seed=task_seed(self.run_seed, individual.uid),
@@ -98,7 +91,7 @@ class EvaluationMap:
         results = self._run(evaluate, tasks)
         for individual, result in zip(individuals, results):
             if result.checkpoint is not None:
-                individual.checkpoint = result.checkpoint
+                individual.checkpoint = RunLayout.stored_checkpoint(result.checkpoint)
                 individual.epochs = result.epochs
             individual.metrics = {
                 "test_accuracy": result.test_accuracy,
@@ -107,11 +100,17 @@ class EvaluationMap:
                 "seconds": result.seconds,
                 **({"detail": result.detail} if result.detail else {}),
             }
+        if individuals:
+            raise_if_none_succeeded(individuals[0].generation, results)
         return [(result.fitness,) for result in results]
 
     def _run(self, evaluate: Callable[[Any, Any], Any], tasks: list[EvalTask]) -> list[EvalResult]:
         """Results in task order, from single tasks or from one group per worker."""
         observed = self.observer.evaluation_finished if self.observer is not None else None
+        if self.ship_checkpoints:
+            from epbt_deap.shipping import map_shipped  # torch (for atomic writes) only where needed
+
+            return map_shipped(self.pool, evaluate, tasks, observed)
         if not self.grouped:
             return self.pool.map(evaluate, tasks, observed, EvalResult.failed)
 

@@ -19,42 +19,16 @@ from typing import Any
 import torch
 import torch.multiprocessing as torch_mp
 
+from epbt_deap.contract import Pool
+from epbt_deap.errors import EpbtError, WorkerError
+
 logger = logging.getLogger("epbt_deap")
 
 _worker_context: Any = None  # set once in each worker process by _start_worker
 
 
-class DeviceError(ValueError):
+class DeviceError(EpbtError):
     """A device setting that this machine cannot honour."""
-
-
-class WorkerError(RuntimeError):
-    """An evaluation failed in a worker; the message names the item."""
-
-    @classmethod
-    def of(cls, item: Any, reason: str | BaseException) -> WorkerError:
-        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message'.
-
-        A list of items (a vectorised group) is named by its items' uids.
-        """
-        if isinstance(reason, BaseException):
-            reason = f"{type(reason).__name__}: {reason}"
-        items = item if isinstance(item, list) else [item]
-        names = ", ".join(str(getattr(one, "uid", one)) for one in items)
-        return cls(f"evaluation of {names} failed: {reason}")
-
-
-class ClosingContext:
-    """``with pool:`` closes the pool on the way out."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def resolve_devices(device: str, workers_per_gpu: int = 1, cpu_workers: int = 0) -> list[str]:
@@ -68,17 +42,31 @@ def resolve_devices(device: str, workers_per_gpu: int = 1, cpu_workers: int = 0)
     if device == "cpu":
         return ["cpu"] * cpu_workers
     if device == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError("device 'cuda' asked for, but no CUDA GPU is available")
+        check_device(device)
         gpus = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
     else:
         gpus = [name.strip() for name in device.split(",") if name.strip()]
         for name in gpus:
-            try:
-                torch.device(name)
-            except RuntimeError:
-                raise DeviceError(f"device {name!r} is not a torch device name") from None
+            check_device(name)
     return [gpu for _ in range(workers_per_gpu) for gpu in gpus]
+
+
+def check_device(name: str) -> None:
+    """Raise a one-line DeviceError unless this machine has the torch device ``name``."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"device {name!r} is not a torch device name") from None
+    if device.type == "cpu" or (device.type == "mps" and torch.backends.mps.is_available()):
+        return
+    if device.type != "cuda":
+        raise DeviceError(f"device {name!r} is not available here; use cpu, cuda or a list such as cuda:0,cuda:1")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not gpus:
+        raise DeviceError(f"device {name!r} asked for, but no CUDA GPU is available")
+    if device.index is not None and device.index >= gpus:
+        raise DeviceError(f"device {name!r} does not exist: this machine has {gpus} CUDA GPU(s), "
+                          f"cuda:0 to cuda:{gpus - 1}")
 
 
 def threads_per_cpu_worker(workers: int) -> int:
@@ -87,12 +75,14 @@ def threads_per_cpu_worker(workers: int) -> int:
     return max(1, cores // max(workers, 1))
 
 
-class InProcessPool(ClosingContext):
+class InProcessPool(Pool):
     """Runs every item in this process, on one device."""
 
     workers = 1
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str = "cpu") -> None:
+        self.devices = [device]
+        self.threads_per_worker = torch.get_num_threads()
         self.context = make_context(device, *context_args)
 
     def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],
@@ -136,7 +126,7 @@ def _run_in_worker(fn: Callable[[Any, Any], Any], item: Any) -> Any:
     return fn(_worker_context, item)
 
 
-class ProcessPool(ClosingContext):
+class ProcessPool(Pool):
     """Persistent spawned workers, one per entry of ``devices``.
 
     A worker that dies (killed, out of memory, a crash in native code) breaks the pool;
@@ -148,19 +138,19 @@ class ProcessPool(ClosingContext):
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], devices: Sequence[str]) -> None:
         if not devices:
             raise ValueError("a process pool needs at least one device")
-        self._devices = list(devices)
-        self.workers = len(self._devices)
+        self.devices = list(devices)
+        self.workers = len(self.devices)
+        self.threads_per_worker = threads_per_cpu_worker(self.workers) if self.devices[0] == "cpu" else 1
         self._start_args = (make_context, tuple(context_args))
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
         ctx = torch_mp.get_context("spawn")
         queue = ctx.SimpleQueue()
-        for device in self._devices:
+        for device in self.devices:
             queue.put(device)
-        threads = threads_per_cpu_worker(len(self._devices)) if self._devices[0] == "cpu" else 1
-        return ProcessPoolExecutor(max_workers=len(self._devices), mp_context=ctx, initializer=_start_worker,
-                                   initargs=(queue, threads, *self._start_args))
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker,
+                                   initargs=(queue, self.threads_per_worker, *self._start_args))
 
     def _restart(self) -> None:
         self._terminate()

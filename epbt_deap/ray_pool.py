@@ -3,31 +3,34 @@
 Each Ray actor holds one long-lived context (the dataset on its device) and asks for a
 fraction of a GPU (``1 / workers_per_gpu``), so several models share a GPU and any node
 can take any child. An actor that dies is restarted and its call retried by Ray; a call
-that fails again is handed to ``on_failure``. Without a run directory that every node
-sees, checkpoints travel as bytes through Ray's object store and the driver writes them.
+that fails again is handed to ``on_failure``. (Without a run directory that every node
+sees, the evaluation function itself ships checkpoints as bytes: see :mod:`epbt_deap.shipping`.)
 """
 from __future__ import annotations
 
 import logging
-import tempfile
+import socket
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from epbt_deap.checkpoints import write_atomically
-from epbt_deap.pool import ClosingContext, WorkerError, use_device
+from epbt_deap.contract import Pool
+from epbt_deap.errors import EpbtError, WorkerError
+from epbt_deap.pool import DeviceError, use_device
 
 logger = logging.getLogger("epbt_deap")
+
+ACTOR_THREADS = 1  # torch threads per actor: Ray gives each actor one CPU
+RAY_DEVICES = ("auto", "cpu", "cuda")
+CONNECT_TIMEOUT_S = 10  # for a cluster's head node to accept a connection
 
 
 class RayEvaluator:
     """A Ray actor: builds the context once, then runs ``fn(context, item)`` calls."""
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str) -> None:
-        torch.set_num_threads(1)
+        torch.set_num_threads(ACTOR_THREADS)
         if device == "cuda":  # Ray shows the actor only its own GPU
             device = "cuda:0"
         use_device(device)
@@ -36,39 +39,58 @@ class RayEvaluator:
     def run(self, fn: Callable[[Any, Any], Any], item: Any) -> Any:
         return fn(self.context, item)
 
-    def run_with_bytes(self, fn: Callable[[Any, Any], Any], task: Any, parent: bytes | None) -> tuple[Any, bytes | None]:
-        """Run a task whose checkpoints live on the driver: they arrive and leave as bytes."""
-        with tempfile.TemporaryDirectory() as folder:
-            parent_path = None
-            if parent is not None:
-                parent_path = Path(folder) / "parent.pt"
-                parent_path.write_bytes(parent)
-            output_path = Path(folder) / "child.pt"
-            local = replace(task, parent_checkpoint=parent_path and str(parent_path),
-                            output_checkpoint=str(output_path))
-            result = fn(self.context, local)
-            output = output_path.read_bytes() if result.checkpoint is not None else None
-        return result, output
+
+class RayBackendError(EpbtError):
+    """Ray is not installed, or the cluster asked for does not answer."""
 
 
 def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise WorkerError("the ray backend needs Ray: pip install 'epbt-deap[ray]'") from None
+        raise RayBackendError("the ray backend needs Ray: pip install 'epbt-deap[ray]'") from None
     return ray
 
 
-class RayPool(ClosingContext):
-    """Ray actors, one per model trained at a time, connected to ``address`` or a local Ray."""
+def check_ray_backend(device: str, address: str | None) -> None:
+    """One-line errors, before any work, for what the Ray backend cannot use.
+
+    Ray places actors on the cluster's GPUs itself, so only 'auto', 'cpu' or 'cuda' mean
+    something as ``device``; a cluster ``address`` must answer (Ray itself would wait for
+    minutes); without one, a local Ray instance starts.
+    """
+    if device not in RAY_DEVICES:
+        raise DeviceError(f"device {device!r} with the ray backend: use auto, cpu or cuda "
+                          "(Ray places each actor on a GPU of the cluster)")
+    _ray()  # installed?
+    if address is None or address.startswith("ray://"):
+        return
+    try:
+        from ray._private.services import canonicalize_bootstrap_address  # no public equivalent
+
+        head = canonicalize_bootstrap_address(address)  # "auto": the cluster `ray start` left
+    except (ConnectionError, ValueError) as error:
+        raise RayBackendError(f"no Ray cluster at {address!r}: {' '.join(str(error).split())}") from None
+    host, _, port = head.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as error:
+        raise RayBackendError(f"no Ray cluster answers at {address} ({head}: {error}); start one with "
+                              "`ray start --head`, or leave --ray-address out to start a local Ray") from None
+
+
+class RayPool(Pool):
+    """Ray actors, one per model trained at a time, on the cluster at ``address`` or a new local Ray.
+
+    Without ``address`` a local Ray instance starts, even where ``ray start`` left a cluster
+    running: joining one takes ``--ray-address auto``.
+    """
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
-                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None,
-                 shared_storage: bool = True) -> None:
+                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None) -> None:
         ray = _ray()
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        self.shared_storage = shared_storage
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if device != "cpu" else 0
         if gpus:
             count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}
@@ -79,22 +101,9 @@ class RayPool(ClosingContext):
         self._new_actor = lambda: actor_class.remote(make_context, shared_args, "cuda" if gpus else "cpu")
         self.actors = [self._new_actor() for _ in range(count)]
         self.workers = count
+        self.devices = ["cuda" if gpus else "cpu"] * count
+        self.threads_per_worker = ACTOR_THREADS
         logger.info("Ray backend: %d actors (%s)", count, options)
-
-    def _submit(self, actor: Any, fn: Callable[[Any, Any], Any], item: Any) -> Any:
-        if self.shared_storage:
-            return actor.run.remote(fn, item)
-        parent = Path(item.parent_checkpoint).read_bytes() if item.parent_checkpoint else None
-        return actor.run_with_bytes.remote(fn, item, parent)
-
-    def _receive(self, item: Any, value: Any) -> Any:
-        if self.shared_storage:
-            return value
-        result, output = value
-        if output is not None:
-            write_atomically(item.output_checkpoint, lambda stream: stream.write(output))
-            result = replace(result, checkpoint=item.output_checkpoint)
-        return result
 
     def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],
             on_result: Callable[[Any], None] | None = None,
@@ -110,11 +119,11 @@ class RayPool(ClosingContext):
             while waiting and idle:
                 index, item = waiting.pop()
                 actor = idle.pop()
-                running[self._submit(actor, fn, item)] = (index, actor)
+                running[actor.run.remote(fn, item)] = (index, actor)
             (done,), _ = ray.wait(list(running), num_returns=1)
             index, actor = running.pop(done)
             try:
-                results[index] = self._receive(items[index], ray.get(done))
+                results[index] = ray.get(done)
                 idle.append(actor)
             except ray.exceptions.RayActorError as error:
                 idle.append(self._replace(actor))

@@ -14,19 +14,11 @@ from deap import tools
 
 from epbt_deap.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
                                    save_checkpoint, save_pickle, write_atomically)
-from epbt_deap.evaluation import Observer
+from epbt_deap.contract import Observer, RunLayout
 from epbt_deap.space import SearchSpace
 from epbt_deap.tensorboard import TensorBoardScalars
 
 logger = logging.getLogger("epbt_deap")
-
-CONFIG_FILE = "config.yaml"
-STATE_FILE = "state.pkl"
-LOGBOOK_FILE = "logbook.jsonl"
-LINEAGE_FILE = "lineage.jsonl"
-BEST_FILE = "best.pt"
-CHECKPOINT_DIR = "checkpoints"
-
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "a") as stream:
@@ -67,24 +59,30 @@ class RunState:
         torch.set_rng_state(self.rng["torch"])
 
 
-def load_state(run_dir: Path) -> RunState | None:
-    """The saved state of ``run_dir``, or None when no generation has completed yet."""
-    path = run_dir / STATE_FILE
-    if not path.exists():
+def load_state(layout: RunLayout) -> RunState | None:
+    """The saved state of the run, or None when no generation has completed yet.
+
+    Checkpoint paths come back relative to the run directory (those of a state written
+    before they were stored so are mapped), and every one is checked to load.
+    """
+    if not layout.state.exists():
         return None
-    state = load_pickle(path)
+    state = load_pickle(layout.state)
     if not isinstance(state, RunState):
-        raise CheckpointError(f"{path} is not an epbt-deap run state")
-    for checkpoint in {ind.checkpoint for ind in [*state.population, *state.halloffame] if ind.checkpoint}:
-        load_checkpoint(checkpoint)  # raises a one-line CheckpointError if missing or corrupt
+        raise CheckpointError(f"{layout.state} is not an epbt-deap run state")
+    individuals = [ind for ind in [*state.population, *state.halloffame] if ind.checkpoint]
+    for individual in individuals:
+        individual.checkpoint = RunLayout.stored_checkpoint(individual.checkpoint)
+    for checkpoint in {individual.checkpoint for individual in individuals}:
+        load_checkpoint(layout.resolve(checkpoint))  # raises a one-line CheckpointError if missing or corrupt
     return state
 
 
-def rewind_logs(run_dir: Path, state: RunState) -> None:
+def rewind_logs(layout: RunLayout, state: RunState) -> None:
     """Drop log rows written after ``state`` was saved (a run killed mid-callback)."""
     rows = [json.dumps(row) + "\n" for row in state.logbook]
-    write_atomically(run_dir / LOGBOOK_FILE, lambda stream: stream.write("".join(rows).encode()))
-    lineage_path = run_dir / LINEAGE_FILE
+    write_atomically(layout.logbook, lambda stream: stream.write("".join(rows).encode()))
+    lineage_path = layout.lineage
     kept = [line + "\n" for line in lineage_path.read_text().splitlines()
             if json.loads(line)["generation"] <= state.generation] if lineage_path.exists() else []
     write_atomically(lineage_path, lambda stream: stream.write("".join(kept).encode()))
@@ -94,7 +92,7 @@ def rewind_logs(run_dir: Path, state: RunState) -> None:
 class RunRecorder:
     """The EA loop's per-generation callback: writes every file of the run directory."""
 
-    run_dir: Path
+    layout: RunLayout
     space: SearchSpace
     halloffame: tools.HallOfFame
     observer: Observer | None = None
@@ -102,13 +100,13 @@ class RunRecorder:
     tensorboard: TensorBoardScalars | None = None
 
     def __call__(self, generation: int, population: list, evaluated: list, logbook: tools.Logbook) -> None:
-        append_jsonl(self.run_dir / LINEAGE_FILE, [lineage_row(ind, self.space) for ind in evaluated])
-        append_jsonl(self.run_dir / LOGBOOK_FILE, [logbook[-1]])
+        append_jsonl(self.layout.lineage, [lineage_row(ind, self.space) for ind in evaluated])
+        append_jsonl(self.layout.logbook, [logbook[-1]])
         self.save_best()
         state = RunState(generation, population, logbook, self.halloffame, RunState.capture_rng())
-        save_pickle(state, self.run_dir / STATE_FILE)
-        live = [ind.checkpoint for ind in population] + [ind.checkpoint for ind in self.halloffame]
-        remove_unreferenced(self.run_dir / CHECKPOINT_DIR, live)
+        save_pickle(state, self.layout.state)
+        live = [ind.checkpoint for ind in [*population, *self.halloffame] if ind.checkpoint]
+        remove_unreferenced(self.layout.checkpoints, [self.layout.resolve(checkpoint) for checkpoint in live])
         if self.tensorboard is not None:
             self.tensorboard.write(logbook[-1], self.space.decode(self.halloffame[0]))
         if self.observer is not None:
@@ -119,9 +117,9 @@ class RunRecorder:
         best = self.halloffame[0]
         if best.checkpoint is None or best.uid == self.best_uid:
             return
-        payload = load_checkpoint(best.checkpoint)
+        payload = load_checkpoint(self.layout.resolve(best.checkpoint))
         payload.update(uid=best.uid, genes=self.space.decode(best), fitness=best.fitness.values[0],
                        test_accuracy=best.metrics.get("test_accuracy"), generation=best.generation)
-        save_checkpoint(payload, self.run_dir / BEST_FILE)
+        save_checkpoint(payload, self.layout.best)
         self.best_uid = best.uid
         logger.info("new best %s: fitness %.4f", best.uid, best.fitness.values[0])

@@ -14,11 +14,12 @@ from deap import tools
 
 from epbt_deap.algorithms import evaluate_invalid, finish_generation, same_uid
 from epbt_deap.config import load_config
-from epbt_deap.evaluation import Observer
+from epbt_deap.contract import Observer, RunLayout, best_ancestry, read_run_logs
+from epbt_deap.errors import RunDirError
 from epbt_deap.individual import Individual
-from epbt_deap.recorder import CONFIG_FILE, RunRecorder
-from epbt_deap.report import ReportError, best_ancestry, load_run
-from epbt_deap.run import RunDirError, RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything, summarize
+from epbt_deap.provenance import provenance, record_provenance
+from epbt_deap.recorder import RunRecorder
+from epbt_deap.run import RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything, summarize
 from epbt_deap.statistics import PopulationStatistics
 
 logger = logging.getLogger("epbt_deap")
@@ -26,30 +27,29 @@ logger = logging.getLogger("epbt_deap")
 
 def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
     """Replay the best lineage of the run in ``source_dir`` into a new run directory ``run_dir``."""
-    if not (source_dir / CONFIG_FILE).exists():
-        raise RunDirError(f"{source_dir} holds no epbt-deap run (no {CONFIG_FILE})")
-    source = load_config(source_dir / CONFIG_FILE)
-    try:
-        chain = best_ancestry(load_run(source_dir).lineage)
-    except ReportError as error:
-        raise RunDirError(str(error)) from None
+    source_layout, layout = RunLayout.at(source_dir), RunLayout.at(run_dir)
+    if not source_layout.config.exists():
+        raise RunDirError(f"{source_dir} holds no epbt-deap run (no {source_layout.config.name})")
+    source = load_config(source_layout.config)
+    chain = best_ancestry(read_run_logs(source_dir).lineage)
     if not chain:
         raise RunDirError(f"{source_dir} has no evaluated individual to replay")
-    config = source.model_copy(update={"name": f"{source.name}_replay", "replay_of": str(source_dir)})
+    config = source.model_copy(update={"name": f"{source.name}_replay", "replay_of": str(source_layout.root)})
     plan = RunPlan.of(config)
     splits = load_data(config)
-    prepare_run_dir(run_dir, config, overwrite)
+    prepare_run_dir(layout, config, overwrite)
     seed_everything(config.seed)
     logger.info("replaying %d steps of %s's best lineage", len(chain), source_dir)
 
     toolbox, space = plan.toolbox, plan.space
     halloffame = tools.HallOfFame(1, similar=same_uid)
-    recorder = RunRecorder(run_dir, space, halloffame, observer)
+    recorder = RunRecorder(layout, space, halloffame, observer)
     stats = PopulationStatistics(config.train.epochs_per_generation)
     logbook = tools.Logbook()
     replayed = Individual()
     with plan.pool(splits, plan.devices[:1]) as pool:  # one model: one worker at most
-        toolbox.register("map", plan.evaluation_map(pool, run_dir, observer))
+        record_provenance(layout, provenance("replay", pool, config.resources.backend))
+        toolbox.register("map", plan.evaluation_map(pool, layout, observer))
         for ancestor in chain:
             generation = ancestor["generation"]
             replayed[:] = [ancestor["genes"][name] for name in space.names]
@@ -58,4 +58,4 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
             del replayed.fitness.values
             evaluated = evaluate_invalid([replayed], toolbox)
             finish_generation(generation, [replayed], evaluated, logbook, stats, halloffame, recorder)
-    return summarize(run_dir, logbook, halloffame)
+    return summarize(layout.root, logbook, halloffame)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
-from epbt_deap.recorder import CONFIG_FILE, LINEAGE_FILE, LOGBOOK_FILE
+from epbt_deap.contract import RunLogs, best_ancestry, read_run_logs
+from epbt_deap.errors import EpbtError
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.taylorglo import binary_loss_curve
 
@@ -40,8 +40,6 @@ DEFAULT_ALGORITHM = "epbt"
 ALGORITHM_LABELS = {"epbt": "EPBT", "pbt": "PBT", "none": "no PBT"}
 NOT_METHOD_KEYS = ("name", "seed", "resources", "data.dir", "data.download")
 DESCRIPTIVE_KEYS = ("train.loss", "train.model", "data.dataset")
-LOGBOOK_KEYS = ("epochs", "best_test")
-LINEAGE_KEYS = ("uid", "generation", "parent", "genes", "fitness", "epochs")
 TABLE1_COLUMNS = ("method", "runs", "epochs", "mean", "std")
 TABLE2_COLUMNS = ("method", "baseline", "baseline_mean", "baseline_epochs", "epochs_to_exceed")
 SEED_SUFFIX = re.compile(r"[-_](seed|s)\d+$")
@@ -50,33 +48,13 @@ ANCESTRY_PANELS = 5  # runs shown in loss_ancestry.png, beside the cross-entropy
 GRID_COLUMNS = 3
 
 
-class ReportError(ValueError):
+class ReportError(EpbtError):
     """A run directory or file that cannot be reported on; the message is one line."""
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    """One run directory's config, logbook rows and lineage rows."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    logbook: list[dict[str, Any]]
-    lineage: list[dict[str, Any]]
-
-    def setting(self, key: str) -> Any:
-        """The config value at a dotted ``key``, None when absent."""
-        value: Any = self.config
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        return value
-
-    @property
-    def name(self) -> str:
-        return str(self.config.get("name", self.run_dir.name))
-
-    @property
-    def seed(self) -> int:
-        return int(self.config.get("seed", 0))
+class RunRecord(RunLogs):
+    """One run directory's logs, with what grouping runs into methods needs."""
 
     @property
     def algorithm(self) -> str:
@@ -127,54 +105,9 @@ def _without_nulls(tree: Any) -> Any:
     return tree
 
 
-def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
-    rows = []
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise ReportError(f"{path}: cannot read ({error.strerror})") from error
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ReportError(f"{path}:{number}: not valid JSON ({error.msg})") from error
-        if not isinstance(row, dict):
-            raise ReportError(f"{path}:{number}: expected a JSON object")
-        missing = [key for key in required if key not in row]
-        if missing:
-            raise ReportError(f"{path}:{number}: missing {', '.join(missing)}")
-        rows.append(row)
-    return rows
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        config = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ReportError(f"{path}: cannot read ({error.strerror})") from error
-    except yaml.YAMLError as error:
-        raise ReportError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
-    if not isinstance(config, dict):
-        raise ReportError(f"{path}: expected a mapping of config keys")
-    return config
-
-
 def load_run(run_dir: Path) -> RunRecord:
-    """Read ``config.yaml``, ``logbook.jsonl`` and (when present) ``lineage.jsonl``."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ReportError(f"{run_dir}: no such run directory")
-    for required in (CONFIG_FILE, LOGBOOK_FILE):
-        if not (run_dir / required).is_file():
-            raise ReportError(f"{run_dir}: not a run directory (no {required})")
-    logbook = _read_jsonl(run_dir / LOGBOOK_FILE, LOGBOOK_KEYS)
-    if not logbook:
-        raise ReportError(f"{run_dir / LOGBOOK_FILE}: empty, the run finished no generation")
-    lineage_path = run_dir / LINEAGE_FILE
-    lineage = _read_jsonl(lineage_path, LINEAGE_KEYS) if lineage_path.is_file() else []
-    return RunRecord(run_dir, _read_config(run_dir / CONFIG_FILE), logbook, lineage)
+    """Read the run directory's config, logbook and lineage."""
+    return RunRecord(**vars(read_run_logs(run_dir)))
 
 
 def _disambiguate(labels: list[str], suffixes: list[str]) -> list[str]:
@@ -287,22 +220,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                          for value, width, right in zip(values, widths, numeric)).rstrip()
 
     return "\n".join([line(columns), line(["-" * width for width in widths]), *map(line, cells)])
-
-
-def best_ancestry(lineage_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The best individual's ancestry, generation 0 first: the row with the highest fitness
-    (ties: the latest generation, then the latest row) and its ``parent`` links back."""
-    scored = [(row["fitness"], row["generation"], index) for index, row in enumerate(lineage_rows)
-              if row["fitness"] is not None and not math.isnan(row["fitness"])]
-    if not scored:
-        return []
-    by_uid = {row["uid"]: row for row in lineage_rows}
-    chain = [lineage_rows[max(scored)[2]]]
-    while (parent := chain[-1]["parent"]) is not None:
-        if parent not in by_uid:
-            raise ReportError(f"lineage: parent {parent} of {chain[-1]['uid']} is missing")
-        chain.append(by_uid[parent])
-    return chain[::-1]
 
 
 def _theta(row: dict[str, Any]) -> list[float] | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -13,11 +14,14 @@ from deap import base, tools
 
 from epbt_deap.algorithms import eaElitist, eaTruncation, same_uid
 from epbt_deap.config import Config, load_config
+from epbt_deap.contract import Observer, Pool, RunLayout
 from epbt_deap.data import ImageSplits, load_splits
-from epbt_deap.evaluation import EvaluationMap, Observer, Pool
+from epbt_deap.errors import RunDirError
+from epbt_deap.evaluation import EvaluationMap
 from epbt_deap.models import model_builder
 from epbt_deap.pool import make_pool, resolve_devices
-from epbt_deap.recorder import CHECKPOINT_DIR, CONFIG_FILE, RunRecorder, RunState, load_state, rewind_logs
+from epbt_deap.provenance import provenance, record_provenance
+from epbt_deap.recorder import RunRecorder, RunState, load_state, rewind_logs
 from epbt_deap.space import SearchSpace
 from epbt_deap.statistics import PopulationStatistics
 from epbt_deap.tensorboard import TensorBoardScalars
@@ -26,10 +30,6 @@ from epbt_deap.training import TrainingContext, TrainSettings, evaluate
 from epbt_deap.vectorized import evaluate_group
 
 logger = logging.getLogger("epbt_deap")
-
-
-class RunDirError(ValueError):
-    """The run directory cannot be used (it holds another run)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class RunPlan:
     space: SearchSpace
     toolbox: base.Toolbox
     settings: TrainSettings
-    devices: list[str]
+    devices: list[str]  # one per local worker; empty: one in-process CPU evaluator (or the Ray backend)
 
     @classmethod
     def of(cls, config: Config) -> RunPlan:
@@ -61,6 +61,11 @@ class RunPlan:
                                num_classes=config.data.num_classes(), init=evolution.taylorglo.init)
         model_builder(train.model)
         settings = TrainSettings.from_config(train)
+        if resources.backend == "ray":
+            from epbt_deap.ray_pool import check_ray_backend
+
+            check_ray_backend(resources.device, resources.ray_address)
+            return cls(config, space, toolbox, settings, [])
         devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
         return cls(config, space, toolbox, settings, devices)
 
@@ -71,13 +76,14 @@ class RunPlan:
             from epbt_deap.ray_pool import RayPool
 
             return RayPool(TrainingContext.create, (self.settings, splits), resources.device, resources.workers_per_gpu,
-                           resources.cpu_workers, resources.ray_address, resources.shared_storage)
+                           resources.cpu_workers, resources.ray_address)
         return make_pool(TrainingContext.create, (self.settings, splits), self.devices if devices is None else devices)
 
-    def evaluation_map(self, pool: Pool, run_dir: Path, observer: Observer | None) -> EvaluationMap:
-        train = self.config.train
-        return EvaluationMap(pool, self.space, run_dir / CHECKPOINT_DIR, self.config.seed,
-                             train.epochs_per_generation, observer, grouped=train.trainer == "vectorized")
+    def evaluation_map(self, pool: Pool, layout: RunLayout, observer: Observer | None) -> EvaluationMap:
+        train, resources = self.config.train, self.config.resources
+        return EvaluationMap(pool, self.space, layout, self.config.seed, train.epochs_per_generation, observer,
+                             grouped=train.trainer == "vectorized",
+                             ship_checkpoints=resources.backend == "ray" and not resources.shared_storage)
 
 
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:
@@ -85,14 +91,22 @@ def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFam
     return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))
 
 
-def prepare_run_dir(run_dir: Path, config: Config, overwrite: bool) -> None:
-    """Create ``run_dir`` with the resolved config; refuse one that holds another run."""
-    if run_dir.exists() and any(run_dir.iterdir()):
+def anchored(config: Config) -> Config:
+    """``config`` with ``data.dir`` absolute, so that the run does not depend on the launch directory."""
+    if config.data.dir is None:
+        return config
+    data_dir = Path(os.path.abspath(config.data.dir.expanduser()))
+    return config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
+
+
+def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool) -> None:
+    """Create the run directory with the resolved config; refuse one that holds another run."""
+    if layout.root.exists() and any(layout.root.iterdir()):
         if not overwrite:
-            raise RunDirError(f"run directory {run_dir} is not empty; pass --overwrite to replace it")
-        shutil.rmtree(run_dir)
-    (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
-    (run_dir / CONFIG_FILE).write_text(config.to_yaml())
+            raise RunDirError(f"run directory {layout.root} is not empty; pass --overwrite to replace it")
+        shutil.rmtree(layout.root)
+    layout.checkpoints.mkdir(parents=True)
+    layout.config.write_text(config.to_yaml())
 
 
 def seed_everything(seed: int) -> None:
@@ -110,13 +124,14 @@ def load_data(config: Config) -> ImageSplits:
     return splits
 
 
-def evolve(plan: RunPlan, run_dir: Path, splits: ImageSplits, observer: Observer | None,
+def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Observer | None,
            state: RunState | None) -> RunSummary:
     """Run (or continue from ``state``) the evolutionary loop with a worker pool."""
     config, toolbox, space = plan.config, plan.toolbox, plan.space
     evolution = config.evolution
     with plan.pool(splits) as pool:
-        toolbox.register("map", plan.evaluation_map(pool, run_dir, observer))
+        record_provenance(layout, provenance("run" if state is None else "resume", pool, config.resources.backend))
+        toolbox.register("map", plan.evaluation_map(pool, layout, observer))
         if state is None:
             halloffame = tools.HallOfFame(evolution.hall_of_fame, similar=same_uid)
             population, logbook, start_gen = toolbox.population(n=evolution.population), None, 0
@@ -126,8 +141,8 @@ def evolve(plan: RunPlan, run_dir: Path, splits: ImageSplits, observer: Observer
         common = dict(
             ngen=evolution.generations - 1, stats=PopulationStatistics(config.train.epochs_per_generation),
             halloffame=halloffame, start_gen=start_gen, logbook=logbook,
-            callback=RunRecorder(run_dir, space, halloffame, observer, best_uid=halloffame[0].uid if state else None,
-                                 tensorboard=TensorBoardScalars(run_dir)),
+            callback=RunRecorder(layout, space, halloffame, observer, best_uid=halloffame[0].uid if state else None,
+                                 tensorboard=TensorBoardScalars(layout.root)),
         )
         if evolution.algorithm == "epbt":
             _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,
@@ -136,7 +151,7 @@ def evolve(plan: RunPlan, run_dir: Path, splits: ImageSplits, observer: Observer
         else:
             fraction = evolution.truncation if evolution.algorithm == "pbt" else 0.0
             _, logbook = eaTruncation(population, toolbox, fraction=fraction, **common)
-    return summarize(run_dir, logbook, halloffame)
+    return summarize(layout.root, logbook, halloffame)
 
 
 def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
@@ -144,30 +159,33 @@ def run(config: Config, run_dir: Path, observer: Observer | None = None, overwri
 
     The config, operators, devices and data are checked before ``run_dir`` is touched.
     """
+    config = anchored(config)
     plan = RunPlan.of(config)
     splits = load_data(config)
-    prepare_run_dir(run_dir, config, overwrite)
+    layout = RunLayout.at(run_dir)
+    prepare_run_dir(layout, config, overwrite)
     seed_everything(config.seed)
-    return evolve(plan, run_dir, splits, observer, state=None)
+    return evolve(plan, layout, splits, observer, state=None)
 
 
 def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
     """Continue the run in ``run_dir`` from its last completed generation."""
-    if not (run_dir / CONFIG_FILE).exists():
-        raise RunDirError(f"{run_dir} holds no epbt-deap run (no {CONFIG_FILE})")
-    config = load_config(run_dir / CONFIG_FILE)
+    layout = RunLayout.at(run_dir)
+    if not layout.config.exists():
+        raise RunDirError(f"{run_dir} holds no epbt-deap run (no {layout.config.name})")
+    config = load_config(layout.config)
     if config.replay_of is not None:
         raise RunDirError(f"{run_dir} is a replay, which cannot be resumed; replay {config.replay_of} again")
     plan = RunPlan.of(config)
-    state = load_state(run_dir)
+    state = load_state(layout)
     if state is None:  # killed during generation 0: nothing to keep
         logger.warning("no generation of %s had completed; starting it again", run_dir)
         return run(config, run_dir, observer, overwrite=True)
     if state.generation >= config.evolution.generations - 1:
         logger.info("%s is complete; nothing to resume", run_dir)
-        return summarize(run_dir, state.logbook, state.halloffame)
+        return summarize(layout.root, state.logbook, state.halloffame)
     splits = load_data(config)
     logger.info("resuming %s after generation %d", run_dir, state.generation)
-    rewind_logs(run_dir, state)
+    rewind_logs(layout, state)
     state.restore_rng()
-    return evolve(plan, run_dir, splits, observer, state)
+    return evolve(plan, layout, splits, observer, state)

@@ -17,6 +17,7 @@ from deap import base, tools
 
 from epbt_deap import operators
 from epbt_deap.config import ConfigError
+from epbt_deap.errors import EpbtError
 from epbt_deap.individual import Individual
 from epbt_deap.learnability import is_learnable
 from epbt_deap.space import PARAMETER_NAMES, SearchSpace
@@ -29,7 +30,7 @@ ROLE_ARITY = {"select": 2, "mutate": 1, "mate": 2}
 ROLE_PREFIX = {"select": "sel", "mutate": "mut", "mate": "cx"}
 
 
-class OperatorError(ValueError):
+class OperatorError(EpbtError):
     """An operator spec that names no operator or passes it the wrong arguments."""
 
 

@@ -11,39 +11,43 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
-from epbt_deap.config import TrainConfig
+from epbt_deap.config import LOSSES, PRECISIONS, TrainConfig
+from epbt_deap.contract import EvalResult, EvalTask
 from epbt_deap.data import CropFlip, ImageSplits, normalize
 from epbt_deap.models import build_model
 from epbt_deap.taylorglo import PARAMETER_NAMES, taylorglo_loss
 
 logger = logging.getLogger("epbt_deap")
 
-Status = Literal["ok", "diverged", "failed"]
+
+def config_default(key: str) -> Any:
+    """The config's default for ``train.<key>``: each default has its one home there."""
+    return TrainConfig.model_fields[key].default
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """What every evaluation of a run shares (from the config's ``train`` section)."""
+    """What every evaluation of a run shares (the config's ``train`` keys of the same names)."""
 
     model: str
-    batch_size: int = 128
-    eval_batch_size: int = 256
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lr_milestones: tuple[int, ...] = (100, 150)
-    lr_gamma: float = 0.1
-    loss: Literal["taylorglo", "cross_entropy"] = "taylorglo"
-    taylorglo_scale: float = 1.0
-    precision: Literal["float32", "bfloat16"] = "float32"
-    channels_last: bool = False
-    compile: bool = False
+    batch_size: int = config_default("batch_size")
+    eval_batch_size: int = config_default("eval_batch_size")
+    lr: float = config_default("lr")
+    momentum: float = config_default("momentum")
+    weight_decay: float = config_default("weight_decay")
+    lr_milestones: tuple[int, ...] = tuple(config_default("lr_milestones"))
+    lr_gamma: float = config_default("lr_gamma")
+    loss: Literal[LOSSES] = config_default("loss")
+    taylorglo_scale: float = config_default("taylorglo_scale")
+    precision: Literal[PRECISIONS] = config_default("precision")
+    channels_last: bool = config_default("channels_last")
+    compile: bool = config_default("compile")
 
     @classmethod
     def from_config(cls, train: TrainConfig) -> TrainSettings:
@@ -55,39 +59,6 @@ class TrainSettings:
         """Step decay on the global epoch clock: ``base * gamma ** (milestones passed)``."""
         passed = sum(epoch >= milestone for milestone in self.lr_milestones)
         return (self.lr if base is None else base) * self.lr_gamma**passed
-
-
-@dataclass(frozen=True)
-class EvalTask:
-    """Everything a worker needs to evaluate one individual."""
-
-    uid: str
-    genes: Mapping[str, float]
-    parent_checkpoint: str | None
-    output_checkpoint: str
-    epochs: int
-    start_epoch: int  # on the run's clock (generation x epochs per generation): sets the learning rate
-    seed: int
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """What a worker reports back; the main process writes it onto the individual."""
-
-    uid: str
-    fitness: float
-    test_accuracy: float
-    train_loss: float
-    epochs: int  # epochs the returned weights were trained in all, ancestors included
-    checkpoint: str | None
-    status: Status
-    seconds: float
-    detail: str = ""  # why an evaluation diverged or failed
-
-    @classmethod
-    def failed(cls, task: EvalTask, reason: str) -> EvalResult:
-        """The record of an evaluation that could not run: fitness 0, the weights unchanged."""
-        return cls(task.uid, 0.0, 0.0, math.nan, 0, None, "failed", 0.0, reason)
 
 
 @dataclass

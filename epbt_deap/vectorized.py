@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
+from epbt_deap.contract import EvalResult, EvalTask
 from epbt_deap.data import CropFlip
 from epbt_deap.taylorglo import PARAMETER_NAMES, stacked_taylorglo_loss
-from epbt_deap.training import (EvalResult, EvalTask, TrainingContext, build_training_state, draw_augmentation,
+from epbt_deap.training import (TrainingContext, build_training_state, draw_augmentation,
                                 epoch_batches, measure_and_save, out_of_memory_hint, task_generator)
 
 Stack = dict[str, torch.Tensor]

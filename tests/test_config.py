@@ -36,13 +36,6 @@ def test_overrides_reach_nested_keys_and_parse_yaml_values():
     assert config.train.lr_milestones == [3, 4]
 
 
-def test_the_config_knows_every_dataset_the_data_package_loads():
-    from epbt_deap.config import DATASETS, DEFAULT_MODELS
-    from epbt_deap.data import DATASET_NAMES
-
-    assert sorted(DATASETS) == list(DATASET_NAMES) == sorted(DEFAULT_MODELS)
-
-
 def test_default_model_follows_the_dataset():
     assert build_config({"data": {"dataset": "digits"}}).train.model == "digits_cnn"
     assert build_config({"data": {"dataset": "cifar10"}}).train.model == "resnet32"

@@ -13,7 +13,8 @@ import torchvision.datasets.utils
 from PIL import Image
 from scipy.io import savemat
 
-from epbt_deap.data import DATASET_NAMES, DataError, ImageSplits, load_splits, normalize, random_crop_flip
+from epbt_deap.catalog import DATASETS
+from epbt_deap.data import DataError, ImageSplits, load_splits, normalize, random_crop_flip
 
 COLOURS = {"zebra": (250, 10, 10), "apple": (10, 250, 10), "mango": (10, 10, 250)}  # sorted: apple, mango, zebra
 
@@ -141,7 +142,7 @@ def test_bad_arguments_raise_one_line_data_error(kwargs: dict) -> None:
 
 
 def test_unknown_name_lists_datasets() -> None:
-    with pytest.raises(DataError, match=", ".join(DATASET_NAMES)):
+    with pytest.raises(DataError, match=", ".join(DATASETS)):
         load_splits("mnist")
 
 

@@ -1,11 +1,13 @@
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from epbt_deap import Individual, SearchSpace
+from epbt_deap.contract import EvalResult, RunLayout
+from epbt_deap.errors import GenerationFailedError
 from epbt_deap.evaluation import EvaluationMap, split_evenly, task_seed
-from epbt_deap.training import EvalResult
 
 
 class DyingPool:
@@ -20,8 +22,8 @@ class DyingPool:
 def test_a_failed_evaluation_is_recorded_and_keeps_the_parents_weights(tmp_path):
     space = SearchSpace.taylorglo()
     child = Individual(space.sample(), uid="g002-001", generation=2, checkpoint="parent.pt", epochs=4)
-    fitnesses = EvaluationMap(DyingPool(), space, tmp_path, run_seed=0, epochs_per_generation=2)(None, [child])
-    assert fitnesses == [(0.0,)]
+    with pytest.raises(GenerationFailedError, match="generation 2 failed or diverged; the first failure, g002-001: its"):
+        EvaluationMap(DyingPool(), space, RunLayout(tmp_path), run_seed=0, epochs_per_generation=2)(None, [child])
     assert child.checkpoint == "parent.pt" and child.epochs == 4
     assert child.metrics["status"] == "failed" and child.metrics["detail"] == "its worker process died on every try, also when it ran alone"
     assert child.metrics["train_loss"] is None
@@ -30,9 +32,9 @@ def test_a_failed_evaluation_is_recorded_and_keeps_the_parents_weights(tmp_path)
 def test_tasks_carry_the_run_clock_and_a_seed_per_uid(tmp_path):
     space = SearchSpace.taylorglo()
     child = Individual(space.sample(), uid="g003-000", generation=3, checkpoint="p.pt", epochs=2)
-    task = EvaluationMap(DyingPool(), space, tmp_path, run_seed=5, epochs_per_generation=8).task_for(child)
-    assert task.start_epoch == 24 and task.epochs == 8 and task.parent_checkpoint == "p.pt"
-    assert Path(task.output_checkpoint) == tmp_path / "g003-000.pt"
+    task = EvaluationMap(DyingPool(), space, RunLayout(tmp_path), run_seed=5, epochs_per_generation=8).task_for(child)
+    assert task.start_epoch == 24 and task.epochs == 8 and Path(task.parent_checkpoint) == tmp_path / "p.pt"
+    assert Path(task.output_checkpoint) == tmp_path / "checkpoints" / "g003-000.pt"
     assert task.genes == space.decode(child)
     assert task.seed == task_seed(5, "g003-000") != task_seed(6, "g003-000") != task_seed(5, "g003-001")
     failed = EvalResult.failed(task, "x")
@@ -52,6 +54,7 @@ def test_a_group_whose_worker_dies_fails_each_of_its_children(tmp_path):
     space = SearchSpace.taylorglo()
     children = [Individual(space.sample(), uid=f"g001-00{i}", generation=1, checkpoint="p.pt", epochs=1)
                 for i in range(3)]
-    evaluation_map = EvaluationMap(DyingPool(), space, tmp_path, run_seed=0, epochs_per_generation=1, grouped=True)
-    assert evaluation_map(None, children) == [(0.0,)] * 3
+    evaluation_map = EvaluationMap(DyingPool(), space, RunLayout(tmp_path), run_seed=0, epochs_per_generation=1, grouped=True)
+    with pytest.raises(GenerationFailedError, match="all 3 evaluations"):
+        evaluation_map(None, children)
     assert [child.metrics["status"] for child in children] == ["failed"] * 3

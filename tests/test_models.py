@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from epbt_deap.models import MODEL_NAMES, UnknownModelError, build_model
+from epbt_deap.catalog import MODEL_NAMES
+from epbt_deap.models import UnknownModelError, build_model
 
 SHAPES = {"cifar": (3, 32, 32), "digits": (1, 8, 8)}
 DEEP = {"resnet20", "resnet32", "resnet56"}  # resnet8 with more blocks: slow forward passes

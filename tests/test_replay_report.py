@@ -4,7 +4,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from epbt_deap.config import build_config
-from epbt_deap.report import best_ancestry
+from epbt_deap.contract import best_ancestry
 from epbt_deap.run import run
 from tests.helpers import TINY, read_jsonl
 

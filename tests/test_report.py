@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from epbt_deap.contract import best_ancestry
+from epbt_deap.errors import RunDirError
 from epbt_deap.report import (
     ReportError,
     RunRecord,
-    best_ancestry,
     epochs_to_exceed_table,
     final_accuracy_table,
     format_table,
@@ -153,7 +154,7 @@ def test_best_ancestry_follows_parents_of_the_latest_best():
     ]]
     assert [row["uid"] for row in best_ancestry(rows)] == ["g000-000", "g001-001", "g003-000"]
     assert best_ancestry([]) == []
-    with pytest.raises(ReportError, match="parent g000-009 of g001-000 is missing"):
+    with pytest.raises(RunDirError, match="parent g000-009 of g001-000 is missing"):
         best_ancestry([lineage_row("g001-000", "g000-009", 0.9)])
 
 
@@ -180,7 +181,7 @@ def test_write_report_writes_tables_and_figures(run_dirs, tmp_path, caplog):
 ])
 def test_bad_run_directories_raise_one_line_errors(run_dirs, damage, message):
     damage(run_dirs[0])
-    with pytest.raises(ReportError) as error:
+    with pytest.raises(RunDirError) as error:
         load_run(run_dirs[0])
     assert message in str(error.value) and "\n" not in str(error.value)
 
@@ -188,7 +189,7 @@ def test_bad_run_directories_raise_one_line_errors(run_dirs, damage, message):
 def test_no_runs_or_missing_directory_are_errors(tmp_path):
     with pytest.raises(ReportError, match="no run directories given"):
         write_report([], tmp_path)
-    with pytest.raises(ReportError, match="no such run directory"):
+    with pytest.raises(RunDirError, match="no such run directory"):
         load_run(tmp_path / "missing")
 
 

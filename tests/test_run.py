@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from epbt_deap.config import build_config
-from epbt_deap.run import RunDirError, run
+from epbt_deap.errors import RunDirError
+from epbt_deap.run import run
 from tests.helpers import TINY, read_jsonl
 
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from epbt_deap.checkpoints import load_checkpoint
+from epbt_deap.contract import EvalTask
 from epbt_deap.data import load_splits
-from epbt_deap.training import EvalTask, TrainingContext, TrainSettings, build_training_state, evaluate
+from epbt_deap.training import TrainingContext, TrainSettings, build_training_state, evaluate
 
 GOOD_THETA = {f"theta_{i}": value for i, value in enumerate([0, 0, 0, 0, 0, 10, 0, 0])}  # -10 y_true / n
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from epbt_deap.checkpoints import load_checkpoint
+from epbt_deap.contract import EvalTask
 from epbt_deap.data import load_splits
-from epbt_deap.training import (EvalTask, TrainingContext, TrainSettings, build_training_state, draw_augmentation,
+from epbt_deap.training import (TrainingContext, TrainSettings, build_training_state, draw_augmentation,
                                 epoch_batches, evaluate, make_loss, task_generator)
 from epbt_deap.vectorized import PopulationTrainer, evaluate_group
 

@@ -10,18 +10,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from epbt_deap.catalog import DATASETS
 from epbt_deap.data.imagefolder import load_imagefolder
 from epbt_deap.data.sources import load_cifar10, load_digits, load_fake, load_svhn
 from epbt_deap.data.splits import DataError, ImageSplits, Source, split
 from epbt_deap.data.transforms import CropFlip, normalize, random_crop_flip
 
-__all__ = ["DATASET_NAMES", "CropFlip", "DataError", "ImageSplits", "load_splits", "normalize", "random_crop_flip"]
+__all__ = ["CropFlip", "DataError", "ImageSplits", "load_splits", "normalize", "random_crop_flip"]
 
 LOADERS: dict[str, Callable[[Path | None, bool, int], Source]] = {
     "cifar10": load_cifar10, "digits": load_digits, "fake": load_fake, "imagefolder": load_imagefolder,
     "svhn": load_svhn,
 }
-DATASET_NAMES = tuple(sorted(LOADERS))
 
 logger = logging.getLogger("epbt_deap")
 
@@ -34,7 +34,7 @@ def load_splits(name: str, data_dir: str | Path | None = None, *, download: bool
     ``train_subset`` and ``test_subset`` keep that many (seeded) images, for CPU-scale runs.
     """
     if name not in LOADERS:
-        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     start = time.perf_counter()
     source = LOADERS[name](None if data_dir is None else Path(data_dir).expanduser(), download, split_seed)
     splits = split(source, name, val_size, train_subset, augment, split_seed, test_subset)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from epbt_deap.config import CLASS_COUNTS
+from epbt_deap.catalog import CLASS_COUNTS
 from epbt_deap.data.splits import DataError, Source, one_line
 
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "epbt-deap" / "data"

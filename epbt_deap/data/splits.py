@@ -6,8 +6,10 @@ from typing import NamedTuple, Protocol
 
 import torch
 
+from epbt_deap.errors import EpbtError
 
-class DataError(ValueError):
+
+class DataError(EpbtError):
     """A dataset problem the user can fix; the message is one line."""
 
 

@@ -5,6 +5,8 @@ from typing import Callable
 
 from torch import nn
 
+from epbt_deap.catalog import MODEL_NAMES
+from epbt_deap.errors import EpbtError
 from epbt_deap.models.resnet import resnet8, resnet20, resnet32, resnet56
 from epbt_deap.models.small import digits_cnn
 from epbt_deap.models.wrn import wrn16_8
@@ -18,10 +20,8 @@ _REGISTRY: dict[str, Callable[[int, int], nn.Module]] = {
     "wrn16_8": wrn16_8,
 }
 
-MODEL_NAMES: tuple[str, ...] = tuple(sorted(_REGISTRY))
 
-
-class UnknownModelError(ValueError):
+class UnknownModelError(EpbtError, ValueError):  # a ValueError too, as callers of build_model expect
     """Raised for a model name that is not in the registry."""
 
 
@@ -40,4 +40,4 @@ def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
     return model_builder(name)(num_classes, in_channels)
 
 
-__all__ = ["MODEL_NAMES", "UnknownModelError", "build_model", "model_builder"]
+__all__ = ["UnknownModelError", "build_model", "model_builder"]

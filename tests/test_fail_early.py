@@ -1,0 +1,101 @@
+"""Fail early, in one line: a device this machine lacks before any work starts; a generation in
+which no evaluation succeeded stops the run, resumably; every start and resume records what it ran on."""
+import json
+import math
+import platform
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+import epbt_deap.run
+from cli.main import main
+from epbt_deap.config import build_config
+from epbt_deap.contract import EvalResult
+from epbt_deap.errors import GenerationFailedError
+from epbt_deap.pool import DeviceError, resolve_devices
+from epbt_deap.run import resume, run
+from tests.helpers import TINY
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def evolve(tmp_path, *args):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    return CliRunner().invoke(main, ["evolve", "--config", str(tmp_path / "tiny.yaml"), *args,
+                                     "--run-dir", str(tmp_path / "run")])
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+def test_gpus_are_checked_against_those_this_machine_has(two_gpus):
+    assert resolve_devices("cuda:0,cuda:1", workers_per_gpu=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert resolve_devices("cuda") == ["cuda:0", "cuda:1"]
+    with pytest.raises(DeviceError, match=r"'cuda:7' does not exist: this machine has 2 CUDA GPU\(s\), cuda:0 to cuda:1"):
+        resolve_devices("cuda:0,cuda:7")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 7, reason="this machine has a cuda:7")
+@pytest.mark.parametrize("args, message", [
+    (["--device", "cuda:7"], "device 'cuda:7'"),
+    (["--device", "foo"], "device 'foo' is not a torch device name"),
+    (["--device", "xla"], "device 'xla' is not available here"),
+    (["--backend", "ray", "--device", "cuda:0"], "device 'cuda:0' with the ray backend"),
+])
+def test_an_unusable_device_is_one_line_before_any_work(tmp_path, args, message):
+    result = evolve(tmp_path, *args)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {message}") and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_one_line(tmp_path):
+    result = evolve(tmp_path, "--device", "cuda")
+    assert result.exit_code == 2 and result.output == "error: device 'cuda' asked for, but no CUDA GPU is available\n"
+
+
+def test_divergence_of_every_child_stops_the_run_in_one_line(tmp_path):
+    result = evolve(tmp_path, "--set", "train.lr=1e8")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "error: all 4 evaluations of generation 0 diverged: the loss or learning rate makes training blow up; "
+        f"the completed generations are kept; continue with: epbt-deap resume {tmp_path / 'run'}")
+    assert "Traceback" not in result.output and not (tmp_path / "run" / "logbook.jsonl").exists()
+
+
+def diverge_after_generation_0(monkeypatch):
+    """Every evaluation after generation 0 diverges (the in-process pool runs this process's ``evaluate``)."""
+    train = epbt_deap.run.evaluate
+
+    def evaluate(context, task):
+        if task.start_epoch == 0:
+            return train(context, task)
+        return EvalResult(task.uid, 0.0, 0.0, math.inf, 0, None, "diverged", 0.0, "non-finite loss or weights")
+
+    monkeypatch.setattr(epbt_deap.run, "evaluate", evaluate)
+
+
+def test_a_generation_where_all_diverged_stops_the_run_which_then_resumes(tmp_path, monkeypatch):
+    reference = run(build_config(TINY), tmp_path / "reference")
+    diverge_after_generation_0(monkeypatch)
+    with pytest.raises(GenerationFailedError, match="all 2 evaluations of generation 1 diverged"):
+        run(build_config(TINY), tmp_path / "run")
+    assert [row["gen"] for row in rows(tmp_path / "run" / "logbook.jsonl")] == [0]
+    monkeypatch.undo()
+    resumed = resume(tmp_path / "run")
+    assert list(resumed.logbook) == list(reference.logbook)
+    entries = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert [entry["command"] for entry in entries] == ["run", "resume"]
+    for entry in entries:
+        assert entry["torch"] == torch.__version__ and entry["python"] == platform.python_version()
+        assert entry["devices"] == ["cpu"] and entry["workers"] == 1
+        assert entry["torch_threads_per_worker"] == torch.get_num_threads() >= 1
+        assert entry["epbt_deap"] == epbt_deap.__version__ and "git_commit" in entry and entry["platform"]

@@ -1,0 +1,42 @@
+"""--backend ray starts its own local Ray unless told to join a cluster, and a cluster that
+does not answer is a one-line error within seconds, before any work."""
+import time
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cli.main import main
+from epbt_deap.ray_pool import RayPool
+from tests.helpers import TINY
+
+ray = pytest.importorskip("ray")
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_before_any_work(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["evolve", "--config", str(tmp_path / "tiny.yaml"), "--backend", "ray",
+                                       "--ray-address", "127.0.0.1:1", "--run-dir", str(tmp_path / "run")])
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 2
+    assert result.output.startswith("error: no Ray cluster answers at 127.0.0.1:1")
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+class RayStarted(Exception):
+    pass
+
+
+def test_without_an_address_a_local_ray_starts_rather_than_joining_a_running_cluster(monkeypatch):
+    asked = {}
+
+    def init(**options):
+        asked.update(options)
+        raise RayStarted
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(RayStarted):
+        RayPool(lambda device: None, (), "cpu")
+    assert asked["address"] == "local"
