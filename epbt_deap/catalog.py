@@ -1,6 +1,7 @@
-"""The names a config may use for datasets (with their class counts) and models, torch-free, so the command line offers
-them without importing torch. The data and model packages register one loader or builder
-under each name (tests/test_names.py checks that they do)."""
+"""The names a config may use for datasets (with their class counts) and models.
+
+Torch-free, so the command line offers them without importing torch. The data and model
+packages register one loader or builder under each name (tests/test_names.py checks it)."""
 from __future__ import annotations
 
 DEFAULT_MODELS = {  # dataset -> the model trained on it unless train.model says otherwise
