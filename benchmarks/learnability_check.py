@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from epbt_deap.config import load_config
+from epbt_deap.contract import read_run_logs
 from epbt_deap.learnability import check
-from epbt_deap.report import load_run
 from epbt_deap.run import run
 from epbt_deap.space import PARAMETER_NAMES
 
@@ -45,7 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = Path(scratch) / "run"
         run(config, run_dir)
-        lineage = load_run(run_dir).lineage
+        lineage = read_run_logs(run_dir).lineage
     chance = 1 / 10
     rows = []
     for row in lineage:

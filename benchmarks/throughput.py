@@ -29,6 +29,7 @@ import pickle
 import platform
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -364,7 +365,8 @@ def whole_runs(args: argparse.Namespace, model: str, splits: ImageSplits, device
     return rows + jpeg_rows, runs + [detail]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line's options, checked."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--model", default=None, help="default resnet32 (resnet8 with --quick)")
@@ -395,61 +397,114 @@ def main() -> None:
     args = parser.parse_args()
     if args.epochs < 1 or (args.train_size is not None and args.train_size < 2 * BATCH):
         parser.error(f"--epochs must be >= 1 and --train-size >= {2 * BATCH}")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    device = "cuda:0" if gpu else "cpu"
-    model = args.model or ("resnet8" if args.quick else "resnet32")
-    n = args.train_size or (256 if args.quick else 50000 if gpu else 2000)
-    settings = TrainSettings(model=model, precision=args.precision, channels_last=args.channels_last,
-                             compile=args.compile)
-    vectorized_settings = replace(settings, channels_last=False, compile=False)  # per-model options only
-    args.models = args.models or ([8, 20, 40] if gpu else [2, 4])
-    splits = synthetic_splits(n)
-    worker_counts = [1, 2, 4] if gpu else [0, 1, 2]
-    name = torch.cuda.get_device_name(0) if gpu else f"{platform.machine()}, {os.cpu_count()} cores"
-    busy = busy_cores()
-    options = f"{args.precision}" + ", channels_last" * args.channels_last + ", compile" * args.compile
-    header = (f"epbt-deap throughput | {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} "
-              f"threads, {busy:.1f} cores busy before | {model}, batch {BATCH}, {options} | synthetic {n} train / "
-              f"{n // 10} val / {n // 5} test, 3x32x32 uint8 | {args.epochs} epoch(s) per task")
-    print(header, flush=True)
-    if busy > 0.25 and not gpu:
-        print("WARNING: other processes are using the CPU; CPU timings will be noisy", flush=True)
+    return args
 
-    rows: list[Row] = []
+
+@dataclass(frozen=True)
+class Bench:
+    """What the options resolve to: the device, model, data and settings that every row family uses."""
+
+    args: argparse.Namespace
+    gpu: bool
+    device: str
+    model: str
+    train_size: int
+    settings: TrainSettings
+    group_sizes: list[int]
+    splits: ImageSplits
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Bench:
+        gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+        model = args.model or ("resnet8" if args.quick else "resnet32")
+        train_size = args.train_size or (256 if args.quick else 50000 if gpu else 2000)
+        settings = TrainSettings(model=model, precision=args.precision, channels_last=args.channels_last,
+                                 compile=args.compile)
+        return cls(args, gpu, "cuda:0" if gpu else "cpu", model, train_size, settings,
+                   args.models or ([8, 20, 40] if gpu else [2, 4]), synthetic_splits(train_size))
+
+    @property
+    def worker_counts(self) -> list[int]:
+        return [1, 2, 4] if self.gpu else [0, 1, 2]
+
+    @property
+    def vectorized_settings(self) -> TrainSettings:
+        return replace(self.settings, channels_last=False, compile=False)  # per-model options only
+
+    def devices(self, count: int) -> list[str]:
+        """The pool devices of ``count`` workers per GPU, or ``count`` CPU workers (0: in-process)."""
+        if self.gpu:
+            return resolve_devices(self.device, workers_per_gpu=count)
+        return resolve_devices("cpu", cpu_workers=count)
+
+    def header(self, busy: float) -> str:
+        """The table's title line: machine, torch, load, model, options and data."""
+        args, n = self.args, self.train_size
+        name = torch.cuda.get_device_name(0) if self.gpu else f"{platform.machine()}, {os.cpu_count()} cores"
+        options = f"{args.precision}" + ", channels_last" * args.channels_last + ", compile" * args.compile
+        return (f"epbt-deap throughput | {self.device} ({name}), torch {torch.__version__}, "
+                f"{torch.get_num_threads()} threads, {busy:.1f} cores busy before | {self.model}, batch {BATCH}, "
+                f"{options} | synthetic {n} train / {n // 10} val / {n // 5} test, 3x32x32 uint8 | "
+                f"{args.epochs} epoch(s) per task")
+
+
+def print_progress(rows: Iterable[Row]) -> list[Row]:
+    """``rows``, each printed as soon as it is measured."""
+    measured = []
+    for row in rows:
+        print(row.line(56), flush=True)
+        measured.append(row)
+    return measured
+
+
+def worker_pool_rows(bench: Bench, out: Path) -> Iterator[Row]:
+    """(b): ``evaluate`` through ``make_pool`` for each worker count."""
+    for count in bench.worker_counts:
+        label = (f"workers_per_gpu={count}" if bench.gpu else
+                 f"cpu_workers={count}" + (" (in-process)" if count == 0 else ""))
+        yield pool_row(f"(b) evaluate via make_pool, {label}", bench.devices(count), bench.settings, bench.splits,
+                       bench.args.epochs, out)
+
+
+def plain_loop_rows(bench: Bench, plain_before: float) -> list[Row]:
+    """(a) the plain loop, timed before (b) (``plain_before``) and again now; (a2) it with the TaylorGLO loss."""
+    epochs, n = bench.args.epochs, bench.train_size
+    plains = [plain_before, plain_loop(bench.model, bench.splits, epochs, bench.device)]
+    wall = plain_loop(bench.model, bench.splits, epochs, bench.device, taylorglo=True)
+    return [Row("(a) plain PyTorch loop", "-", epochs, epochs * n, sum(plains) / 2,
+                notes=f"one model, mean of {noise_note(plains)}", extra={"runs_s": plains}),
+            Row("(a2) plain loop, TaylorGLO loss", "-", epochs, epochs * n, wall,
+                notes="the loss (b) trains with; a fixed, benign theta")]
+
+
+def vectorized_rows(bench: Bench, out: Path) -> Iterator[Row]:
+    """(c): one worker trains each group size of models as one batched computation."""
+    for size in bench.group_sizes:
+        yield pool_row(f"(c) vectorized trainer, {size} models", bench.devices(1 if bench.gpu else 0),
+                       bench.vectorized_settings, bench.splits, bench.args.epochs, out, group=size)
+
+
+def measure(bench: Bench) -> tuple[list[Row], list[dict[str, Any]]]:
+    """Every row, in table order, and the breakdowns of the whole runs (d)."""
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="epbt-bench-") as tmp:
         out = Path(tmp)
-        plains = [plain_loop(model, splits, args.epochs, device)]
-        def devices_for(count: int) -> list[str]:
-            return resolve_devices(device, workers_per_gpu=count) if gpu else resolve_devices("cpu", cpu_workers=count)
-
-        for count in worker_counts:
-            devices = devices_for(count)
-            label = (f"workers_per_gpu={count}" if gpu else
-                     f"cpu_workers={count}" + (" (in-process)" if count == 0 else ""))
-            rows.append(pool_row(f"(b) evaluate via make_pool, {label}", devices, settings, splits, args.epochs, out))
-            print(rows[-1].line(56), flush=True)
-        plains.append(plain_loop(model, splits, args.epochs, device))  # before and after (b): a busy machine shows
-        rows.insert(0, Row("(a) plain PyTorch loop", "-", args.epochs, args.epochs * n, sum(plains) / 2,
-                           notes=f"one model, mean of {noise_note(plains)}", extra={"runs_s": plains}))
-        wall = plain_loop(model, splits, args.epochs, device, taylorglo=True)
-        rows.insert(1, Row("(a2) plain loop, TaylorGLO loss", "-", args.epochs, args.epochs * n, wall,
-                           notes="the loss (b) trains with; a fixed, benign theta"))
-        for size in args.models:
-            rows.append(pool_row(f"(c) vectorized trainer, {size} models", devices_for(1 if gpu else 0),
-                                 vectorized_settings, splits, args.epochs, out, group=size))
-            print(rows[-1].line(56), flush=True)
-
-        if not args.skip_runs:
-            run_rows, runs = whole_runs(args, model, splits, device, out, compare=not gpu)
+        # the plain loop runs before and after (b), so that a busy machine shows
+        plain_before = plain_loop(bench.model, bench.splits, bench.args.epochs, bench.device)
+        pool_rows = print_progress(worker_pool_rows(bench, out))
+        rows = plain_loop_rows(bench, plain_before) + pool_rows
+        rows += print_progress(vectorized_rows(bench, out))
+        if not bench.args.skip_runs:
+            run_rows, runs = whole_runs(bench.args, bench.model, bench.splits, bench.device, out,
+                                        compare=not bench.gpu)
             rows += run_rows
+    return rows, runs
 
+
+def print_table(header: str, rows: list[Row]) -> None:
+    """The header, then every row under column titles, then what 'non-train' means."""
     print()
     print(header)
     width = max(len(row.name) for row in rows)
@@ -458,26 +513,51 @@ def main() -> None:
         print(row.line(width))
     print("non-train: (b) share of wall time the same tasks take with 0 epochs (validation + test passes, "
           "model build, checkpoint I/O); (d) share of run() wall time outside training (est.)")
+
+
+def print_run_breakdown(detail: dict[str, Any]) -> None:
+    """One whole run's (d) wall time by phase, and how it compares with the goal."""
+    p = detail["phases_s"]
+    if math.isnan(detail["ratio"]):
+        verdict = (f"{detail['model_epochs'] / detail['run_s']:.2f} model-epochs/s; outside training "
+                   f"{100 * detail['outside_training_share']:.1f}% (GPU goal < 3%)")
+    else:
+        verdict = (f"x plain {detail['ratio']:.2f}, without val+test {detail['ratio_without_val_test']:.2f}, "
+                   f"without val+test and setup {detail['ratio_without_val_test_and_setup']:.2f} "
+                   f"(CPU goal <= {GOAL:.2f}: {'met' if detail['ratio'] <= GOAL else 'NOT met'})")
+    print(f"run() {detail['tag']}: {detail['run_s']:.1f} s = setup {p['setup']:.1f} + evaluation "
+          f"{p['evaluation']:.1f} (val+test ~{p['val_test_est']:.1f} for {detail['val_images']}+"
+          f"{detail['test_images']} img x {detail['evaluations']} evals, build+ckpt ~{p['ckpt_build_est']:.1f}, "
+          f"hand-off {p['handoff']:.1f}) + recording {p['recording']:.1f} + select/vary {p['select_vary']:.2f}"
+          f" + teardown {p['teardown']:.1f}; {verdict}")
+
+
+def save_json(path: Path, header: str, bench: Bench, rows: list[Row], runs: list[dict[str, Any]]) -> None:
+    """The header, the rows and the run breakdowns as strict JSON."""
+    figures = {"header": header, "device": bench.device, "model": bench.model, "train_size": bench.train_size,
+               "epochs": bench.args.epochs, "rows": [vars(row) for row in rows], "runs": runs}
+    path.write_text(json.dumps(without_nan(figures), indent=2))
+    print(f"saved {path}")
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bench = Bench.from_args(args)
+    busy = busy_cores()
+    header = bench.header(busy)
+    print(header, flush=True)
+    if busy > 0.25 and not bench.gpu:
+        print("WARNING: other processes are using the CPU; CPU timings will be noisy", flush=True)
+    rows, runs = measure(bench)
+    print_table(header, rows)
     for detail in runs:
-        p = detail["phases_s"]
-        if math.isnan(detail["ratio"]):
-            verdict = (f"{detail['model_epochs'] / detail['run_s']:.2f} model-epochs/s; outside training "
-                       f"{100 * detail['outside_training_share']:.1f}% (GPU goal < 3%)")
-        else:
-            verdict = (f"x plain {detail['ratio']:.2f}, without val+test {detail['ratio_without_val_test']:.2f}, "
-                       f"without val+test and setup {detail['ratio_without_val_test_and_setup']:.2f} "
-                       f"(CPU goal <= {GOAL:.2f}: {'met' if detail['ratio'] <= GOAL else 'NOT met'})")
-        print(f"run() {detail['tag']}: {detail['run_s']:.1f} s = setup {p['setup']:.1f} + evaluation "
-              f"{p['evaluation']:.1f} (val+test ~{p['val_test_est']:.1f} for {detail['val_images']}+"
-              f"{detail['test_images']} img x {detail['evaluations']} evals, build+ckpt ~{p['ckpt_build_est']:.1f}, "
-              f"hand-off {p['handoff']:.1f}) + recording {p['recording']:.1f} + select/vary {p['select_vary']:.2f}"
-              f" + teardown {p['teardown']:.1f}; {verdict}")
+        print_run_breakdown(detail)
     print(f"cores busy with other processes: {busy:.1f} before, {busy_cores():.1f} after")
     if args.json:
-        figures = {"header": header, "device": device, "model": model, "train_size": n, "epochs": args.epochs,
-                   "rows": [vars(row) for row in rows], "runs": runs}
-        args.json.write_text(json.dumps(without_nan(figures), indent=2))
-        print(f"saved {args.json}")
+        save_json(args.json, header, bench, rows, runs)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,8 @@ def replay(source_dir: Path, run_dir: Path | None, overwrite: bool) -> None:
               help="Folder for the tables (CSV) and figures (PNG).")
 def report(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
     """Tables 1 and 2 and the paper's figures from one or more run directories."""
-    from epbt_deap.report import format_table, write_report
+    from epbt_deap.report.tables import format_table
+    from epbt_deap.report.writer import write_report
 
     try:
         written = write_report(list(run_dirs), out_dir)

@@ -2,7 +2,7 @@
 import pytest
 from click.testing import CliRunner
 
-import epbt_deap.report
+import epbt_deap.report.writer
 from cli.main import execute, main
 from epbt_deap.checkpoints import CheckpointError
 from epbt_deap.config import ConfigError
@@ -65,7 +65,7 @@ def test_report_turns_any_epbt_error_into_one_line(monkeypatch, tmp_path, error,
     def write_report(run_dirs, out_dir):
         raise error
 
-    monkeypatch.setattr(epbt_deap.report, "write_report", write_report)
+    monkeypatch.setattr(epbt_deap.report.writer, "write_report", write_report)
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == code
     assert result.output.strip().splitlines() == [f"error: {error}"]
@@ -75,6 +75,6 @@ def test_report_lets_a_bug_surface(monkeypatch, tmp_path):
     def write_report(run_dirs, out_dir):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(epbt_deap.report, "write_report", write_report)
+    monkeypatch.setattr(epbt_deap.report.writer, "write_report", write_report)
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert isinstance(result.exception, KeyError) and "error:" not in result.output

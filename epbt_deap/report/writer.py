@@ -1,0 +1,53 @@
+"""``write_report``: the tables and figures of some runs, written into one folder."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from epbt_deap.contract import best_ancestry
+from epbt_deap.report import ReportError
+from epbt_deap.report.figures import plot_accuracy, plot_genes, plot_loss_ancestry
+from epbt_deap.report.runs import group_runs, load_run
+from epbt_deap.report.tables import (
+    TABLE1_COLUMNS,
+    TABLE2_COLUMNS,
+    epochs_to_exceed_table,
+    final_accuracy_table,
+    write_csv,
+)
+
+logger = logging.getLogger("epbt_deap")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``write_report`` produced: the two tables and the files, by name."""
+
+    table1: list[dict[str, Any]]
+    table2: list[dict[str, Any]]
+    files: dict[str, Path]
+
+
+def write_report(run_dirs: list[Path], out_dir: Path) -> Report:
+    """Write ``table1.csv``, ``table2.csv``, ``accuracy.png``, ``loss_ancestry.png`` and
+    ``genes.png`` for the runs in ``run_dirs`` into ``out_dir``."""
+    if not run_dirs:
+        raise ReportError("no run directories given")
+    groups = group_runs([load_run(run_dir) for run_dir in run_dirs])
+    for label, runs in groups.items():
+        logger.info("method %s: %d runs (%s)", label, len(runs), ", ".join(str(run.run_dir) for run in runs))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {name: out_dir / name for name in
+             ("table1.csv", "table2.csv", "accuracy.png", "loss_ancestry.png", "genes.png")}
+    report = Report(final_accuracy_table(groups), epochs_to_exceed_table(groups), files)
+    write_csv(report.table1, TABLE1_COLUMNS, files["table1.csv"])
+    write_csv(report.table2, TABLE2_COLUMNS, files["table2.csv"])
+    ancestries = [(run, best_ancestry(run.lineage)) for runs in groups.values() for run in runs]
+    plot_accuracy(groups, files["accuracy.png"])
+    plot_loss_ancestry(ancestries, files["loss_ancestry.png"])
+    plot_genes(ancestries, files["genes.png"])
+    logger.info("report written to %s", out_dir)
+    return report
