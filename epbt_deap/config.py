@@ -71,7 +71,7 @@ class TrainConfig(Section):
     trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
     precision: Literal[PRECISIONS] = "float32"  # bfloat16: autocast forward passes
     channels_last: bool = False  # per_model trainer only
-    compile: bool = False  # torch.compile each model (per_model trainer only)
+    compile: bool = False  # torch.compile the worker's one model, once (per_model trainer only)
 
     @model_validator(mode="after")
     def _check_trainer_options(self) -> TrainConfig:
