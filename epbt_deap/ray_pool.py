@@ -83,11 +83,13 @@ class RayPool(Pool):
     """Ray actors, one per model trained at a time, on the cluster at ``address`` or a new local Ray.
 
     Without ``address`` a local Ray instance starts, even where ``ray start`` left a cluster
-    running: joining one takes ``--ray-address auto``.
+    running: joining one takes ``--ray-address auto``. ``max_workers`` caps the actors
+    (replay trains one model: one actor).
     """
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
-                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None) -> None:
+                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None,
+                 max_workers: int | None = None) -> None:
         ray = _ray()
         if not ray.is_initialized():
             ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
@@ -96,6 +98,7 @@ class RayPool(Pool):
             count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}
         else:
             count, options = cpu_workers or int(ray.cluster_resources().get("CPU", 1)), {"num_cpus": 1}
+        count = min(count, max_workers or count)
         actor_class = ray.remote(max_restarts=1, max_task_retries=1, **options)(RayEvaluator)
         shared_args = ray.put(tuple(context_args))
         self._new_actor = lambda: actor_class.remote(make_context, shared_args, "cuda" if gpus else "cpu")

@@ -1,4 +1,6 @@
 """--backend ray on a local Ray instance gives the same run as the local pool."""
+import json
+
 import pytest
 
 from epbt_deap.config import build_config
@@ -55,3 +57,26 @@ def test_ray_actors_train_vectorised_groups(local_ray, tmp_path):
     lineage = read_jsonl(tmp_path / "ray" / "lineage.jsonl")
     assert len(lineage) == 4 + 2 * 2 and all(row["status"] == "ok" for row in lineage)
     assert (tmp_path / "ray" / "checkpoints" / f"{summary.best_uid}.pt").exists()
+
+
+@pytest.mark.slow
+def test_replay_on_ray_starts_one_actor(local_ray, tmp_path, monkeypatch):
+    from epbt_deap import ray_pool
+    from epbt_deap.config import load_config
+    from epbt_deap.replay import replay
+
+    source = tmp_path / "source"
+    run(build_config({**TINY, "evolution": {**TINY["evolution"], "generations": 2}}), source)
+    on_ray = {"resources.backend": "ray", "resources.cpu_workers": 2}
+    (source / "config.yaml").write_text(load_config(source / "config.yaml", on_ray).to_yaml())
+    actors_started = []
+
+    class RecordingRayPool(ray_pool.RayPool):
+        def close(self):
+            actors_started.append(len(self.actors))
+            super().close()
+
+    monkeypatch.setattr(ray_pool, "RayPool", RecordingRayPool)
+    replay(source, tmp_path / "replay")
+    assert actors_started == [1]
+    assert [entry["workers"] for entry in json.loads((tmp_path / "replay" / "provenance.json").read_text())] == [1]
