@@ -159,6 +159,7 @@ class ResourcesConfig(Section):
     device: str = "auto"
     workers_per_gpu: int = Field(1, ge=1)
     cpu_workers: int = Field(0, ge=0)
+    threads_per_worker: int | None = Field(None, ge=1)  # torch threads everywhere alike; none: by cores
     backend: Literal[BACKENDS] = "local"
     ray_address: str | None = None  # 'auto' or host:port of a running cluster; none starts a local Ray
     shared_storage: bool = True  # with Ray: does every node see the run directory (NFS or similar)?

@@ -76,8 +76,9 @@ class RunPlan:
             from epbt_deap.ray_pool import RayPool
 
             return RayPool(TrainingContext.create, (self.settings, splits), resources.device, resources.workers_per_gpu,
-                           resources.cpu_workers, resources.ray_address, max_workers)
-        return make_pool(TrainingContext.create, (self.settings, splits), self.devices[:max_workers])
+                           resources.cpu_workers, resources.ray_address, max_workers, resources.threads_per_worker)
+        return make_pool(TrainingContext.create, (self.settings, splits), self.devices[:max_workers],
+                         resources.threads_per_worker)
 
     def evaluation_map(self, pool: Pool, layout: RunLayout, observer: Observer | None) -> EvaluationMap:
         train, resources = self.config.train, self.config.resources

@@ -5,7 +5,7 @@ import pytest
 
 from epbt_deap.config import build_config
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, Fragile, die_unless_marked, make_context, read_jsonl
+from tests.helpers import TINY, Fragile, die_unless_marked, make_context, read_jsonl, torch_threads
 
 ray = pytest.importorskip("ray")  # the test extra installs it; without Ray the backend is unavailable
 
@@ -80,3 +80,10 @@ def test_replay_on_ray_starts_one_actor(local_ray, tmp_path, monkeypatch):
     replay(source, tmp_path / "replay")
     assert actors_started == [1]
     assert [entry["workers"] for entry in json.loads((tmp_path / "replay" / "provenance.json").read_text())] == [1]
+
+
+def test_ray_actors_use_the_threads_asked_for(local_ray):
+    from epbt_deap.ray_pool import RayPool
+
+    with RayPool(make_context, (None,), "cpu", cpu_workers=1, threads=2) as pool:
+        assert pool.map(torch_threads, [0]) == [2] and pool.threads_per_worker == 2
