@@ -192,7 +192,7 @@ def execute(action: Callable[[ProgressObserver], Any], run_dir: Path) -> None:
     line and an exit code. Anything else is a bug, and keeps its traceback."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     resume_hint = f"the completed generations are kept; continue with: epbt-deap resume {run_dir}"
     try:
         with logging_redirect_tqdm():
@@ -203,6 +203,8 @@ def execute(action: Callable[[ProgressObserver], Any], run_dir: Path) -> None:
         fail(f"interrupted; {resume_hint}", code=130)
     except Terminated:
         fail(f"terminated; {resume_hint}", code=143)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     test = "n/a" if summary.best_test_accuracy is None else f"{summary.best_test_accuracy:.4f}"
     click.echo(f"best {summary.best_uid}: validation {summary.best_fitness:.4f}, test {test}; "
                f"run directory {summary.run_dir}")

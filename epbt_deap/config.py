@@ -71,7 +71,7 @@ class TrainConfig(Section):
     trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
     precision: Literal[PRECISIONS] = "float32"  # bfloat16: autocast forward passes
     channels_last: bool = False  # per_model trainer only
-    compile: bool = False  # torch.compile each model (per_model trainer only)
+    compile: bool = False  # torch.compile the worker's one model, once (per_model trainer only)
 
     @model_validator(mode="after")
     def _check_trainer_options(self) -> TrainConfig:
@@ -159,6 +159,7 @@ class ResourcesConfig(Section):
     device: str = "auto"
     workers_per_gpu: int = Field(1, ge=1)
     cpu_workers: int = Field(0, ge=0)
+    threads_per_worker: int | None = Field(None, ge=1)  # torch threads everywhere alike; none: by cores
     backend: Literal[BACKENDS] = "local"
     ray_address: str | None = None  # 'auto' or host:port of a running cluster; none starts a local Ray
     shared_storage: bool = True  # with Ray: does every node see the run directory (NFS or similar)?

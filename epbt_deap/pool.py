@@ -80,8 +80,13 @@ class InProcessPool(Pool):
 
     workers = 1
 
-    def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str = "cpu") -> None:
+    def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str = "cpu",
+                 threads: int | None = None) -> None:
+        """``threads``: torch threads while the pool is open (this process's own until closed); None keeps them."""
         self.devices = [device]
+        self._threads_before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.threads_per_worker = torch.get_num_threads()
         self.context = make_context(device, *context_args)
 
@@ -102,6 +107,7 @@ class InProcessPool(Pool):
 
     def close(self) -> None:
         self.context = None
+        torch.set_num_threads(self._threads_before)
 
 
 def use_device(device: str) -> None:
@@ -135,12 +141,14 @@ class ProcessPool(Pool):
     sure: it is handed to ``on_failure`` (or raises WorkerError), and no other is.
     """
 
-    def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], devices: Sequence[str]) -> None:
+    def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], devices: Sequence[str],
+                 threads: int | None = None) -> None:
+        """``threads``: torch threads in each worker; None splits the cores among CPU workers (1 on a GPU)."""
         if not devices:
             raise ValueError("a process pool needs at least one device")
         self.devices = list(devices)
         self.workers = len(self.devices)
-        self.threads_per_worker = threads_per_cpu_worker(self.workers) if self.devices[0] == "cpu" else 1
+        self.threads_per_worker = threads or (threads_per_cpu_worker(self.workers) if self.devices[0] == "cpu" else 1)
         self._start_args = (make_context, tuple(context_args))
         self._executor = self._start()
 
@@ -224,8 +232,9 @@ class ProcessPool(Pool):
             self._terminate()
 
 
-def make_pool(make_context: Callable[..., Any], context_args: Sequence[Any], devices: Sequence[str]) -> InProcessPool | ProcessPool:
-    """An in-process pool on the CPU when ``devices`` is empty, else a process pool."""
+def make_pool(make_context: Callable[..., Any], context_args: Sequence[Any], devices: Sequence[str],
+              threads: int | None = None) -> InProcessPool | ProcessPool:
+    """An in-process pool on the CPU when ``devices`` is empty, else a process pool; ``threads`` per worker."""
     if not devices:
-        return InProcessPool(make_context, context_args, "cpu")
-    return ProcessPool(make_context, context_args, devices)
+        return InProcessPool(make_context, context_args, "cpu", threads)
+    return ProcessPool(make_context, context_args, devices, threads)

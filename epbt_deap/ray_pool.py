@@ -21,7 +21,7 @@ from epbt_deap.pool import DeviceError, use_device
 
 logger = logging.getLogger("epbt_deap")
 
-ACTOR_THREADS = 1  # torch threads per actor: Ray gives each actor one CPU
+ACTOR_THREADS = 1  # torch threads per actor unless resources.threads_per_worker says: Ray gives each one CPU
 RAY_DEVICES = ("auto", "cpu", "cuda")
 CONNECT_TIMEOUT_S = 10  # for a cluster's head node to accept a connection
 
@@ -29,8 +29,9 @@ CONNECT_TIMEOUT_S = 10  # for a cluster's head node to accept a connection
 class RayEvaluator:
     """A Ray actor: builds the context once, then runs ``fn(context, item)`` calls."""
 
-    def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str) -> None:
-        torch.set_num_threads(ACTOR_THREADS)
+    def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
+                 threads: int) -> None:
+        torch.set_num_threads(threads)
         if device == "cuda":  # Ray shows the actor only its own GPU
             device = "cuda:0"
         use_device(device)
@@ -83,11 +84,13 @@ class RayPool(Pool):
     """Ray actors, one per model trained at a time, on the cluster at ``address`` or a new local Ray.
 
     Without ``address`` a local Ray instance starts, even where ``ray start`` left a cluster
-    running: joining one takes ``--ray-address auto``.
+    running: joining one takes ``--ray-address auto``. ``max_workers`` caps the actors
+    (replay trains one model: one actor); ``threads`` sets each actor's torch threads.
     """
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
-                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None) -> None:
+                 workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None,
+                 max_workers: int | None = None, threads: int | None = None) -> None:
         ray = _ray()
         if not ray.is_initialized():
             ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
@@ -96,13 +99,15 @@ class RayPool(Pool):
             count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}
         else:
             count, options = cpu_workers or int(ray.cluster_resources().get("CPU", 1)), {"num_cpus": 1}
+        count = min(count, max_workers or count)
         actor_class = ray.remote(max_restarts=1, max_task_retries=1, **options)(RayEvaluator)
         shared_args = ray.put(tuple(context_args))
-        self._new_actor = lambda: actor_class.remote(make_context, shared_args, "cuda" if gpus else "cpu")
+        self.threads_per_worker = threads or ACTOR_THREADS
+        self._new_actor = lambda: actor_class.remote(make_context, shared_args, "cuda" if gpus else "cpu",
+                                                     self.threads_per_worker)
         self.actors = [self._new_actor() for _ in range(count)]
         self.workers = count
         self.devices = ["cuda" if gpus else "cpu"] * count
-        self.threads_per_worker = ACTOR_THREADS
         logger.info("Ray backend: %d actors (%s)", count, options)
 
     def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],

@@ -47,7 +47,7 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     stats = PopulationStatistics(config.train.epochs_per_generation)
     logbook = tools.Logbook()
     replayed = Individual()
-    with plan.pool(splits, plan.devices[:1]) as pool:  # one model: one worker at most
+    with plan.pool(splits, max_workers=1) as pool:  # one model: one worker
         record_provenance(layout, provenance("replay", pool, config.resources.backend))
         toolbox.register("map", plan.evaluation_map(pool, layout, observer))
         for ancestor in chain:

@@ -69,15 +69,16 @@ class RunPlan:
         devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
         return cls(config, space, toolbox, settings, devices)
 
-    def pool(self, splits: ImageSplits, devices: list[str] | None = None) -> Pool:
-        """The local worker pool, or Ray actors with ``resources.backend: ray``."""
+    def pool(self, splits: ImageSplits, max_workers: int | None = None) -> Pool:
+        """The local worker pool, or Ray actors with ``resources.backend: ray``; ``max_workers`` caps either."""
         resources = self.config.resources
         if resources.backend == "ray":
             from epbt_deap.ray_pool import RayPool
 
             return RayPool(TrainingContext.create, (self.settings, splits), resources.device, resources.workers_per_gpu,
-                           resources.cpu_workers, resources.ray_address)
-        return make_pool(TrainingContext.create, (self.settings, splits), self.devices if devices is None else devices)
+                           resources.cpu_workers, resources.ray_address, max_workers, resources.threads_per_worker)
+        return make_pool(TrainingContext.create, (self.settings, splits), self.devices[:max_workers],
+                         resources.threads_per_worker)
 
     def evaluation_map(self, pool: Pool, layout: RunLayout, observer: Observer | None) -> EvaluationMap:
         train, resources = self.config.train, self.config.resources

@@ -1,7 +1,8 @@
 """One evaluation: load the parent's weights, train E epochs with the child's genes, validate, save.
 
 Workers run :func:`evaluate` with a :class:`TrainingContext` built once per worker
-(model settings and the dataset already on the worker's device).
+(model settings and the dataset already on the worker's device). The context keeps one
+model, compiled at most once; each evaluation loads its weights into it.
 """
 from __future__ import annotations
 
@@ -77,12 +78,17 @@ class DeviceData:
         self.std = torch.tensor(self.splits.std, device=self.device)
 
 
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
 @dataclass
 class TrainingContext:
-    """A worker's long-lived state: settings and the dataset on its device."""
+    """A worker's long-lived state: settings, the dataset on its device, and its one model."""
 
     settings: TrainSettings
     data: DeviceData
+    model: torch.nn.Module | None = field(default=None, init=False, repr=False)
+    forward: Forward | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def create(cls, device: str, settings: TrainSettings, splits: ImageSplits) -> TrainingContext:
@@ -91,6 +97,17 @@ class TrainingContext:
     @property
     def device(self) -> torch.device:
         return self.data.device
+
+    def worker_model(self) -> tuple[torch.nn.Module, Forward]:
+        """The worker's model and the forward that trains it (``torch.compile``d once with ``compile``).
+
+        Built at the first call; evaluations load their weights into it in place, so the
+        compiled forward is reused and never compiled again.
+        """
+        if self.model is None:
+            self.model = new_model(self)
+            self.forward = torch.compile(self.model) if self.settings.compile else self.model
+        return self.model, self.forward
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bfloat16 autocast when ``precision`` asks for it, else nothing."""
@@ -134,13 +151,13 @@ def draw_augmentation(context: TrainingContext, batch: int, generator: torch.Gen
     return CropFlip.draw(batch, generator) if context.data.splits.augment else None
 
 
-def train_epochs(context: TrainingContext, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 task: EvalTask, generator: torch.Generator) -> float:
-    """Train ``task.epochs`` epochs; returns the mean training loss (nan/inf if it diverged)."""
+def train_epochs(context: TrainingContext, model: torch.nn.Module, forward: Forward,
+                 optimizer: torch.optim.Optimizer, task: EvalTask, generator: torch.Generator) -> float:
+    """Train ``task.epochs`` epochs through ``forward`` (``model``'s own or compiled forward);
+    returns the mean training loss (nan/inf if it diverged)."""
     settings = context.settings
     labels = context.data.splits.train_labels
     loss_fn = make_loss(settings, task.genes, context.device)
-    forward = torch.compile(model) if settings.compile else model
     base_lr = task.genes.get("lr", settings.lr)
     total = torch.zeros((), device=context.device)
     steps = 0
@@ -182,13 +199,28 @@ def weights_are_finite(model: torch.nn.Module) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
-def build_training_state(context: TrainingContext, task: EvalTask) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
-    """Model, optimiser and epochs trained so far: fresh (seeded) at first, else the parent's."""
+def new_model(context: TrainingContext) -> torch.nn.Module:
+    """A newly initialised model (from torch's global random stream) on the device, in the settings' layout."""
     settings, splits = context.settings, context.data.splits
-    torch.manual_seed(task.seed)
     model = build_model(settings.model, splits.num_classes, splits.in_channels).to(context.device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def build_training_state(context: TrainingContext, task: EvalTask, model: torch.nn.Module | None = None,
+                         ) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
+    """Model, optimiser and epochs trained so far: fresh (seeded) at first, else the parent's.
+
+    The weights go into ``model`` in place when one is given (the worker's), else into a new model.
+    """
+    settings = context.settings
+    torch.manual_seed(task.seed)
+    fresh = new_model(context)  # seeded as for every task, so torch's global stream moves on alike
+    if model is None:
+        model = fresh
+    elif task.parent_checkpoint is None:
+        model.load_state_dict(fresh.state_dict())
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=settings.lr,
@@ -225,8 +257,9 @@ def evaluate(context: TrainingContext, task: EvalTask) -> EvalResult:
     """Train the child ``task`` describes and measure it; never saves non-finite weights."""
     with out_of_memory_hint(context.device):
         started = time.perf_counter()
-        model, optimizer, trained = build_training_state(context, task)
-        train_loss = train_epochs(context, model, optimizer, task, task_generator(context, task))
+        model, forward = context.worker_model()
+        model, optimizer, trained = build_training_state(context, task, model)
+        train_loss = train_epochs(context, model, forward, optimizer, task, task_generator(context, task))
         return measure_and_save(context, task, model, optimizer, trained, train_loss,
                                 time.perf_counter() - started)
 

@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 TINY = {
     "name": "tiny",
     "seed": 3,
@@ -36,3 +38,7 @@ def die_unless_marked(context, item):
         marker.touch()
         os._exit(1)  # the worker process dies, as on a segfault or an OOM kill
     return item.uid
+
+
+def torch_threads(context, item):
+    return torch.get_num_threads()

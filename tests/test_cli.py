@@ -1,7 +1,10 @@
+import signal
+
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from cli.main import execute, main
+from epbt_deap.errors import EpbtError
 from tests.helpers import read_jsonl
 
 TINY_ARGS = ["--dataset", "fake", "--model", "resnet8", "--population", "4", "--elites", "2",
@@ -78,3 +81,29 @@ def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path):
     again = invoke(*TINY_ARGS, "--run-dir", str(run_dir), "--overwrite", "--seed", "2")
     assert again.exit_code == 0
     assert [row["gen"] for row in read_jsonl(run_dir / "logbook.jsonl")] == [0, 1]
+
+
+class Summary:
+    run_dir, best_uid, best_fitness, best_test_accuracy = "run", "g000-0", 0.5, None
+
+
+def raise_error(observer):
+    raise EpbtError("bad input")
+
+
+@pytest.mark.parametrize("action, exit_code", [(lambda observer: Summary(), None), (raise_error, 2)])
+def test_execute_gives_the_sigterm_handler_back(tmp_path, action, exit_code):
+    def own_handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, own_handler)
+    try:
+        if exit_code is None:
+            execute(action, tmp_path)
+        else:
+            with pytest.raises(SystemExit) as exited:
+                execute(action, tmp_path)
+            assert exited.value.code == exit_code
+        assert signal.getsignal(signal.SIGTERM) is own_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)

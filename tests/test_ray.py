@@ -1,9 +1,11 @@
 """--backend ray on a local Ray instance gives the same run as the local pool."""
+import json
+
 import pytest
 
 from epbt_deap.config import build_config
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, Fragile, die_unless_marked, make_context, read_jsonl
+from tests.helpers import TINY, Fragile, die_unless_marked, make_context, read_jsonl, torch_threads
 
 ray = pytest.importorskip("ray")  # the test extra installs it; without Ray the backend is unavailable
 
@@ -55,3 +57,33 @@ def test_ray_actors_train_vectorised_groups(local_ray, tmp_path):
     lineage = read_jsonl(tmp_path / "ray" / "lineage.jsonl")
     assert len(lineage) == 4 + 2 * 2 and all(row["status"] == "ok" for row in lineage)
     assert (tmp_path / "ray" / "checkpoints" / f"{summary.best_uid}.pt").exists()
+
+
+@pytest.mark.slow
+def test_replay_on_ray_starts_one_actor(local_ray, tmp_path, monkeypatch):
+    from epbt_deap import ray_pool
+    from epbt_deap.config import load_config
+    from epbt_deap.replay import replay
+
+    source = tmp_path / "source"
+    run(build_config({**TINY, "evolution": {**TINY["evolution"], "generations": 2}}), source)
+    on_ray = {"resources.backend": "ray", "resources.cpu_workers": 2}
+    (source / "config.yaml").write_text(load_config(source / "config.yaml", on_ray).to_yaml())
+    actors_started = []
+
+    class RecordingRayPool(ray_pool.RayPool):
+        def close(self):
+            actors_started.append(len(self.actors))
+            super().close()
+
+    monkeypatch.setattr(ray_pool, "RayPool", RecordingRayPool)
+    replay(source, tmp_path / "replay")
+    assert actors_started == [1]
+    assert [entry["workers"] for entry in json.loads((tmp_path / "replay" / "provenance.json").read_text())] == [1]
+
+
+def test_ray_actors_use_the_threads_asked_for(local_ray):
+    from epbt_deap.ray_pool import RayPool
+
+    with RayPool(make_context, (None,), "cpu", cpu_workers=1, threads=2) as pool:
+        assert pool.map(torch_threads, [0]) == [2] and pool.threads_per_worker == 2

@@ -115,6 +115,43 @@ def test_the_compile_option_trains_through_the_compiled_model(context, tmp_path,
 
 
 @pytest.mark.slow
+def test_a_worker_compiles_its_model_once_for_all_its_evaluations(context, tmp_path, monkeypatch):
+    wrapped, compilations = [], []
+
+    def recording_backend(graph, example_inputs):  # called once for each graph TorchDynamo compiles
+        compilations.append(graph)
+        return graph.forward
+
+    def recording_compile(model):
+        wrapped.append(model)
+        return compile_model(model, backend=recording_backend)
+
+    compile_model = torch.compile
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = TrainingContext(replace(context.settings, compile=True), context.data)
+    first = evaluate(compiled, task(tmp_path, "a"))
+    child = evaluate(compiled, task(tmp_path, "b", parent=first.checkpoint, start=1))
+    fresh = evaluate(compiled, task(tmp_path, "c", seed=1))
+    assert [first.status, child.status, fresh.status] == ["ok"] * 3
+    assert len(wrapped) == 1 and len(compilations) == 1
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert not torch._dynamo.utils.counters["recompiles"]
+
+
+@pytest.mark.slow
+def test_evaluations_that_share_a_worker_model_match_fresh_ones(context, tmp_path):
+    shared = TrainingContext(context.settings, context.data)
+    first = evaluate(shared, task(tmp_path / "shared", "a"))
+    again = evaluate(shared, task(tmp_path / "shared", "b", seed=1))
+    alone = evaluate(TrainingContext(context.settings, context.data), task(tmp_path / "alone", "b", seed=1))
+    assert first.fitness >= 0 and again.train_loss == alone.train_loss
+    expected, actual = weights_of(alone), weights_of(again)
+    assert all(torch.equal(actual[name], expected[name]) for name in expected)
+
+
+@pytest.mark.slow
 def test_bfloat16_autocast_trains_and_stays_close_to_float32(context, tmp_path):
     plain = evaluate(context, task(tmp_path / "plain", epochs=3))
     bf16 = evaluate(TrainingContext(replace(context.settings, precision="bfloat16"), context.data),
