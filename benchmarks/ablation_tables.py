@@ -55,7 +55,8 @@ def summarize(method: str, records: list[dict[str, Any]], baseline: list[dict[st
     finals = [100 * record["final_test"] for record in records]
     mean = statistics.fmean(finals)
     std = statistics.stdev(finals) if len(finals) > 1 else math.nan
-    row = {"method": method, "seeds": len(records), "test_mean": round(mean, 2), "test_std": round(std, 2),
+    row = {"method": method, "seeds": len(records), "test_mean": round(mean, 2),
+           "test_std": "" if math.isnan(std) else round(std, 2),
            "gen0_learners": f"{statistics.fmean(r['gen0_learners'] for r in records):.1f}/"
                             f"{records[0]['gen0_population']}",
            "model_epochs": round(statistics.fmean(r["model_epochs"] for r in records)),
