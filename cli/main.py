@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from epbt_deap.catalog import DATASETS, MODEL_NAMES
-from epbt_deap.config import BACKENDS, TRAINERS, Config, load_config, parse_assignment
+from epbt_deap.config import (BACKENDS, TRAINERS, Config, config_summary, load_config, named_configs,
+                              parse_assignment)
 from epbt_deap.errors import EpbtError
 
 USER_ERROR_EXIT = 2
@@ -98,7 +99,8 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config file.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="YAML config file, or the name of a packaged config (see `epbt-deap configs`).")
 @click.option("--dataset", type=click.Choice(DATASETS))
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where the dataset lives (or is downloaded to).")
 @click.option("--model", help=f"One of {', '.join(MODEL_NAMES)}.")
@@ -126,6 +128,15 @@ def evolve(config_path: Path | None, run_dir: Path | None, overwrite: bool,
     except EpbtError as error:
         fail(str(error), error.exit_code)
     run_evolution(config, run_dir or Path("runs") / config.name, overwrite)
+
+
+@main.command()
+def configs() -> None:
+    """List the packaged configs, usable by name: --config quickstart."""
+    known = named_configs()
+    width = max(map(len, known), default=0)
+    for name, path in known.items():
+        click.echo(f"{name:<{width}}  {config_summary(path)}")
 
 
 @main.command()

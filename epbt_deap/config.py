@@ -290,6 +290,37 @@ def build_config(tree: Mapping[str, Any], overrides: Mapping[str, Any] = {}) -> 
         raise ConfigError(describe_error(error)) from None
 
 
+def configs_dir() -> Path:
+    """Where the named configs live: inside the installed package, or configs/ in a clone."""
+    packaged = Path(__file__).parent / "configs"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "configs"
+
+
+def named_configs() -> dict[str, Path]:
+    """The packaged configs by name (file name without ``.yaml``), sorted."""
+    return {path.stem: path for path in sorted(configs_dir().glob("*.yaml"))}
+
+
+def config_summary(path: Path) -> str:
+    """The first comment line of a config file, without its ``#``; empty when it has none."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+    return ""
+
+
+def resolve_config(path: Path) -> Path:
+    """``path`` itself, or the packaged config when it is a bare name such as ``quickstart``."""
+    path = Path(path)
+    if len(path.parts) != 1 or path.suffix:
+        return path
+    known = named_configs()
+    if path.name not in known:
+        raise ConfigError(f"no packaged config named {path.name!r}; choose one of {', '.join(known)} "
+                          "or give a path to a .yaml file")
+    return known[path.name]
+
+
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] = {}) -> Config:
-    """The validated config from a YAML file (or the defaults) plus overrides."""
-    return build_config(read_yaml(path) if path is not None else {}, overrides)
+    """The validated config from a YAML file or packaged config name (or the defaults) plus overrides."""
+    return build_config(read_yaml(resolve_config(path)) if path is not None else {}, overrides)

@@ -1,0 +1,83 @@
+"""Packaged configs by name, and the wheel working without the repository."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from epbt_deap.config import ConfigError, load_config, resolve_config
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_a_bare_name_is_the_packaged_config():
+    assert resolve_config(Path("quickstart")).read_text() == (ROOT / "configs" / "quickstart.yaml").read_text()
+    assert load_config(Path("quickstart")) == load_config(ROOT / "configs" / "quickstart.yaml")
+
+
+def test_paths_are_left_alone():
+    assert resolve_config(Path("quickstart.yaml")) == Path("quickstart.yaml")
+    assert resolve_config(Path("configs/quickstart")) == Path("configs/quickstart")
+
+
+def test_an_unknown_name_is_one_line_listing_the_names():
+    with pytest.raises(ConfigError, match="quickstart, svhn_resnet32_baseline1"):
+        resolve_config(Path("quickstrat"))
+    result = CliRunner().invoke(main, ["evolve", "--config", "quickstrat"])
+    assert result.exit_code == 2
+    assert len(result.output.splitlines()) == 1 and "'quickstrat'" in result.output
+
+
+def test_configs_lists_names_with_their_first_comment_line():
+    result = CliRunner().invoke(main, ["configs"])
+    assert result.exit_code == 0, result.output
+    rows = dict(line.split(None, 1) for line in result.output.splitlines())
+    assert rows.keys() == {path.stem for path in (ROOT / "configs").glob("*.yaml")}
+    assert rows["quickstart"].startswith("Quickstart: EPBT on scikit-learn's bundled digits")
+
+
+def _build_and_install(tmp_path: Path) -> Path:
+    """The project's wheel, installed with ``--target`` into a fresh folder, which is returned."""
+    # Built from a copy of what the build reads: setuptools leaves build/ behind in the
+    # source tree and ships stale files it finds there.
+    source, wheels, site = tmp_path / "source", tmp_path / "wheels", tmp_path / "site"
+    source.mkdir()
+    for name in ("setup.py", "setup.cfg", "README.md"):
+        shutil.copy2(ROOT / name, source)
+    for name in ("epbt_deap", "cli", "configs"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(source)], check=True)
+    (wheel,) = wheels.glob("epbt_deap-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    return site
+
+
+@pytest.mark.slow
+def test_the_wheel_runs_the_quickstart_without_the_repository(tmp_path):
+    # The only torch may be the one in this test environment, which also holds an editable
+    # install of the repository; a venv of its own would need torch downloaded again. So the
+    # wheel goes into a --target folder that PYTHONPATH puts ahead of everything, the commands
+    # run from an empty folder, and the test checks the code really came from that folder.
+    site = _build_and_install(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+    where = subprocess.run(
+        [sys.executable, "-c", "import epbt_deap_cli.main as m, epbt_deap.config as c, epbt_deap.report.writer as r; "
+                               "print(m.__file__); print(c.__file__); print(r.__file__); print(c.configs_dir())"],
+        cwd=empty, env=env, capture_output=True, text=True, check=True)
+    assert all(Path(line).is_relative_to(site) for line in where.stdout.splitlines())
+    assert not (site / "cli").exists() and (site / "epbt_deap" / "configs" / "quickstart.yaml").is_file()
+    script = site / "bin" / "epbt-deap"
+    listed = subprocess.run([sys.executable, str(script), "configs"], cwd=empty, env=env,
+                            capture_output=True, text=True, check=True)
+    assert "quickstart" in listed.stdout
+    run = subprocess.run([sys.executable, str(script), "evolve", "--config", "quickstart", "--generations", "2",
+                          "--run-dir", "RUN"], cwd=empty, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len((empty / "RUN" / "logbook.jsonl").read_text().splitlines()) == 2
