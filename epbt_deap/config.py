@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from epbt_deap.catalog import CLASS_COUNTS, DATASETS, DEFAULT_MODELS
+from epbt_deap.catalog import CLASS_COUNTS, DATASETS, DEFAULT_MODELS, class_folders
 from epbt_deap.errors import EpbtError
 from epbt_deap.space import Gene, SearchSpace
 
@@ -53,7 +52,7 @@ class DataConfig(Section):
         train = Path(self.dir or ".").expanduser() / "train"
         if not train.is_dir():
             return None
-        return sum(1 for entry in os.scandir(train) if entry.is_dir() and not entry.name.startswith("."))
+        return len(class_folders(train))
 
 
 class TrainConfig(Section):

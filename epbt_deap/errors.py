@@ -44,3 +44,10 @@ class GenerationFailedError(EpbtError):
 
     exit_code = 1
     resumable = True
+
+
+class GenerationDivergedError(GenerationFailedError):
+    """Every evaluation of a generation diverged. Resuming would repeat the same seeded
+    training, so the hint is not to resume but to change what blows up."""
+
+    resumable = False

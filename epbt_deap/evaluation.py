@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from epbt_deap.contract import EvalResult, EvalTask, Observer, Pool, RunLayout
-from epbt_deap.errors import GenerationFailedError
+from epbt_deap.errors import GenerationDivergedError, GenerationFailedError
 from epbt_deap.individual import Individual
 from epbt_deap.space import SearchSpace
 
@@ -45,8 +45,9 @@ def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult]) -> N
     if failed:
         raise GenerationFailedError(f"all {len(results)} evaluations of generation {generation} failed or diverged; "
                                     f"the first failure, {failed[0].uid}: {failed[0].detail}")
-    raise GenerationFailedError(f"all {len(results)} evaluations of generation {generation} diverged: "
-                                "the loss or learning rate makes training blow up")
+    raise GenerationDivergedError(f"all {len(results)} evaluations of generation {generation} diverged: "
+                                  "the loss or learning rate makes training blow up, and resuming would repeat it; "
+                                  "lower train.lr or bound the loss and start again")
 
 
 class EvaluationMap:

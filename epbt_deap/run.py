@@ -56,9 +56,12 @@ class RunPlan:
         """Raises a one-line error for a bad operator, model or device."""
         evolution, train, resources = config.evolution, config.train, config.resources
         space = config.search_space()
+        num_classes = config.data.num_classes()
         toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(),
                                evaluate_group if train.trainer == "vectorized" else evaluate,
-                               num_classes=config.data.num_classes(), init=evolution.taylorglo.init)
+                               num_classes=num_classes, init=evolution.taylorglo.init)
+        if evolution.taylorglo.init == "learnable" and num_classes is not None:
+            toolbox.individual()  # an init range without a learnable theta is refused here, before any work
         model_builder(train.model)
         settings = TrainSettings.from_config(train)
         if resources.backend == "ray":

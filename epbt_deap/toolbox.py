@@ -83,9 +83,14 @@ def theta_positions(space: SearchSpace) -> list[int] | None:
     return [space.names.index(name) for name in PARAMETER_NAMES]
 
 
-def has_learnable_theta(individual: list[float], positions: list[int] | None, num_classes: int) -> bool:
+def has_learnable_theta(individual: list[float], positions: list[int] | None, num_classes: int | None) -> bool:
     """The learnability check (epbt_deap.learnability) of an individual's theta; True without theta genes."""
-    return positions is None or is_learnable([individual[i] for i in positions], num_classes)
+    if positions is None:
+        return True
+    if num_classes is None:
+        raise ConfigError("the learnability check (init: learnable, repair_tries) needs the dataset's number of "
+                          "classes, which is unknown until its folder exists")
+    return is_learnable([individual[i] for i in positions], num_classes)
 
 
 def make_toolbox(
@@ -100,16 +105,13 @@ def make_toolbox(
 ) -> base.Toolbox:
     """A toolbox with individual/population factories, the three operators, evaluate and map.
 
-    With ``num_classes`` it also has ``viable(individual)``, the learnability check of the
-    individual's theta, and ``init="learnable"`` makes the individual factory draw only
+    ``viable(individual)`` is the learnability check of the individual's theta for
+    ``num_classes`` classes, and ``init="learnable"`` makes the individual factory draw only
     individuals that pass it.
     """
     toolbox = base.Toolbox()
-    if num_classes is not None:
-        toolbox.register("viable", has_learnable_theta, positions=theta_positions(space), num_classes=num_classes)
+    toolbox.register("viable", has_learnable_theta, positions=theta_positions(space), num_classes=num_classes)
     if init == "learnable":
-        if num_classes is None:
-            raise ConfigError("evolution.taylorglo.init learnable needs the dataset's number of classes")
         toolbox.register("individual", new_viable_individual, space, toolbox.viable)
     else:
         toolbox.register("individual", new_individual, space)

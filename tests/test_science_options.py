@@ -206,3 +206,24 @@ def test_options_are_validated_in_one_line():
                                 ("train.taylorglo_scale", 0, "train.taylorglo_scale")]:
         with pytest.raises(ConfigError, match=message):
             build_config({}, {key: value})
+
+
+def test_an_impossible_learnable_init_is_refused_before_the_run_directory_is_made(tmp_path):
+    from epbt_deap.config import ConfigError
+
+    config = build_config({"data": {"dataset": "digits"}, "train": {"model": "digits_cnn"},
+                           "evolution": {"population": 4, "elites": 2, "taylorglo": {
+                               "init": "learnable", "init_low": 5, "init_high": 6}},
+                           "resources": {"device": "cpu"}})
+    with pytest.raises(ConfigError, match="no learnable theta"):
+        run(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_check_without_a_class_count_is_a_config_error():
+    from epbt_deap.config import ConfigError
+
+    toolbox = toolbox_for(num_classes=None)
+    with pytest.raises(ConfigError, match="number of classes"):
+        toolbox.viable(toolbox.individual())
+    assert toolbox_for(space=LR_SPACE, operators=PAPER_OPERATORS, num_classes=None).viable([0.1])

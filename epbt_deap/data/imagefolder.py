@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
+from epbt_deap.catalog import class_folders
 from epbt_deap.data.splits import DataError, Source, one_line
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
@@ -74,7 +75,7 @@ def _list_images(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:
     """Image files of ``split_dir/<class>/``, their labels, and the sorted class names."""
     if not split_dir.is_dir():
         raise DataError(f"'{split_dir}' not found: an image folder needs train/<class>/* and test/<class>/*")
-    classes = sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir() and not entry.name.startswith("."))
+    classes = class_folders(split_dir)
     if not classes:
         raise DataError(f"no class folders in '{split_dir}'")
     files: list[Path] = []
