@@ -301,11 +301,14 @@ def named_configs() -> dict[str, Path]:
 
 
 def config_summary(path: Path) -> str:
-    """The first comment line of a config file, without its ``#``; empty when it has none."""
+    """The first sentence of a config file's leading comment block, without the ``#``s ('' without one)."""
+    lines = []
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("#").strip()
-    return ""
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    sentence, stop, _ = " ".join(lines).partition(". ")
+    return sentence + "." if stop else sentence
 
 
 def resolve_config(path: Path) -> Path:

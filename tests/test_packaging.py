@@ -32,12 +32,16 @@ def test_an_unknown_name_is_one_line_listing_the_names():
     assert len(result.output.splitlines()) == 1 and "'quickstrat'" in result.output
 
 
-def test_configs_lists_names_with_their_first_comment_line():
+def test_configs_lists_names_with_the_first_sentence_of_their_comment():
     result = CliRunner().invoke(main, ["configs"])
     assert result.exit_code == 0, result.output
     rows = dict(line.split(None, 1) for line in result.output.splitlines())
     assert rows.keys() == {path.stem for path in (ROOT / "configs").glob("*.yaml")}
     assert rows["quickstart"].startswith("Quickstart: EPBT on scikit-learn's bundled digits")
+    # a sentence wrapped over two comment lines is shown whole, and only the first sentence
+    assert rows["cifar10_resnet32_epbt"].rstrip() == (
+        "The paper's CIFAR-10 experiment (Liang, Gonzalez & Miikkulainen, Section 4.1): EPBT with "
+        "TaylorGLO on ResNet-32.")
 
 
 def _build_and_install(tmp_path: Path) -> Path:
