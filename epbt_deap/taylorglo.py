@@ -72,16 +72,21 @@ def stacked_taylorglo_loss(logits: torch.Tensor, targets: torch.Tensor, thetas: 
     return -taylorglo_terms(x, y, thetas[:, None, None, :]).mean(dim=2).mean(dim=1)
 
 
-def binary_loss_curve(theta: Sequence[float], points: int = 101) -> tuple[np.ndarray, np.ndarray]:
+def binary_loss_curve(theta: Sequence[float], points: int = 101,
+                      zero_at_perfect: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The loss in the paper's 2-D binary modality (Section 5), as Eq. 1 gives it for 2 classes.
 
     The label is x = (1, 0) and the prediction (y, 1 - y), y from 0 (all wrong) to 1
-    (perfect). Returns ``(y, loss)``; used to plot and describe a loss function.
+    (perfect). Returns ``(y, loss)``; used to plot and describe a loss function. With
+    ``zero_at_perfect`` the curve is shifted so that its value at y = 1 is 0: an additive
+    constant changes nothing in training, and without it curves sit hundreds apart.
     """
     y = torch.linspace(0.0, 1.0, points, dtype=torch.float64)
     x = torch.tensor([1.0, 0.0], dtype=torch.float64).expand(points, 2)
     predictions = torch.stack([y, 1.0 - y], dim=1)
     loss = -taylorglo_terms(x, predictions, torch.as_tensor(theta, dtype=torch.float64)).mean(dim=1)
+    if zero_at_perfect:
+        loss = loss - loss[-1]
     return y.numpy(), loss.numpy()
 
 

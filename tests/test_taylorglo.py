@@ -76,3 +76,11 @@ def test_binary_curve_is_the_two_class_loss():
         assert expected == pytest.approx(-(bracket(1, value, theta) + bracket(0, 1 - value, theta)) / 2)
     _, linear = binary_loss_curve([0, 0, 0, 0, 0, 1, 0, 0], points=3)
     assert list(linear) == pytest.approx([0.0, -0.25, -0.5])  # -y / 2: falls as the prediction improves
+
+
+def test_binary_curve_can_be_shifted_to_zero_at_a_perfect_prediction():
+    theta = [0.5, -1.0, 2.0, 3.0, -4.0, 1.5, -2.5, 0.7]
+    _, loss = binary_loss_curve(theta, points=5)
+    _, shifted = binary_loss_curve(theta, points=5, zero_at_perfect=True)
+    assert shifted[-1] == 0.0 and loss[-1] != 0.0
+    assert list(shifted) == pytest.approx(list(loss - loss[-1]))

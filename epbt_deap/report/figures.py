@@ -110,14 +110,14 @@ def plot_loss_ancestry(ancestries: list[tuple[RunRecord, list[dict[str, Any]]]],
                              colormaps["viridis"])
     for ax, (run, rows) in zip(axes, shown):
         for row in rows:
-            ax.plot(*binary_loss_curve(_theta(row)), color=colours.to_rgba(row["epochs"]))
+            ax.plot(*binary_loss_curve(_theta(row), zero_at_perfect=True), color=colours.to_rgba(row["epochs"]))
         ax.set_title(f"{run.title}: {len(rows)} ancestors", fontsize=10)
     y = np.linspace(0.01, 1.0, 100)
     axes[-1].plot(y, -np.log(y), color="black")
     axes[-1].set_title("cross-entropy: -log(y)", fontsize=10)
     for ax in axes:
         ax.set_xlabel("y (predicted probability of the true class)")
-        ax.set_ylabel("loss")
+        ax.set_ylabel("loss - loss at y = 1")
         ax.grid(alpha=0.3)
     if shown:
         figure.colorbar(colours, ax=axes, label="epochs trained by the ancestor")
