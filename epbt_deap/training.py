@@ -137,6 +137,8 @@ def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch
         return F.cross_entropy
     theta = torch.tensor([genes[name] for name in PARAMETER_NAMES], device=device)
     scale = settings.taylorglo_scale
+    if scale == 1.0:  # Eq. 1 as printed: no extra kernel per step
+        return lambda logits, targets: taylorglo_loss(logits, targets, theta)
     return lambda logits, targets: scale * taylorglo_loss(logits, targets, theta)
 
 
@@ -216,11 +218,10 @@ def build_training_state(context: TrainingContext, task: EvalTask, model: torch.
     """
     settings = context.settings
     torch.manual_seed(task.seed)
-    fresh = new_model(context)  # seeded as for every task, so torch's global stream moves on alike
     if model is None:
-        model = fresh
-    elif task.parent_checkpoint is None:
-        model.load_state_dict(fresh.state_dict())
+        model = new_model(context)
+    elif task.parent_checkpoint is None:  # the worker's model takes the seeded fresh initialisation
+        model.load_state_dict(new_model(context).state_dict())
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=settings.lr,
