@@ -161,6 +161,25 @@ def replay(source_dir: Path, run_dir: Path | None, overwrite: bool) -> None:
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("schedule.json"), show_default=True,
+              help="The JSON file to write.")
+def export(run_dir: Path, out_path: Path) -> None:
+    """Write the best lineage's loss schedule of RUN_DIR as JSON, for any training loop."""
+    from epbt_deap.schedule import LossSchedule
+
+    try:
+        schedule = LossSchedule.from_run(run_dir)
+        schedule.save(out_path)
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
+    except OSError as error:
+        fail(f"{out_path}: cannot write ({error.strerror})")
+    click.echo(f"{len(schedule.steps)} steps, {schedule.epochs} epochs of {schedule.found_with.best_uid}'s "
+               f"lineage written to {out_path}")
+
+
+@main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("report"), show_default=True,
               help="Folder for the tables (CSV) and figures (PNG).")
