@@ -25,6 +25,7 @@ import torch
 from epbt_deap.config import ConfigError, build_config
 from epbt_deap.contract import best_ancestry, read_run_logs
 from epbt_deap.errors import EpbtError, RunDirError
+from epbt_deap.learnability import check
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.training import LossFunction, TrainSettings, make_loss
 
@@ -175,6 +176,12 @@ class LossSchedule:
         settings = TrainSettings(self.found_with.model, loss=self.loss.name,
                                  taylorglo_scale=self.loss.taylorglo_scale)
         return make_loss(settings, self.step_at(epoch).genes, torch.device(device))
+
+    def unlearnable_steps(self, num_classes: int) -> list[ScheduleStep]:
+        """The steps whose theta fails :func:`epbt_deap.learnability.check` for ``num_classes`` classes."""
+        if self.loss.name != "taylorglo":
+            return []
+        return [step for step in self.steps if not check(self.theta_at(step.epoch), num_classes).learnable]
 
     def to_dict(self) -> dict[str, Any]:
         """The schedule as the JSON file holds it."""
