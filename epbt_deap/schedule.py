@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import ConfigError, build_config
 from epbt_deap.contract import best_ancestry, read_run_logs
 from epbt_deap.errors import EpbtError, RunDirError
@@ -209,8 +210,9 @@ class LossSchedule:
         return schedule
 
     def save(self, path: str | Path) -> None:
-        """Write the schedule as JSON to ``path``."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        """Write the schedule as JSON to ``path``, atomically."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        write_atomically(path, lambda stream: stream.write(text.encode()))
 
     @classmethod
     def load(cls, path: str | Path) -> LossSchedule:
