@@ -150,14 +150,45 @@ def resume(run_dir: Path) -> None:
 
 @main.command()
 @click.argument("source_dir", type=click.Path(path_type=Path))
+@click.option("--model", help=f"Train another network on the schedule: one of {', '.join(MODEL_NAMES)}.")
+@click.option("--dataset", type=click.Choice(DATASETS), help="Train on another dataset.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where that dataset lives (or is downloaded to).")
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default <SOURCE_DIR>_replay).")
 @click.option("--overwrite", is_flag=True, help="Replace a run directory that is not empty.")
-def replay(source_dir: Path, run_dir: Path | None, overwrite: bool) -> None:
-    """Train a fresh model on the gene schedule of the best lineage of SOURCE_DIR."""
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key of the replay, e.g. --set train.lr_milestones=[60,120] (repeatable).")
+def replay(source_dir: Path, run_dir: Path | None, overwrite: bool, assignments: tuple[str, ...],
+           **options: Any) -> None:
+    """Train a fresh model, of SOURCE_DIR's or another network and dataset, on the gene schedule of
+    the best lineage of SOURCE_DIR."""
     from epbt_deap.replay import replay as replay_run
 
+    try:
+        overrides = overrides_from(options, assignments)
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
     target = run_dir or source_dir.with_name(f"{source_dir.name}_replay")
-    execute(lambda observer: replay_run(source_dir, target, observer, overwrite=overwrite), target)
+    execute(lambda observer: replay_run(source_dir, target, observer, overwrite=overwrite, overrides=overrides),
+            target)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("schedule.json"), show_default=True,
+              help="The JSON file to write.")
+def export(run_dir: Path, out_path: Path) -> None:
+    """Write the best lineage's loss schedule of RUN_DIR as JSON, for any training loop."""
+    from epbt_deap.schedule import LossSchedule
+
+    try:
+        schedule = LossSchedule.from_run(run_dir)
+        schedule.save(out_path)
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
+    except OSError as error:
+        fail(f"{out_path}: cannot write ({error.strerror})")
+    click.echo(f"{len(schedule.steps)} steps, {schedule.epochs} epochs of {schedule.found_with.best_uid}'s "
+               f"lineage written to {out_path}")
 
 
 @main.command()

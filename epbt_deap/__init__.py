@@ -22,6 +22,7 @@ _EXPORTS = {
     "eaElitist": "epbt_deap.algorithms",
     "Config": "epbt_deap.config",
     "load_config": "epbt_deap.config",
+    "LossSchedule": "epbt_deap.schedule",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,45 +1,76 @@
 """Replay: train a fresh model on the best lineage's schedule of genes, and nothing else.
 
 EPBT's best model inherits weights along a chain of ancestors, each trained E epochs with
-its own loss. Replaying that chain from a new initialisation, each step with the
-ancestor's genes at the ancestor's place on the epoch clock (so the same learning-rate
-step), tells whether the discovered *schedule* alone transfers.
+its own loss. Replaying that chain (its :class:`~epbt_deap.schedule.LossSchedule`) from a
+new initialisation, each step with the ancestor's genes at the ancestor's place on the
+epoch clock (so the same learning-rate step), tells whether the discovered *schedule*
+alone transfers: to the same network, or with overrides to another model or dataset.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from deap import tools
 
 from epbt_deap.algorithms import evaluate_invalid, finish_generation, same_uid
-from epbt_deap.config import load_config
-from epbt_deap.contract import Observer, RunLayout, best_ancestry, read_run_logs
+from epbt_deap.config import Config, ConfigError, build_config, load_config
+from epbt_deap.contract import Observer, RunLayout
 from epbt_deap.errors import RunDirError
 from epbt_deap.individual import Individual
 from epbt_deap.provenance import provenance, record_provenance
 from epbt_deap.recorder import RunRecorder
-from epbt_deap.run import RunPlan, RunSummary, load_data, prepare_run_dir, seed_everything, summarize
+from epbt_deap.run import RunPlan, RunSummary, anchored, load_data, prepare_run_dir, seed_everything, summarize
+from epbt_deap.schedule import LossSchedule
 from epbt_deap.statistics import PopulationStatistics
 
 logger = logging.getLogger("epbt_deap")
 
+#: Config keys the schedule fixes: a replay may change the model, the data and the rest.
+SCHEDULE_KEYS = ("evolution", "train.loss", "train.epochs_per_generation", "name", "replay_of")
 
-def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
-    """Replay the best lineage of the run in ``source_dir`` into a new run directory ``run_dir``."""
+
+def replay_config(source: Config, source_root: Path, overrides: Mapping[str, Any]) -> Config:
+    """The source run's config with ``overrides`` (e.g. ``train.model``) applied, named as its replay."""
+    for key in overrides:
+        if any(key == fixed or key.startswith(f"{fixed}.") for fixed in SCHEDULE_KEYS):
+            raise ConfigError(f"{key}: a replay follows the source run's schedule, which fixes "
+                              f"{', '.join(SCHEDULE_KEYS[:3])}")
+    update = {**overrides, "name": f"{source.name}_replay", "replay_of": str(source_root)}
+    return anchored(build_config(source.model_dump(mode="json"), update))
+
+
+def warn_unlearnable(schedule: LossSchedule, num_classes: int | None) -> None:
+    """One warning line when steps of ``schedule`` fail the learnability check for another number of classes."""
+    if num_classes is None or num_classes == schedule.num_classes:
+        return
+    failing = schedule.unlearnable_steps(num_classes)
+    if failing:
+        logger.warning("%d of %d steps of the schedule (found with %s classes) fail the learnability check for "
+                       "%d classes: %s", len(failing), len(schedule.steps), schedule.num_classes, num_classes,
+                       ", ".join(step.uid for step in failing))
+
+
+def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, overwrite: bool = False,
+           overrides: Mapping[str, Any] = {}) -> RunSummary:
+    """Replay the best lineage of the run in ``source_dir`` into a new run directory ``run_dir``.
+
+    ``overrides`` (dotted config keys) train it on another model or dataset; a key the
+    schedule fixes (``SCHEDULE_KEYS``) is a one-line error.
+    """
     source_layout, layout = RunLayout.at(source_dir), RunLayout.at(run_dir)
     if not source_layout.config.exists():
         raise RunDirError(f"{source_dir} holds no epbt-deap run (no {source_layout.config.name})")
-    source = load_config(source_layout.config)
-    chain = best_ancestry(read_run_logs(source_dir).lineage)
-    if not chain:
-        raise RunDirError(f"{source_dir} has no evaluated individual to replay")
-    config = source.model_copy(update={"name": f"{source.name}_replay", "replay_of": str(source_layout.root)})
+    config = replay_config(load_config(source_layout.config), source_layout.root, overrides)
+    schedule = LossSchedule.from_run(source_dir)
     plan = RunPlan.of(config)
     splits = load_data(config)
+    warn_unlearnable(schedule, splits.num_classes)
     prepare_run_dir(layout, config, overwrite)
     seed_everything(config.seed)
-    logger.info("replaying %d steps of %s's best lineage", len(chain), source_dir)
+    logger.info("replaying %d steps of %s's best lineage", len(schedule.steps), source_dir)
 
     toolbox, space = plan.toolbox, plan.space
     halloffame = tools.HallOfFame(1, similar=same_uid)
@@ -50,12 +81,11 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     with plan.pool(splits, max_workers=1) as pool:  # one model: one worker
         record_provenance(layout, provenance("replay", pool, config.resources.backend))
         toolbox.register("map", plan.evaluation_map(pool, layout, observer))
-        for ancestor in chain:
-            generation = ancestor["generation"]
-            replayed[:] = [ancestor["genes"][name] for name in space.names]
-            replayed.parent_uid, replayed.uid = replayed.uid, f"g{generation:03d}-replay"
-            replayed.generation = generation
+        for step in schedule.steps:
+            replayed[:] = [step.genes[name] for name in space.names]
+            replayed.parent_uid, replayed.uid = replayed.uid, f"g{step.generation:03d}-replay"
+            replayed.generation = step.generation
             del replayed.fitness.values
             evaluated = evaluate_invalid([replayed], toolbox)
-            finish_generation(generation, [replayed], evaluated, logbook, stats, halloffame, recorder)
+            finish_generation(step.generation, [replayed], evaluated, logbook, stats, halloffame, recorder)
     return summarize(layout.root, logbook, halloffame)

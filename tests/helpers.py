@@ -42,3 +42,17 @@ def die_unless_marked(context, item):
 
 def torch_threads(context, item):
     return torch.get_num_threads()
+
+
+# A tiny digits run (about a second) whose best individual, g002-000, is an old elite (kept unchanged
+# through generation 3) and the child of another, g000-000: its lineage epoch 1 is clock epoch 2,
+# past the lr milestone. lr and momentum evolve too.
+OLD_ELITE = {
+    "name": "old_elite",
+    "seed": 11,
+    "data": {"dataset": "digits", "train_subset": 300},
+    "train": {"epochs_per_generation": 1, "batch_size": 32, "lr_milestones": [2]},
+    "evolution": {"population": 4, "elites": 2, "generations": 4,
+                  "genes": {"lr": {"low": 0.01, "high": 0.3, "scale": "log"}, "momentum": {"low": 0.5, "high": 0.95}}},
+    "resources": {"device": "cpu", "cpu_workers": 0, "threads_per_worker": 1},
+}

@@ -2,9 +2,15 @@
 import re
 from pathlib import Path
 
+from epbt_deap.config import build_config
+from epbt_deap.run import run
+from epbt_deap.schedule import LossSchedule
+from tests.helpers import OLD_ELITE
+
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "ablations-and-python.md").read_text(), flags=re.S)
+README_BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
 
 
 def test_the_python_guide_has_python_examples():
@@ -23,6 +29,19 @@ def test_loss_example_gives_a_scalar():
     namespace = {}
     exec(BLOCKS[1], namespace)
     assert namespace["loss"].shape == ()
+
+
+def test_the_readme_training_loop_trains_on_an_exported_schedule(tmp_path, monkeypatch, capsys):
+    run(build_config(OLD_ELITE), tmp_path / "run")
+    LossSchedule.from_run(tmp_path / "run").save(tmp_path / "schedule.json")
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "readme"}
+    exec(README_BLOCKS[0], namespace)
+    schedule = namespace["schedule"]
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == schedule.epochs >= 2 and printed[0].startswith("epoch 0: lr")
+    assert namespace["optimizer"].param_groups[0]["lr"] == schedule.lr_at(schedule.epochs - 1)
+    assert namespace["loss"].isfinite()
 
 
 def test_relative_links_lead_to_files():

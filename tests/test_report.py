@@ -91,6 +91,15 @@ def test_a_key_missing_from_an_older_run_matches_its_null_default():
     assert [len(runs) for runs in grouped.values()] == [2]
 
 
+def test_replays_of_several_seeds_are_one_method_apart_from_their_sources():
+    sources = [RunRecord(Path(f"s{seed}"), config("run", seed, "taylorglo", None), [], []) for seed in (0, 1)]
+    replays = [RunRecord(Path(f"r{seed}"), {**config("run_replay", seed, "taylorglo", None),
+                                            "replay_of": f"/runs/s{seed}"}, [], []) for seed in (0, 1)]
+    grouped = group_runs([*sources, *replays])
+    assert {label: [run.run_dir.name for run in runs] for label, runs in grouped.items()} == {
+        "EPBT": ["s0", "s1"], "replay": ["r0", "r1"]}
+
+
 def test_methods_that_share_a_description_are_told_apart_by_name():
     def record(name: str, sigma: float) -> RunRecord:
         cfg = config(name, 0, "taylorglo", None)

@@ -1,8 +1,9 @@
 """Run directories read for the report, and grouped into methods.
 
 Grouping: runs whose resolved configs are equal once ``name``, ``seed``, ``resources``,
-``data.dir`` and ``data.download`` are left out are seeds of one method. A method is
-labelled by its algorithm (``evolution.algorithm``, absent meaning ``epbt``) followed by
+``data.dir``, ``data.download`` and ``replay_of`` are left out are seeds of one method. A
+method is labelled by its algorithm (``evolution.algorithm``, absent meaning ``epbt``; a
+replay of a best lineage is ``replay``, whatever its source evolved with) followed by
 those of loss, model and dataset that differ between the methods, e.g.
 ``EPBT (taylorglo)`` against ``no PBT (cross_entropy)``. Methods that this leaves with
 the same label get their run name (a ``_seed<N>``/``-s<N>`` suffix stripped) appended,
@@ -23,8 +24,8 @@ import numpy as np
 from epbt_deap.contract import RunLogs, read_run_logs
 
 DEFAULT_ALGORITHM = "epbt"
-ALGORITHM_LABELS = {"epbt": "EPBT", "pbt": "PBT", "none": "no PBT"}
-NOT_METHOD_KEYS = ("name", "seed", "resources", "data.dir", "data.download")
+ALGORITHM_LABELS = {"epbt": "EPBT", "pbt": "PBT", "none": "no PBT", "replay": "replay"}
+NOT_METHOD_KEYS = ("name", "seed", "resources", "data.dir", "data.download", "replay_of")
 DESCRIPTIVE_KEYS = ("train.loss", "train.model", "data.dataset")
 SEED_SUFFIX = re.compile(r"[-_](seed|s)\d+$")
 
@@ -35,6 +36,8 @@ class RunRecord(RunLogs):
 
     @property
     def algorithm(self) -> str:
+        if self.setting("replay_of"):
+            return "replay"
         return self.setting("evolution.algorithm") or DEFAULT_ALGORITHM
 
     @property

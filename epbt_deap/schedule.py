@@ -1,0 +1,231 @@
+"""A run's loss schedule: the best lineage's genes for each epoch trained along it.
+
+EPBT's product is a schedule as much as a model: the best individual's ancestors each
+trained a few epochs with their own TaylorGLO theta (and lr, momentum where those
+evolved). :meth:`LossSchedule.from_run` reads that schedule from a run directory,
+indexed by the epochs trained along the lineage (0 is the first epoch of the
+generation-0 ancestor). A child of an older elite starts later on the run's clock than
+its lineage epoch, so each step also records its clock epoch and the learning rate each
+of its epochs actually used. After the lineage's last epoch the last step holds.
+
+:meth:`LossSchedule.save` writes it as a small JSON file (``SCHEMA``, version
+``SCHEMA_VERSION``; the fields are documented in docs/baselines-and-reports.md) and
+:meth:`LossSchedule.load` reads it back exactly.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from epbt_deap.checkpoints import write_atomically
+from epbt_deap.config import ConfigError, build_config
+from epbt_deap.contract import best_ancestry, read_run_logs
+from epbt_deap.errors import EpbtError, RunDirError
+from epbt_deap.learnability import check
+from epbt_deap.space import PARAMETER_NAMES
+from epbt_deap.training import LossFunction, TrainSettings, make_loss
+
+SCHEMA = "epbt-deap/loss-schedule"
+SCHEMA_VERSION = 1
+REDUCTION = "mean"  # Eq. 1's bracket averaged over the n classes and over the batch
+
+
+class ScheduleError(EpbtError):
+    """A schedule file that cannot be read, or a question the schedule cannot answer."""
+
+
+@dataclass(frozen=True)
+class FoundWith:
+    """Where the schedule comes from: the run, its data and model, and its best individual."""
+
+    run: str
+    dataset: str
+    model: str
+    num_classes: int | None  # None: an image folder that is no longer where the run found it
+    best_uid: str
+    fitness: float
+    test_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class LossSetting:
+    """What turns logits and targets into the loss, besides theta."""
+
+    name: str  # taylorglo or cross_entropy
+    taylorglo_scale: float  # multiplies Eq. 1
+    reduction: str = REDUCTION
+
+
+@dataclass(frozen=True)
+class SgdSetting:
+    """The optimiser recipe: SGD with step decay of ``lr`` at ``lr_milestones`` on the run's clock.
+
+    A gene named ``lr``, ``momentum`` or ``weight_decay`` overrides the value here for its step.
+    """
+
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_milestones: tuple[int, ...]
+    lr_gamma: float
+    batch_size: int
+    lr_clock: str = "run"  # milestones count the run's clock epochs (generation x epochs per generation)
+
+
+@dataclass(frozen=True)
+class ScheduleStep:
+    """One ancestor's share of the lineage: ``len(lr)`` epochs from lineage epoch ``epoch``."""
+
+    uid: str
+    generation: int
+    epoch: int  # first epoch of the step, counted along the lineage
+    clock_epoch: int  # the same epoch on the run's clock: where the lr recipe was read
+    genes: dict[str, float]  # all of the ancestor's genes: theta_0 .. theta_7 and any lr, momentum, weight_decay
+    lr: tuple[float, ...]  # the learning rate each epoch of the step used
+
+    @property
+    def epochs(self) -> int:
+        return len(self.lr)
+
+
+@dataclass(frozen=True)
+class LossSchedule:
+    """The best lineage's losses and hyperparameters, epoch by epoch (see the module docstring)."""
+
+    found_with: FoundWith
+    loss: LossSetting
+    sgd: SgdSetting
+    evolved: tuple[str, ...]  # the genes the run evolved
+    steps: tuple[ScheduleStep, ...]
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> LossSchedule:
+        """The schedule of the best lineage of the run in ``run_dir``."""
+        logs = read_run_logs(run_dir)
+        try:
+            config = build_config(logs.config)
+        except ConfigError as error:
+            raise RunDirError(f"{run_dir}/config.yaml: {error}") from None
+        train = config.train
+        chain = [row for row in best_ancestry(logs.lineage) if row.get("status", "ok") == "ok"]
+        if not chain:
+            raise RunDirError(f"{run_dir} has no successfully trained individual")
+        settings = TrainSettings.from_config(train)
+        steps, trained = [], 0
+        for row in chain:  # failed or diverged ancestors trained nothing their children kept: left out
+            clock = row["generation"] * train.epochs_per_generation
+            base = row["genes"].get("lr", settings.lr)
+            lr = tuple(settings.learning_rate(clock + offset, base) for offset in range(row["epochs"] - trained))
+            steps.append(ScheduleStep(row["uid"], row["generation"], trained, clock, dict(row["genes"]), lr))
+            trained = row["epochs"]
+        best = chain[-1]
+        found_with = FoundWith(config.name, config.data.dataset, str(train.model), config.data.num_classes(),
+                               best["uid"], best["fitness"], best.get("test_accuracy"))
+        sgd = SgdSetting(train.lr, train.momentum, train.weight_decay, tuple(train.lr_milestones), train.lr_gamma,
+                         train.batch_size)
+        return cls(found_with, LossSetting(train.loss, train.taylorglo_scale), sgd,
+                   config.search_space().names, tuple(steps))
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained along the lineage, all steps together."""
+        return self.steps[-1].epoch + self.steps[-1].epochs
+
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes the schedule was found with (Eq. 1's n)."""
+        return self.found_with.num_classes
+
+    def step_at(self, epoch: int) -> ScheduleStep:
+        """The step that trains lineage epoch ``epoch`` (0-based); after the last epoch, the last step."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be 0 or more, got {epoch}")
+        return next((step for step in self.steps if epoch < step.epoch + step.epochs), self.steps[-1])
+
+    def theta_at(self, epoch: int) -> tuple[float, ...]:
+        """TaylorGLO's theta_0 .. theta_7 at ``epoch``."""
+        if self.loss.name != "taylorglo":
+            raise ScheduleError(f"the schedule's loss is {self.loss.name}, which has no theta")
+        genes = self.step_at(epoch).genes
+        return tuple(genes[name] for name in PARAMETER_NAMES)
+
+    def genes_at(self, epoch: int) -> dict[str, float]:
+        """The evolved genes other than theta at ``epoch`` (lr, momentum, weight_decay where the run evolved them)."""
+        return {name: value for name, value in self.step_at(epoch).genes.items() if name not in PARAMETER_NAMES}
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate the lineage used at ``epoch`` (its lr gene or recipe, decayed on the run's clock)."""
+        step = self.step_at(epoch)
+        return step.lr[min(epoch - step.epoch, step.epochs - 1)]
+
+    def sgd_at(self, epoch: int) -> dict[str, float]:
+        """``lr``, ``momentum`` and ``weight_decay`` for SGD's parameter groups at ``epoch``."""
+        genes = self.step_at(epoch).genes
+        return {"lr": self.lr_at(epoch), "momentum": genes.get("momentum", self.sgd.momentum),
+                "weight_decay": genes.get("weight_decay", self.sgd.weight_decay)}
+
+    def loss_at(self, epoch: int, device: str | torch.device = "cpu") -> LossFunction:
+        """The loss ``(logits, targets) -> scalar`` that trained ``epoch``, exactly as training computes it.
+
+        ``device`` is where theta is held (any device works; the logits' own avoids a copy per call).
+        """
+        settings = TrainSettings(self.found_with.model, loss=self.loss.name,
+                                 taylorglo_scale=self.loss.taylorglo_scale)
+        return make_loss(settings, self.step_at(epoch).genes, torch.device(device))
+
+    def unlearnable_steps(self, num_classes: int) -> list[ScheduleStep]:
+        """The steps whose theta fails :func:`epbt_deap.learnability.check` for ``num_classes`` classes."""
+        if self.loss.name != "taylorglo":
+            return []
+        return [step for step in self.steps if not check(self.theta_at(step.epoch), num_classes).learnable]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schedule as the JSON file holds it."""
+        return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LossSchedule:
+        """The schedule of :meth:`to_dict`'s mapping; a one-line ScheduleError for another schema or version."""
+        if data.get("schema") != SCHEMA:
+            raise ScheduleError(f"not an epbt-deap loss schedule (schema {data.get('schema')!r}, expected {SCHEMA!r})")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ScheduleError(f"loss schedule version {data.get('schema_version')!r}: this epbt-deap reads "
+                                f"version {SCHEMA_VERSION}")
+        try:
+            sgd = {**data["sgd"], "lr_milestones": tuple(data["sgd"]["lr_milestones"])}
+            steps = tuple(ScheduleStep(**{**step, "lr": tuple(step["lr"])}) for step in data["steps"])
+            schedule = cls(FoundWith(**data["found_with"]), LossSetting(**data["loss"]), SgdSetting(**sgd),
+                           tuple(data["evolved"]), steps)
+        except (KeyError, TypeError) as error:
+            raise ScheduleError(f"loss schedule: missing or unexpected field ({error})") from None
+        if not steps:
+            raise ScheduleError("loss schedule: no steps")
+        if schedule.loss.reduction != REDUCTION:
+            raise ScheduleError(f"loss schedule: reduction {schedule.loss.reduction!r} is not {REDUCTION!r}")
+        return schedule
+
+    def save(self, path: str | Path) -> None:
+        """Write the schedule as JSON to ``path``, atomically."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        write_atomically(path, lambda stream: stream.write(text.encode()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> LossSchedule:
+        """Read a schedule written by :meth:`save`; a one-line ScheduleError for a bad file."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as error:
+            raise ScheduleError(f"{path}: cannot read ({error.strerror})") from None
+        except json.JSONDecodeError as error:
+            raise ScheduleError(f"{path}: not valid JSON ({error.msg})") from None
+        if not isinstance(data, dict):
+            raise ScheduleError(f"{path}: expected a JSON object")
+        try:
+            return cls.from_dict(data)
+        except ScheduleError as error:
+            raise ScheduleError(f"{path}: {error}") from None

@@ -1,0 +1,111 @@
+"""`LossSchedule`: the best lineage's genes epoch by epoch, exported to JSON and read back exactly."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli.main import main
+from epbt_deap.checkpoints import load_checkpoint
+from epbt_deap.config import build_config
+from epbt_deap.run import run
+from epbt_deap.schedule import LossSchedule, ScheduleError
+from epbt_deap.taylorglo import taylorglo_loss
+from tests.helpers import OLD_ELITE, read_jsonl
+
+
+@pytest.fixture(scope="module")
+def old_elite_run(tmp_path_factory):
+    """The OLD_ELITE run with every checkpoint kept, so that each ancestor's genes can be read back."""
+    run_dir = tmp_path_factory.mktemp("schedule") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("epbt_deap.recorder.remove_unreferenced", lambda folder, referenced: [])
+        run(build_config(OLD_ELITE), run_dir)
+    return run_dir
+
+
+def test_the_schedule_holds_each_ancestors_checkpointed_genes_by_epochs_trained(old_elite_run):
+    schedule = LossSchedule.from_run(old_elite_run)
+    best = schedule.steps[-1]
+    last_generation = OLD_ELITE["evolution"]["generations"] - 1
+    assert best.generation < last_generation, "the run's best must be an old elite"
+    assert any(step.clock_epoch != step.epoch for step in schedule.steps), "a child of an old elite starts later"
+    assert best.genes == load_checkpoint(old_elite_run / "best.pt")["genes"]
+    trained = 0
+    for step in schedule.steps:
+        checkpoint = load_checkpoint(old_elite_run / "checkpoints" / f"{step.uid}.pt")
+        assert step.genes == checkpoint["genes"]
+        assert step.epoch == trained and step.clock_epoch == step.generation * 1
+        trained = checkpoint["epochs"]
+        assert step.epoch + step.epochs == trained
+        assert schedule.genes_at(step.epoch) == {"lr": checkpoint["genes"]["lr"],
+                                                 "momentum": checkpoint["genes"]["momentum"]}
+        assert schedule.theta_at(step.epoch) == tuple(checkpoint["genes"][f"theta_{i}"] for i in range(8))
+        decayed = 0.1 if step.clock_epoch >= 2 else 1.0  # the milestone is on the run's clock
+        assert schedule.lr_at(step.epoch) == pytest.approx(checkpoint["genes"]["lr"] * decayed, rel=1e-12)
+        assert schedule.sgd_at(step.epoch)["momentum"] == checkpoint["genes"]["momentum"]
+    assert schedule.epochs == trained
+    assert schedule.step_at(schedule.epochs + 10) == best  # the last step holds
+    assert schedule.sgd_at(schedule.epochs + 10) == schedule.sgd_at(schedule.epochs - 1)
+    assert schedule.num_classes == 10 and schedule.sgd.batch_size == 32
+
+
+def test_loss_at_is_the_steps_taylorglo_loss(old_elite_run):
+    schedule = LossSchedule.from_run(old_elite_run)
+    logits, targets = torch.randn(5, 10, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 3, 9, 2, 2])
+    for step in schedule.steps:
+        expected = taylorglo_loss(logits, targets, schedule.theta_at(step.epoch))
+        assert torch.equal(schedule.loss_at(step.epoch)(logits, targets), expected)
+    first, last = (schedule.loss_at(step.epoch)(logits, targets) for step in (schedule.steps[0], schedule.steps[-1]))
+    assert not torch.equal(first, last)
+
+
+def test_export_and_load_round_trip_exactly(old_elite_run, tmp_path):
+    path = tmp_path / "schedule.json"
+    result = CliRunner().invoke(main, ["export", str(old_elite_run), "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    assert str(path) in result.output
+    loaded = LossSchedule.load(path)
+    assert loaded == LossSchedule.from_run(old_elite_run)
+    loaded.save(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == path.read_text()
+    stored = json.loads(path.read_text())
+    assert stored["schema_version"] == 1 and stored["loss"] == {"name": "taylorglo", "taylorglo_scale": 1.0,
+                                                               "reduction": "mean"}
+
+
+def test_failed_ancestors_are_left_out_of_the_schedule(old_elite_run, tmp_path):
+    """A failed child keeps its parent's weights: its genes trained nothing that its own child inherited."""
+    rows = read_jsonl(old_elite_run / "lineage.jsonl")
+    schedule = LossSchedule.from_run(old_elite_run)
+    first, best = schedule.steps[0].uid, schedule.steps[-1].uid
+    by_uid = {row["uid"]: row for row in rows}
+    failed = {**by_uid[first], "uid": "g001-failed", "generation": 1, "parent": first, "status": "failed",
+              "fitness": 0.0}
+    edited = [{**row, "parent": "g001-failed"} if row["uid"] == best else row for row in rows] + [failed]
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("config.yaml", "logbook.jsonl"):
+        (copy / name).write_text((old_elite_run / name).read_text())
+    (copy / "lineage.jsonl").write_text("".join(json.dumps(row) + "\n" for row in edited))
+    assert LossSchedule.from_run(copy).steps == schedule.steps
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{", "not valid JSON"),
+    ('{"schema": "other"}', "not an epbt-deap loss schedule"),
+    ('{"schema": "epbt-deap/loss-schedule", "schema_version": 9}', "loss schedule version 9"),
+    ('{"schema": "epbt-deap/loss-schedule", "schema_version": 1, "steps": []}', "missing or unexpected field"),
+])
+def test_a_bad_schedule_file_is_a_one_line_error(tmp_path, content, message):
+    path = tmp_path / "schedule.json"
+    path.write_text(content)
+    with pytest.raises(ScheduleError, match=message) as raised:
+        LossSchedule.load(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_export_of_a_folder_without_a_run_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["export", str(tmp_path), "--out", str(tmp_path / "s.json")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "not a run directory" in result.output and not (tmp_path / "s.json").exists()
