@@ -180,6 +180,19 @@ def report(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
     click.echo(f"\nwritten to {out_dir}: " + ", ".join(written.files))
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def show(run_dir: Path) -> None:
+    """Where the run in RUN_DIR stands, from its files alone (works while it runs, from any terminal)."""
+    from epbt_deap.show import describe, read_view
+
+    try:
+        view = read_view(run_dir)
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
+    click.echo("\n".join(describe(view)))
+
+
 class Terminated(BaseException):
     """SIGTERM, turned into an exception so that the run stops as on Ctrl-C.
 

@@ -1,6 +1,7 @@
 """What a run writes after each generation: logbook, lineage, best model, state; disk kept bounded."""
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import random
@@ -14,11 +15,17 @@ from deap import tools
 
 from epbt_deap.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
                                    save_checkpoint, save_pickle, write_atomically)
-from epbt_deap.contract import Observer, RunLayout
+from epbt_deap.contract import Observer, RunLayout, read_jsonl
 from epbt_deap.space import SearchSpace
 from epbt_deap.tensorboard import TensorBoardScalars
 
 logger = logging.getLogger("epbt_deap")
+
+
+def utc_now() -> str:
+    """The time now in UTC, ISO 8601 to the millisecond: when a generation finished."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "a") as stream:
@@ -82,10 +89,9 @@ def rewind_logs(layout: RunLayout, state: RunState) -> None:
     """Drop log rows written after ``state`` was saved (a run killed mid-callback)."""
     rows = [json.dumps(row) + "\n" for row in state.logbook]
     write_atomically(layout.logbook, lambda stream: stream.write("".join(rows).encode()))
-    lineage_path = layout.lineage
-    kept = [line + "\n" for line in lineage_path.read_text().splitlines()
-            if json.loads(line)["generation"] <= state.generation] if lineage_path.exists() else []
-    write_atomically(lineage_path, lambda stream: stream.write("".join(kept).encode()))
+    lineage = read_jsonl(layout.lineage, (), live=True) if layout.lineage.exists() else []  # a half-written row too
+    kept = [json.dumps(row) + "\n" for row in lineage if row["generation"] <= state.generation]
+    write_atomically(layout.lineage, lambda stream: stream.write("".join(kept).encode()))
 
 
 @dataclass
@@ -100,6 +106,7 @@ class RunRecorder:
     tensorboard: TensorBoardScalars | None = None
 
     def __call__(self, generation: int, population: list, evaluated: list, logbook: tools.Logbook) -> None:
+        logbook[-1]["time"] = utc_now()  # kept in the state's logbook too, so a resume rewrites it
         append_jsonl(self.layout.lineage, [lineage_row(ind, self.space) for ind in evaluated])
         append_jsonl(self.layout.logbook, [logbook[-1]])
         self.save_best()

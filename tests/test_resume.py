@@ -15,7 +15,7 @@ from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import build_config
 from epbt_deap.pool import InProcessPool
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, read_jsonl
+from tests.helpers import TINY, read_jsonl, read_logbook
 
 LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 6}}
 
@@ -47,12 +47,12 @@ def reference(tmp_path_factory):
     """The same run, never interrupted."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     run(build_config(LONGER), run_dir)
-    return read_jsonl(run_dir / "logbook.jsonl"), read_jsonl(run_dir / "lineage.jsonl")
+    return read_logbook(run_dir / "logbook.jsonl"), read_jsonl(run_dir / "lineage.jsonl")
 
 
 def assert_complete_and_equal(run_dir, reference):
     logbook, lineage = reference
-    assert read_jsonl(run_dir / "logbook.jsonl") == logbook  # every generation exactly once, same numbers
+    assert read_logbook(run_dir / "logbook.jsonl") == logbook  # every generation exactly once, same numbers
     resumed_lineage = read_jsonl(run_dir / "lineage.jsonl")
     assert [r["uid"] for r in resumed_lineage] == [r["uid"] for r in lineage]
     assert [r["fitness"] for r in resumed_lineage] == [r["fitness"] for r in lineage]
