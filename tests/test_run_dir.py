@@ -1,7 +1,6 @@
 """A run directory is self-contained: it resumes, replays and reports from any working
 directory, after it was moved or copied, and a run written with launch-relative paths
 (before paths were stored relative to the run directory) still resumes."""
-import json
 import os
 import pickle
 import re
