@@ -41,6 +41,11 @@ def fail(message: str, code: int = USER_ERROR_EXIT) -> None:
     sys.exit(code)
 
 
+def shown(accuracy: float | None) -> str:
+    """An accuracy to 4 places, or n/a where none was measured (no validation set, no test)."""
+    return "n/a" if accuracy is None else f"{accuracy:.4f}"
+
+
 def overrides_from(options: dict[str, Any], assignments: tuple[str, ...]) -> dict[str, Any]:
     """Config overrides from shorthand options (those given) and ``--set key=value`` pairs."""
     overrides = {OPTION_KEYS[name]: value for name, value in options.items() if value is not None}
@@ -70,9 +75,8 @@ class ProgressObserver:
     def generation_finished(self, row: dict[str, Any]) -> None:
         if self.bar is not None:
             self.bar.close()
-        test = "n/a" if row["best_test"] is None else f"{row['best_test']:.4f}"
-        click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {row['max']:.4f} | "
-                   f"mean {row['avg']:.4f} | test of best {test} | epoch {row['epochs']}")
+        click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {shown(row['max'])} | "
+                   f"mean {shown(row['avg'])} | test of best {shown(row['best_test'])} | epoch {row['epochs']}")
 
 
 class OneLineErrors(click.Group):
@@ -229,9 +233,8 @@ def execute(action: Callable[[ProgressObserver], Any], run_dir: Path) -> None:
         fail(f"terminated; {resume_hint}", code=143)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-    test = "n/a" if summary.best_test_accuracy is None else f"{summary.best_test_accuracy:.4f}"
-    click.echo(f"best {summary.best_uid}: validation {summary.best_fitness:.4f}, test {test}; "
-               f"run directory {summary.run_dir}")
+    click.echo(f"best {summary.best_uid}: validation {shown(summary.best_fitness)}, "
+               f"test {shown(summary.best_test_accuracy)}; run directory {summary.run_dir}")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ class EvalResult:
     """What a worker reports back; the main process writes it onto the individual."""
 
     uid: str
-    fitness: float
+    fitness: float  # validation accuracy; nan for a run without a validation set (data.val_size: 0)
     test_accuracy: float
     train_loss: float
     epochs: int  # epochs the returned weights were trained in all, ancestors included

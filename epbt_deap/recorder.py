@@ -40,7 +40,7 @@ def lineage_row(individual: Any, space: SearchSpace) -> dict[str, Any]:
         "parent": individual.parent_uid,
         "partner": individual.partner_uid,
         "genes": space.decode(individual),
-        "fitness": individual.fitness.values[0],
+        "fitness": individual.validation,
         "epochs": individual.epochs,
         **individual.metrics,
     }
@@ -125,8 +125,8 @@ class RunRecorder:
         if best.checkpoint is None or best.uid == self.best_uid:
             return
         payload = load_checkpoint(self.layout.resolve(best.checkpoint))
-        payload.update(uid=best.uid, genes=self.space.decode(best), fitness=best.fitness.values[0],
+        payload.update(uid=best.uid, genes=self.space.decode(best), fitness=best.validation,
                        test_accuracy=best.metrics.get("test_accuracy"), generation=best.generation)
         save_checkpoint(payload, self.layout.best)
         self.best_uid = best.uid
-        logger.info("new best %s: fitness %.4f", best.uid, best.fitness.values[0])
+        logger.info("new best %s: fitness %s", best.uid, best.validation)

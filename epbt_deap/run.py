@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from deap import base, tools
 
-from epbt_deap.algorithms import eaElitist, eaTruncation, same_uid
+from epbt_deap.algorithms import LatestHallOfFame, eaElitist, eaTruncation, same_uid
 from epbt_deap.config import Config, load_config
 from epbt_deap.contract import Observer, Pool, RunLayout
 from epbt_deap.data import ImageSplits, load_splits
@@ -37,7 +37,7 @@ class RunSummary:
     run_dir: Path
     logbook: tools.Logbook
     best_uid: str
-    best_fitness: float
+    best_fitness: float | None  # None without a validation set
     best_test_accuracy: float | None
 
 
@@ -92,7 +92,14 @@ class RunPlan:
 
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:
     best = halloffame[0]
-    return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))
+    return RunSummary(run_dir, logbook, best.uid, best.validation, best.metrics.get("test_accuracy"))
+
+
+def hall_of_fame(config: Config, size: int) -> tools.HallOfFame:
+    """The fittest ``size`` individuals; without a validation set (``data.val_size: 0``), the newest."""
+    if config.data.val_size == 0:
+        return LatestHallOfFame(size, similar=same_uid)
+    return tools.HallOfFame(size, similar=same_uid)
 
 
 def anchored(config: Config) -> Config:
@@ -137,7 +144,7 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
         record_provenance(layout, provenance("run" if state is None else "resume", pool, config.resources.backend))
         toolbox.register("map", plan.evaluation_map(pool, layout, observer))
         if state is None:
-            halloffame = tools.HallOfFame(evolution.hall_of_fame, similar=same_uid)
+            halloffame = hall_of_fame(config, evolution.hall_of_fame)
             population, logbook, start_gen = toolbox.population(n=evolution.population), None, 0
         else:
             halloffame, population, logbook = state.halloffame, state.population, state.logbook
