@@ -143,13 +143,29 @@ def configs() -> None:
         click.echo(f"{name:<{width}}  {config_summary(path)}")
 
 
+RESUME_KEYS = ("train.lr_milestones",)  # the settings a resume may change: those on the run's clock
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def resume(run_dir: Path) -> None:
-    """Continue an interrupted run from its last completed generation."""
+@click.option("--generations", type=int,
+              help="Extend the run to this many generations in all (generation 0 included); needs --set "
+                   "train.lr_milestones=[...] for the longer clock (the same list keeps them).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help=f"Change {', '.join(RESUME_KEYS)} (epochs on the run's clock), e.g. with --generations.")
+def resume(run_dir: Path, generations: int | None, assignments: tuple[str, ...]) -> None:
+    """Continue an interrupted run from its last completed generation, or extend a run with --generations."""
     from epbt_deap.run import resume as resume_run
 
-    execute(lambda observer: resume_run(run_dir, observer), run_dir)
+    try:
+        changes = dict(parse_assignment(text) for text in assignments)
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
+    for key in changes:
+        if key not in RESUME_KEYS:
+            fail(f"--set {key}: resume can change only {', '.join(RESUME_KEYS)}; the rest is what the run ran with")
+    milestones = changes.get("train.lr_milestones")
+    execute(lambda observer: resume_run(run_dir, observer, generations, milestones), run_dir)
 
 
 @main.command()

@@ -164,10 +164,22 @@ class ResourcesConfig(Section):
     shared_storage: bool = True  # with Ray: does every node see the run directory (NFS or similar)?
 
 
+class Extension(Section):
+    """One ``epbt-deap resume --generations`` of a run (or change of its milestones), as config.yaml records it."""
+
+    after_generation: int  # the last generation completed when the run was extended (-1: none)
+    generations_before: int
+    generations: int
+    lr_milestones_before: list[int]
+    lr_milestones: list[int]
+    time: str  # UTC, ISO 8601
+
+
 class Config(Section):
     name: str = "epbt"
     seed: int = 0
     replay_of: str | None = None  # set by `epbt-deap replay`: the run whose best lineage was replayed
+    extensions: list[Extension] = []  # set by `epbt-deap resume --generations`, oldest first
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     evolution: EvolutionConfig = EvolutionConfig()

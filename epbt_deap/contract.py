@@ -13,6 +13,7 @@ after its directory was moved or copied.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -190,6 +191,11 @@ class RunLogs:
     @property
     def seed(self) -> int:
         return int(self.config.get("seed", 0))
+
+
+def utc_now() -> str:
+    """The time now in UTC, ISO 8601 to the millisecond, as the run's files record times."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def read_jsonl(path: Path, required: Sequence[str], live: bool = False) -> list[dict[str, Any]]:

@@ -1,7 +1,6 @@
 """What a run writes after each generation: logbook, lineage, best model, state; disk kept bounded."""
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import random
@@ -15,16 +14,11 @@ from deap import tools
 
 from epbt_deap.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
                                    save_checkpoint, save_pickle, write_atomically)
-from epbt_deap.contract import Observer, RunLayout, read_jsonl
+from epbt_deap.contract import Observer, RunLayout, read_jsonl, utc_now
 from epbt_deap.space import SearchSpace
 from epbt_deap.tensorboard import TensorBoardScalars
 
 logger = logging.getLogger("epbt_deap")
-
-
-def utc_now() -> str:
-    """The time now in UTC, ISO 8601 to the millisecond: when a generation finished."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -106,7 +100,7 @@ class RunRecorder:
     tensorboard: TensorBoardScalars | None = None
 
     def __call__(self, generation: int, population: list, evaluated: list, logbook: tools.Logbook) -> None:
-        logbook[-1]["time"] = utc_now()  # kept in the state's logbook too, so a resume rewrites it
+        logbook[-1]["time"] = utc_now()  # when the generation finished; kept in the state's logbook too, so a resume rewrites it
         append_jsonl(self.layout.lineage, [lineage_row(ind, self.space) for ind in evaluated])
         append_jsonl(self.layout.logbook, [logbook[-1]])
         self.save_best()
