@@ -74,3 +74,12 @@ def test_milestones_ahead_of_the_clock_may_move():
     passed = build_config(SHORT, {"train.lr_milestones": [1]})  # epoch 1 trained at the decayed rate
     with pytest.raises(ConfigError, match=r"milestones \[1\] before epoch 2; those must stay \(got \[\]\)"):
         extended(passed, 2, generations=6, lr_milestones=[4])
+
+
+def test_the_command_line_extends_a_copy_of_the_run(finished, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    result = resume_cli(run_dir, "--generations", "3", "--set", "train.lr_milestones=[2]")
+    assert result.exit_code == 0, result.output
+    assert [row["gen"] for row in read_jsonl(run_dir / "logbook.jsonl")] == [0, 1, 2]
+    assert "generations: 3" in (run_dir / "config.yaml").read_text()
