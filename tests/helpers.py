@@ -32,6 +32,22 @@ def read_logbook(path):
     return untimed(read_jsonl(path))
 
 
+class RowObserver:
+    """A run observer that hands each finished generation's logbook row to ``on_row``."""
+
+    def __init__(self, on_row):
+        self.on_row = on_row
+
+    def generation_started(self, generation, evaluations):
+        pass
+
+    def evaluation_finished(self, result):
+        pass
+
+    def generation_finished(self, row):
+        self.on_row(row)
+
+
 def make_context(device, data):
     return {"device": device, "pid": os.getpid(), "data": data, "calls": [0]}
 

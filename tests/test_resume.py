@@ -15,7 +15,7 @@ from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import build_config
 from epbt_deap.pool import InProcessPool
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, read_jsonl, read_logbook
+from tests.helpers import TINY, RowObserver, read_jsonl, read_logbook
 
 LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 6}}
 
@@ -183,18 +183,8 @@ def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path
 @pytest.mark.slow
 def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     counts = []
-
-    class CountFiles:
-        def generation_started(self, generation, evaluations):
-            pass
-
-        def evaluation_finished(self, result):
-            pass
-
-        def generation_finished(self, row):
-            counts.append(len(list((tmp_path / "run" / "checkpoints").iterdir())))
-
-    run(build_config(LONGER), tmp_path / "run", observer=CountFiles())
+    count_files = RowObserver(lambda row: counts.append(len(list((tmp_path / "run" / "checkpoints").iterdir()))))
+    run(build_config(LONGER), tmp_path / "run", observer=count_files)
     assert len(counts) == 6
     assert all(count <= LONGER["evolution"]["population"] + 1 for count in counts)
 

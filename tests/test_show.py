@@ -12,7 +12,7 @@ from epbt_deap.contract import read_run_logs
 from epbt_deap.errors import RunDirError
 from epbt_deap.run import resume, run
 from epbt_deap.show import describe, read_view
-from tests.helpers import TINY
+from tests.helpers import TINY, RowObserver
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 THETA = {f"theta_{i}": value for i, value in enumerate([0, 0, 0, 0, 0, 1, 0, 0])}
@@ -103,18 +103,10 @@ def test_a_folder_without_a_run_is_one_line(tmp_path):
 SMALL = {**TINY, "evolution": {"population": 2, "elites": 1, "generations": 3}}
 
 
-class StopAfterGeneration1:
-    """An observer that interrupts the run once generation 1 is on disk, as Ctrl-C would."""
-
-    def generation_started(self, generation, evaluations):
-        pass
-
-    def evaluation_finished(self, result):
-        pass
-
-    def generation_finished(self, row):
-        if row["gen"] == 1:
-            raise KeyboardInterrupt
+def stop_after_generation_1(row):
+    """Interrupt the run once generation 1 is on disk, as Ctrl-C would."""
+    if row["gen"] == 1:
+        raise KeyboardInterrupt
 
 
 def show(run_dir):
@@ -126,7 +118,7 @@ def show(run_dir):
 def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished(tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run(build_config(SMALL), run_dir, observer=StopAfterGeneration1())
+        run(build_config(SMALL), run_dir, observer=RowObserver(stop_after_generation_1))
     with open(run_dir / "logbook.jsonl", "a") as logbook, open(run_dir / "lineage.jsonl", "a") as lineage:
         logbook.write('{"gen": 2, "evals": 1, "av')  # killed while generation 2 was being written
         lineage.write('{"uid": "g002-000", "generation": 2, "par')
