@@ -244,7 +244,8 @@ def read_config_mapping(path: Path) -> dict[str, Any]:
 def read_run_logs(run_dir: str | Path, live: bool = False) -> RunLogs:
     """Read ``config.yaml``, ``logbook.jsonl`` and (when present) ``lineage.jsonl`` of ``run_dir``.
 
-    ``live``: the run may be in progress, so a half-written last line of either log is left out.
+    ``live``: the run may be in progress, so a half-written last line of either log is left
+    out, and an empty logbook (generation 0 still training) is no error.
     """
     run_dir = Path(run_dir)
     layout = RunLayout.at(run_dir)
@@ -254,7 +255,7 @@ def read_run_logs(run_dir: str | Path, live: bool = False) -> RunLogs:
         if not required.is_file():
             raise RunDirError(f"{run_dir}: not a run directory (no {required.name})")
     logbook = read_jsonl(layout.logbook, LOGBOOK_KEYS, live)
-    if not logbook:
+    if not logbook and not live:
         raise RunDirError(f"{layout.logbook}: empty, the run finished no generation")
     lineage = read_jsonl(layout.lineage, LINEAGE_KEYS, live) if layout.lineage.is_file() else []
     return RunLogs(run_dir, read_config_mapping(layout.config), logbook, lineage)

@@ -30,8 +30,8 @@ class RunView:
 
     @property
     def generation(self) -> int:
-        """The last completed generation."""
-        return int(self.logs.logbook[-1]["gen"])
+        """The last completed generation (-1 while generation 0 trains)."""
+        return int(self.logs.logbook[-1]["gen"]) if self.logs.logbook else -1
 
     @property
     def generations(self) -> int:
@@ -43,7 +43,7 @@ class RunView:
 
     @property
     def epochs(self) -> int:
-        return int(self.logs.logbook[-1]["epochs"])
+        return int(self.logs.logbook[-1]["epochs"]) if self.logs.logbook else 0
 
     @property
     def total_epochs(self) -> int:
@@ -119,8 +119,9 @@ def describe(view: RunView) -> list[str]:
     """The lines ``epbt-deap show`` prints."""
     logs = view.logs
     state = "finished" if view.finished else "not finished (in progress, or stopped: resume continues it)"
+    done = f"0 to {view.generation}" if view.generation >= 0 else "generation 0 is training, or was stopped"
     lines = [f"run {logs.name} in {logs.run_dir}: {state}",
-             f"generations: {view.generation + 1} of {view.generations} done (0 to {view.generation}), "
+             f"generations: {view.generation + 1} of {view.generations} done ({done}), "
              f"epoch {view.epochs} of {view.total_epochs} on the run's clock"]
     lines += timing_lines(view)
     lines += best_lines(view, logs.setting("train.loss") or "taylorglo")
@@ -130,11 +131,12 @@ def describe(view: RunView) -> list[str]:
 
 def timing_lines(view: RunView) -> list[str]:
     """Elapsed time, time since the last generation and the estimate to finish."""
-    last = view.row_times[-1]
-    if view.elapsed is None or last is None:
-        return ["elapsed: unknown (this run's logbook has no timestamps)"]
+    if view.elapsed is None:
+        reason = "no provenance.json" if not view.starts else "this run's logbook has no timestamps"
+        return [f"elapsed: unknown ({reason})"]
     lines = [f"elapsed {duration(view.elapsed)} since the start at {view.starts[0]:%Y-%m-%d %H:%M:%S} UTC"]
-    if not view.finished:
+    last = view.row_times[-1] if view.row_times else None
+    if not view.finished and last is not None:
         lines.append(f"last generation finished {duration(view.now - last)} ago")
         remaining = view.remaining
         if remaining is not None:
@@ -147,7 +149,7 @@ def best_lines(view: RunView, loss: str) -> list[str]:
     """The best individual: accuracies, genes and its loss as a formula."""
     best = view.best
     if best is None:
-        return ["best: none yet (no evaluation succeeded)"]
+        return ["best: none yet (no evaluation has succeeded)"]
     lines = [f"best {best['uid']} (generation {best['generation']}, {best['epochs']} epochs trained): "
              f"validation {accuracy(best['fitness'], 'n/a (no validation set)')}, "
              f"test {accuracy(best.get('test_accuracy'))}"]

@@ -61,9 +61,16 @@ def test_the_pace_counts_only_generations_since_the_latest_resume(tmp_path):
 
 
 def test_a_logbook_without_timestamps_still_reads(tmp_path):
-    run_dir = write_run(tmp_path / "run", [None, None], [lineage_row("g000-000", 0)])
+    run_dir = write_run(tmp_path / "run", [None, None], [lineage_row("g000-000", 0)], generations=2)
     text = "\n".join(describe(read_view(run_dir)))
-    assert "elapsed: unknown (this run's logbook has no timestamps)" in text and "to finish" not in text
+    assert ": finished" in text and "elapsed: unknown (this run's logbook has no timestamps)" in text
+
+
+def test_a_run_still_in_generation_0_shows_its_elapsed_time(tmp_path):
+    run_dir = write_run(tmp_path / "run", [], [])
+    text = "\n".join(describe(read_view(run_dir, now=at(42))))
+    assert "generations: 0 of 6 done (generation 0 is training, or was stopped), epoch 0 of 12" in text
+    assert "elapsed 42 s since the start" in text and "best: none yet" in text and "to finish" not in text
 
 
 def test_the_best_its_loss_and_the_failures(tmp_path):
