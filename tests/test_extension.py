@@ -22,6 +22,7 @@ def finished(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_extending_g_to_2g_generations_gives_the_logbook_of_an_uninterrupted_2g_run(finished, tmp_path):
     run_dir = tmp_path / "extended"
     shutil.copytree(finished, run_dir)

@@ -46,6 +46,7 @@ def test_no_validation_set_trains_on_every_training_image():
     assert torch.equal(every.test_labels, held_out.test_labels)
 
 
+@pytest.mark.slow
 def test_baseline_1_without_validation_records_null_and_reports_replays_and_shows(tmp_path):
     summary = run(build_config(BASELINE), tmp_path / "b1")
     lineage, logbook = read_jsonl(tmp_path / "b1" / "lineage.jsonl"), read_jsonl(tmp_path / "b1" / "logbook.jsonl")

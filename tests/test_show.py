@@ -122,6 +122,7 @@ def show(run_dir):
     return result.output
 
 
+@pytest.mark.slow
 def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished(tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
