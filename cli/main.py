@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable
@@ -70,7 +71,7 @@ class ProgressObserver:
     def evaluation_finished(self, result: Any) -> None:
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(last=f"{result.fitness:.3f}")
+            self.bar.set_postfix(last="n/a" if math.isnan(result.fitness) else f"{result.fitness:.3f}")
 
     def generation_finished(self, row: dict[str, Any]) -> None:
         if self.bar is not None:
