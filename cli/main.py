@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable
@@ -41,6 +42,11 @@ def fail(message: str, code: int = USER_ERROR_EXIT) -> None:
     sys.exit(code)
 
 
+def shown(accuracy: float | None) -> str:
+    """An accuracy to 4 places, or n/a where none was measured (no validation set, no test)."""
+    return "n/a" if accuracy is None else f"{accuracy:.4f}"
+
+
 def overrides_from(options: dict[str, Any], assignments: tuple[str, ...]) -> dict[str, Any]:
     """Config overrides from shorthand options (those given) and ``--set key=value`` pairs."""
     overrides = {OPTION_KEYS[name]: value for name, value in options.items() if value is not None}
@@ -65,14 +71,13 @@ class ProgressObserver:
     def evaluation_finished(self, result: Any) -> None:
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(last=f"{result.fitness:.3f}")
+            self.bar.set_postfix(last="n/a" if math.isnan(result.fitness) else f"{result.fitness:.3f}")
 
     def generation_finished(self, row: dict[str, Any]) -> None:
         if self.bar is not None:
             self.bar.close()
-        test = "n/a" if row["best_test"] is None else f"{row['best_test']:.4f}"
-        click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {row['max']:.4f} | "
-                   f"mean {row['avg']:.4f} | test of best {test} | epoch {row['epochs']}")
+        click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {shown(row['max'])} | "
+                   f"mean {shown(row['avg'])} | test of best {shown(row['best_test'])} | epoch {row['epochs']}")
 
 
 class OneLineErrors(click.Group):
@@ -139,13 +144,29 @@ def configs() -> None:
         click.echo(f"{name:<{width}}  {config_summary(path)}")
 
 
+RESUME_KEYS = ("train.lr_milestones",)  # the settings a resume may change: those on the run's clock
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def resume(run_dir: Path) -> None:
-    """Continue an interrupted run from its last completed generation."""
+@click.option("--generations", type=int,
+              help="Extend the run to this many generations in all (generation 0 included); needs --set "
+                   "train.lr_milestones=[...] for the longer clock (the same list keeps them).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help=f"Change {', '.join(RESUME_KEYS)} (epochs on the run's clock), e.g. with --generations.")
+def resume(run_dir: Path, generations: int | None, assignments: tuple[str, ...]) -> None:
+    """Continue an interrupted run from its last completed generation, or extend a run with --generations."""
     from epbt_deap.run import resume as resume_run
 
-    execute(lambda observer: resume_run(run_dir, observer), run_dir)
+    try:
+        changes = dict(parse_assignment(text) for text in assignments)
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
+    for key in changes:
+        if key not in RESUME_KEYS:
+            fail(f"--set {key}: resume can change only {', '.join(RESUME_KEYS)}; the rest is what the run ran with")
+    milestones = changes.get("train.lr_milestones")
+    execute(lambda observer: resume_run(run_dir, observer, generations, milestones), run_dir)
 
 
 @main.command()
@@ -211,6 +232,19 @@ def report(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
     click.echo(f"\nwritten to {out_dir}: " + ", ".join(written.files))
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def show(run_dir: Path) -> None:
+    """Where the run in RUN_DIR stands, from its files alone (works while it runs, from any terminal)."""
+    from epbt_deap.show import describe, read_view
+
+    try:
+        view = read_view(run_dir)
+    except EpbtError as error:
+        fail(str(error), error.exit_code)
+    click.echo("\n".join(describe(view)))
+
+
 class Terminated(BaseException):
     """SIGTERM, turned into an exception so that the run stops as on Ctrl-C.
 
@@ -247,9 +281,8 @@ def execute(action: Callable[[ProgressObserver], Any], run_dir: Path) -> None:
         fail(f"terminated; {resume_hint}", code=143)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-    test = "n/a" if summary.best_test_accuracy is None else f"{summary.best_test_accuracy:.4f}"
-    click.echo(f"best {summary.best_uid}: validation {summary.best_fitness:.4f}, test {test}; "
-               f"run directory {summary.run_dir}")
+    click.echo(f"best {summary.best_uid}: validation {shown(summary.best_fitness)}, "
+               f"test {shown(summary.best_test_accuracy)}; run directory {summary.run_dir}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,17 @@ def same_uid(first: Any, second: Any) -> bool:
     return first.uid == second.uid
 
 
+class LatestHallOfFame(tools.HallOfFame):
+    """A hall of fame of the newest individuals, not the fittest: for a run without a
+    validation set (one model, fitness nan), whose best is the one trained longest."""
+
+    def update(self, population: Sequence) -> None:
+        newest = sorted(population, key=lambda ind: ind.generation)[-self.maxsize:]
+        self.clear()
+        for individual in newest:
+            self.insert(individual)
+
+
 def evaluate_invalid(individuals: Sequence, toolbox: base.Toolbox) -> list:
     """Evaluate the individuals without a valid fitness through ``toolbox.map``."""
     invalid = [ind for ind in individuals if not ind.fitness.valid]

@@ -39,7 +39,7 @@ class DataConfig(Section):
     dataset: Literal[DATASETS] = "cifar10"
     dir: Path | None = None
     download: bool = True
-    val_size: int | None = Field(None, ge=1)
+    val_size: int | None = Field(None, ge=0)  # 0: no validation set (Baseline 1 alone: one model, no selection)
     train_subset: int | None = Field(None, ge=1)
     test_subset: int | None = Field(None, ge=1)
     augment: bool | None = None
@@ -164,10 +164,22 @@ class ResourcesConfig(Section):
     shared_storage: bool = True  # with Ray: does every node see the run directory (NFS or similar)?
 
 
+class Extension(Section):
+    """One ``epbt-deap resume --generations`` of a run (or change of its milestones), as config.yaml records it."""
+
+    after_generation: int  # the last generation completed when the run was extended (-1: none)
+    generations_before: int
+    generations: int
+    lr_milestones_before: list[int]
+    lr_milestones: list[int]
+    time: str  # UTC, ISO 8601
+
+
 class Config(Section):
     name: str = "epbt"
     seed: int = 0
     replay_of: str | None = None  # set by `epbt-deap replay`: the run whose best lineage was replayed
+    extensions: list[Extension] = []  # set by `epbt-deap resume --generations`, oldest first
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     evolution: EvolutionConfig = EvolutionConfig()
@@ -184,6 +196,11 @@ class Config(Section):
                 and not self.resources.shared_storage):
             raise ValueError("train.trainer vectorized with Ray needs resources.shared_storage: true")
         space = self.search_space()  # raises for genes with bad bounds
+        evolution = self.evolution
+        if self.data.val_size == 0 and (evolution.algorithm != "none" or evolution.population != 1):
+            raise ValueError("data.val_size: 0 leaves no validation set, which only one model without selection "
+                             "can do without (evolution.algorithm none, population 1); selection ranks models "
+                             "by validation accuracy")
         if self.evolution.algorithm != "none" and not len(space):
             raise ValueError("evolution: with train.loss cross_entropy there is no theta to evolve; "
                              "add evolution.genes or set evolution.algorithm to none (need at least one gene)")

@@ -4,7 +4,7 @@
 - Who carries it: a :class:`Pool` runs ``fn(context, item)`` on long-lived workers; an
   :class:`Observer` hears progress.
 - Where it lands: the run directory, laid out by :class:`RunLayout` and read back by
-  :func:`read_run_logs` (for report and replay).
+  :func:`read_run_logs` (for report, replay and show).
 
 A run directory is self-contained: every path stored in it (an individual's checkpoint
 in the pickled state) is relative to it, and :class:`RunLayout` resolves such a path
@@ -13,6 +13,7 @@ after its directory was moved or copied.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -46,7 +47,7 @@ class EvalResult:
     """What a worker reports back; the main process writes it onto the individual."""
 
     uid: str
-    fitness: float
+    fitness: float  # validation accuracy; nan for a run without a validation set (data.val_size: 0)
     test_accuracy: float
     train_loss: float
     epochs: int  # epochs the returned weights were trained in all, ancestors included
@@ -192,13 +193,25 @@ class RunLogs:
         return int(self.config.get("seed", 0))
 
 
-def read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
-    """The JSON object on each line of ``path``, each holding the ``required`` keys."""
+def utc_now() -> str:
+    """The time now in UTC, ISO 8601 to the millisecond, as the run's files record times."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def read_jsonl(path: Path, required: Sequence[str], live: bool = False) -> list[dict[str, Any]]:
+    """The JSON object on each line of ``path``, each holding the ``required`` keys.
+
+    With ``live`` (a run that may be writing the file now) a last line without its newline
+    is left out: it is a row still being written.
+    """
     rows = []
     try:
-        lines = path.read_text().splitlines()
+        text = path.read_text()
     except OSError as error:
         raise RunDirError(f"{path}: cannot read ({error.strerror})") from error
+    lines = text.splitlines()
+    if live and lines and not text.endswith("\n"):
+        lines.pop()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -228,8 +241,12 @@ def read_config_mapping(path: Path) -> dict[str, Any]:
     return config
 
 
-def read_run_logs(run_dir: str | Path) -> RunLogs:
-    """Read ``config.yaml``, ``logbook.jsonl`` and (when present) ``lineage.jsonl`` of ``run_dir``."""
+def read_run_logs(run_dir: str | Path, live: bool = False) -> RunLogs:
+    """Read ``config.yaml``, ``logbook.jsonl`` and (when present) ``lineage.jsonl`` of ``run_dir``.
+
+    ``live``: the run may be in progress, so a half-written last line of either log is left
+    out, and an empty logbook (generation 0 still training) is no error.
+    """
     run_dir = Path(run_dir)
     layout = RunLayout.at(run_dir)
     if not layout.root.is_dir():
@@ -237,18 +254,38 @@ def read_run_logs(run_dir: str | Path) -> RunLogs:
     for required in (layout.config, layout.logbook):
         if not required.is_file():
             raise RunDirError(f"{run_dir}: not a run directory (no {required.name})")
-    logbook = read_jsonl(layout.logbook, LOGBOOK_KEYS)
-    if not logbook:
+    logbook = read_jsonl(layout.logbook, LOGBOOK_KEYS, live)
+    if not logbook and not live:
         raise RunDirError(f"{layout.logbook}: empty, the run finished no generation")
-    lineage = read_jsonl(layout.lineage, LINEAGE_KEYS) if layout.lineage.is_file() else []
+    lineage = read_jsonl(layout.lineage, LINEAGE_KEYS, live) if layout.lineage.is_file() else []
     return RunLogs(run_dir, read_config_mapping(layout.config), logbook, lineage)
+
+
+def read_provenance(layout: RunLayout) -> list[dict[str, Any]]:
+    """The entries of ``provenance.json``, one per start, resume or replay, oldest first ([] when absent)."""
+    if not layout.provenance.exists():
+        return []
+    try:
+        entries = json.loads(layout.provenance.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{layout.provenance}: unreadable ({error})") from error
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise RunDirError(f"{layout.provenance}: expected a list of entries")
+    return entries
 
 
 def best_ancestry(lineage_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The best individual's ancestry, generation 0 first: the row with the highest fitness
-    (ties: the latest generation, then the latest row) and its ``parent`` links back."""
+    (ties: the latest generation, then the latest row) and its ``parent`` links back.
+
+    A run without validation (``data.val_size: 0``, fitness null) has no best by fitness:
+    its best is the latest individual that trained (status ok).
+    """
     scored = [(row["fitness"], row["generation"], index) for index, row in enumerate(lineage_rows)
               if row["fitness"] is not None and not math.isnan(row["fitness"])]
+    if not scored:
+        scored = [(0.0, row["generation"], index) for index, row in enumerate(lineage_rows)
+                  if row["fitness"] is None and row.get("status", "ok") == "ok"]
     if not scored:
         return []
     by_uid = {row["uid"]: row for row in lineage_rows}

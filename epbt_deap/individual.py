@@ -5,6 +5,7 @@ process does not have them. These plain classes behave the same and always impor
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +46,12 @@ class Individual(list):
         self.checkpoint = checkpoint
         self.epochs = epochs
         self.metrics: dict[str, Any] = {}
+
+    @property
+    def validation(self) -> float | None:
+        """The fitness as the run records it: validation accuracy, None without a validation set (nan)."""
+        fitness = self.fitness.values[0]
+        return None if math.isnan(fitness) else fitness
 
     def __repr__(self) -> str:
         fitness = self.fitness.values[0] if self.fitness.valid else None

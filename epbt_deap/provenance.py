@@ -15,7 +15,8 @@ import torch
 
 import epbt_deap
 from epbt_deap.checkpoints import write_atomically
-from epbt_deap.contract import Pool, RunLayout
+from epbt_deap.contract import Pool, RunLayout, read_provenance
+from epbt_deap.errors import RunDirError
 
 logger = logging.getLogger("epbt_deap")
 
@@ -62,14 +63,11 @@ def provenance(command: str, pool: Pool, backend: str) -> dict[str, Any]:
 
 def record_provenance(layout: RunLayout, entry: dict[str, Any]) -> None:
     """Append ``entry`` to the run's ``provenance.json`` (a list, oldest first)."""
-    entries: list[Any] = []
-    if layout.provenance.exists():
-        try:
-            entries = json.loads(layout.provenance.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            logger.warning("%s is unreadable (%s); starting it again", layout.provenance, error)
-        if not isinstance(entries, list):
-            entries = []
+    try:
+        entries = read_provenance(layout)
+    except RunDirError as error:
+        logger.warning("%s; starting it again", error)
+        entries = []
     entries.append(entry)
     text = json.dumps(entries, indent=1) + "\n"
     write_atomically(layout.provenance, lambda stream: stream.write(text.encode()))

@@ -14,11 +14,12 @@ from deap import tools
 
 from epbt_deap.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
                                    save_checkpoint, save_pickle, write_atomically)
-from epbt_deap.contract import Observer, RunLayout
+from epbt_deap.contract import Observer, RunLayout, read_jsonl, utc_now
 from epbt_deap.space import SearchSpace
 from epbt_deap.tensorboard import TensorBoardScalars
 
 logger = logging.getLogger("epbt_deap")
+
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "a") as stream:
@@ -33,7 +34,7 @@ def lineage_row(individual: Any, space: SearchSpace) -> dict[str, Any]:
         "parent": individual.parent_uid,
         "partner": individual.partner_uid,
         "genes": space.decode(individual),
-        "fitness": individual.fitness.values[0],
+        "fitness": individual.validation,
         "epochs": individual.epochs,
         **individual.metrics,
     }
@@ -82,10 +83,9 @@ def rewind_logs(layout: RunLayout, state: RunState) -> None:
     """Drop log rows written after ``state`` was saved (a run killed mid-callback)."""
     rows = [json.dumps(row) + "\n" for row in state.logbook]
     write_atomically(layout.logbook, lambda stream: stream.write("".join(rows).encode()))
-    lineage_path = layout.lineage
-    kept = [line + "\n" for line in lineage_path.read_text().splitlines()
-            if json.loads(line)["generation"] <= state.generation] if lineage_path.exists() else []
-    write_atomically(lineage_path, lambda stream: stream.write("".join(kept).encode()))
+    lineage = read_jsonl(layout.lineage, (), live=True) if layout.lineage.exists() else []  # a half-written row too
+    kept = [json.dumps(row) + "\n" for row in lineage if row["generation"] <= state.generation]
+    write_atomically(layout.lineage, lambda stream: stream.write("".join(kept).encode()))
 
 
 @dataclass
@@ -100,6 +100,7 @@ class RunRecorder:
     tensorboard: TensorBoardScalars | None = None
 
     def __call__(self, generation: int, population: list, evaluated: list, logbook: tools.Logbook) -> None:
+        logbook[-1]["time"] = utc_now()  # when the generation finished; kept in the state's logbook too, so a resume rewrites it
         append_jsonl(self.layout.lineage, [lineage_row(ind, self.space) for ind in evaluated])
         append_jsonl(self.layout.logbook, [logbook[-1]])
         self.save_best()
@@ -118,8 +119,8 @@ class RunRecorder:
         if best.checkpoint is None or best.uid == self.best_uid:
             return
         payload = load_checkpoint(self.layout.resolve(best.checkpoint))
-        payload.update(uid=best.uid, genes=self.space.decode(best), fitness=best.fitness.values[0],
+        payload.update(uid=best.uid, genes=self.space.decode(best), fitness=best.validation,
                        test_accuracy=best.metrics.get("test_accuracy"), generation=best.generation)
         save_checkpoint(payload, self.layout.best)
         self.best_uid = best.uid
-        logger.info("new best %s: fitness %.4f", best.uid, best.fitness.values[0])
+        logger.info("new best %s: fitness %s", best.uid, best.validation)

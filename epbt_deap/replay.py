@@ -15,14 +15,15 @@ from typing import Any
 
 from deap import tools
 
-from epbt_deap.algorithms import evaluate_invalid, finish_generation, same_uid
+from epbt_deap.algorithms import evaluate_invalid, finish_generation
 from epbt_deap.config import Config, ConfigError, build_config, load_config
 from epbt_deap.contract import Observer, RunLayout
 from epbt_deap.errors import RunDirError
 from epbt_deap.individual import Individual
 from epbt_deap.provenance import provenance, record_provenance
 from epbt_deap.recorder import RunRecorder
-from epbt_deap.run import RunPlan, RunSummary, anchored, load_data, prepare_run_dir, seed_everything, summarize
+from epbt_deap.run import (RunPlan, RunSummary, anchored, hall_of_fame, load_data, prepare_run_dir, seed_everything,
+                           summarize)
 from epbt_deap.schedule import LossSchedule
 from epbt_deap.statistics import PopulationStatistics
 
@@ -73,7 +74,7 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     logger.info("replaying %d steps of %s's best lineage", len(schedule.steps), source_dir)
 
     toolbox, space = plan.toolbox, plan.space
-    halloffame = tools.HallOfFame(1, similar=same_uid)
+    halloffame = hall_of_fame(config, 1)
     recorder = RunRecorder(layout, space, halloffame, observer)
     stats = PopulationStatistics(config.train.epochs_per_generation)
     logbook = tools.Logbook()

@@ -5,6 +5,7 @@ import logging
 import os
 import random
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,12 +13,14 @@ import numpy as np
 import torch
 from deap import base, tools
 
-from epbt_deap.algorithms import eaElitist, eaTruncation, same_uid
+from epbt_deap.algorithms import LatestHallOfFame, eaElitist, eaTruncation, same_uid
+from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import Config, load_config
 from epbt_deap.contract import Observer, Pool, RunLayout
 from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.errors import RunDirError
 from epbt_deap.evaluation import EvaluationMap
+from epbt_deap.extension import extended
 from epbt_deap.models import model_builder
 from epbt_deap.pool import make_pool, resolve_devices
 from epbt_deap.provenance import provenance, record_provenance
@@ -37,7 +40,7 @@ class RunSummary:
     run_dir: Path
     logbook: tools.Logbook
     best_uid: str
-    best_fitness: float
+    best_fitness: float | None  # None without a validation set
     best_test_accuracy: float | None
 
 
@@ -92,7 +95,14 @@ class RunPlan:
 
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:
     best = halloffame[0]
-    return RunSummary(run_dir, logbook, best.uid, best.fitness.values[0], best.metrics.get("test_accuracy"))
+    return RunSummary(run_dir, logbook, best.uid, best.validation, best.metrics.get("test_accuracy"))
+
+
+def hall_of_fame(config: Config, size: int) -> tools.HallOfFame:
+    """The fittest ``size`` individuals; without a validation set (``data.val_size: 0``), the newest."""
+    if config.data.val_size == 0:
+        return LatestHallOfFame(size, similar=same_uid)
+    return tools.HallOfFame(size, similar=same_uid)
 
 
 def anchored(config: Config) -> Config:
@@ -137,7 +147,7 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
         record_provenance(layout, provenance("run" if state is None else "resume", pool, config.resources.backend))
         toolbox.register("map", plan.evaluation_map(pool, layout, observer))
         if state is None:
-            halloffame = tools.HallOfFame(evolution.hall_of_fame, similar=same_uid)
+            halloffame = hall_of_fame(config, evolution.hall_of_fame)
             population, logbook, start_gen = toolbox.population(n=evolution.population), None, 0
         else:
             halloffame, population, logbook = state.halloffame, state.population, state.logbook
@@ -172,16 +182,29 @@ def run(config: Config, run_dir: Path, observer: Observer | None = None, overwri
     return evolve(plan, layout, splits, observer, state=None)
 
 
-def resume(run_dir: Path, observer: Observer | None = None) -> RunSummary:
-    """Continue the run in ``run_dir`` from its last completed generation."""
+def resume(run_dir: Path, observer: Observer | None = None, generations: int | None = None,
+           lr_milestones: Sequence[int] | None = None) -> RunSummary:
+    """Continue the run in ``run_dir`` from its last completed generation.
+
+    ``generations`` (a larger total, generation 0 included) extends it, finished or not, and
+    then needs ``lr_milestones`` for the longer clock (see :mod:`epbt_deap.extension`);
+    config.yaml records the extension.
+    """
     layout = RunLayout.at(run_dir)
     if not layout.config.exists():
         raise RunDirError(f"{run_dir} holds no epbt-deap run (no {layout.config.name})")
     config = load_config(layout.config)
     if config.replay_of is not None:
         raise RunDirError(f"{run_dir} is a replay, which cannot be resumed; replay {config.replay_of} again")
-    plan = RunPlan.of(config)
     state = load_state(layout)
+    longer = extended(config, 0 if state is None else state.generation + 1, generations, lr_milestones)
+    plan = RunPlan.of(longer)
+    if longer is not config:
+        text = longer.to_yaml()
+        write_atomically(layout.config, lambda stream: stream.write(text.encode()))
+        logger.info("%s extended to %d generations, learning-rate milestones %s", run_dir,
+                    longer.evolution.generations, longer.train.lr_milestones)
+        config = longer
     if state is None:  # killed during generation 0: nothing to keep
         logger.warning("no generation of %s had completed; starting it again", run_dir)
         return run(config, run_dir, observer, overwrite=True)

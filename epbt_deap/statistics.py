@@ -12,7 +12,8 @@ class PopulationStatistics:
 
     Fitness ``avg``/``std``/``min``/``max``, plus ``best_test`` (test accuracy of the
     best-fitness individual, when recorded) and ``epochs``, the run's clock: epochs of
-    training per lineage so far, (newest generation + 1) x epochs per generation.
+    training per lineage so far, (newest generation + 1) x epochs per generation. Without a
+    validation set (fitness nan) the fitness statistics are None.
     """
 
     fields = ["avg", "std", "min", "max", "best_test", "epochs"]
@@ -23,11 +24,10 @@ class PopulationStatistics:
     def compile(self, population: Sequence[Any]) -> dict[str, float | int | None]:
         fitness = np.array([ind.fitness.values[0] for ind in population], dtype=float)
         best = population[int(np.argmax(fitness))]
+        summaries = {"avg": np.mean, "std": np.std, "min": np.min, "max": np.max}
+        validated = not np.isnan(fitness).all()
         return {
-            "avg": float(fitness.mean()),
-            "std": float(fitness.std()),
-            "min": float(fitness.min()),
-            "max": float(fitness.max()),
+            **{key: float(summary(fitness)) if validated else None for key, summary in summaries.items()},
             "best_test": best.metrics.get("test_accuracy"),
             "epochs": (max(ind.generation for ind in population) + 1) * self.epochs_per_generation,
         }

@@ -31,7 +31,8 @@ class TensorBoardScalars:
             return
         step = row["epochs"]
         for key in ("max", "avg", "min", "std"):
-            self.writer.add_scalar(f"fitness/{key}", row[key], step)
+            if row[key] is not None:  # None: no validation set
+                self.writer.add_scalar(f"fitness/{key}", row[key], step)
         if row.get("best_test") is not None:
             self.writer.add_scalar("test_accuracy/best", row["best_test"], step)
         for name, value in best_genes.items():

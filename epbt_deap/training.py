@@ -184,7 +184,9 @@ def train_epochs(context: TrainingContext, model: torch.nn.Module, forward: Forw
 @torch.no_grad()
 def accuracy(context: TrainingContext, model: torch.nn.Module, images: torch.Tensor,
              labels: torch.Tensor) -> float:
-    """Fraction of ``images`` classified correctly, in eval mode."""
+    """Fraction of ``images`` classified correctly, in eval mode; nan for no images (no validation set)."""
+    if not len(labels):
+        return math.nan
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=context.device)
     for start in range(0, len(labels), context.settings.eval_batch_size):
@@ -192,7 +194,7 @@ def accuracy(context: TrainingContext, model: torch.nn.Module, images: torch.Ten
         with context.autocast():
             logits = model(context.prepare(images[start:stop]))
         correct += (logits.argmax(dim=1) == labels[start:stop]).sum()
-    return int(correct) / max(len(labels), 1)
+    return int(correct) / len(labels)
 
 
 def weights_are_finite(model: torch.nn.Module) -> bool:

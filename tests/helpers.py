@@ -22,6 +22,32 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def untimed(rows):
+    """Logbook rows without their ``time`` (when each generation finished), which no two runs share."""
+    return [{key: value for key, value in row.items() if key != "time"} for row in rows]
+
+
+def read_logbook(path):
+    """A run's logbook rows, without their timestamps: what two runs of the same config agree on."""
+    return untimed(read_jsonl(path))
+
+
+class RowObserver:
+    """A run observer that hands each finished generation's logbook row to ``on_row``."""
+
+    def __init__(self, on_row):
+        self.on_row = on_row
+
+    def generation_started(self, generation, evaluations):
+        pass
+
+    def evaluation_finished(self, result):
+        pass
+
+    def generation_finished(self, row):
+        self.on_row(row)
+
+
 def make_context(device, data):
     return {"device": device, "pid": os.getpid(), "data": data, "calls": [0]}
 

@@ -51,7 +51,8 @@ def test_swapped_operators_from_a_config_file(tmp_path):
     (["--config", "/nonexistent.yaml"], "cannot read config /nonexistent.yaml"),
     (["--device", "cuda:x"], "not a torch device"),
     (["--dataset", "imagefolder", "--data-dir", "/nonexistent"], "/nonexistent"),
-    (["--set", "data.val_size=100000"], "val_size must be between 1 and"),
+    (["--set", "data.val_size=100000"], "val_size must be between 0 (no validation set) and"),
+    (["--set", "data.val_size=0"], "data.val_size: 0 leaves no validation set"),
     (["--backend", "slurm"], "Invalid value for '--backend'"),
     (["--trainer", "batched"], "Invalid value for '--trainer'"),
 ])

@@ -126,7 +126,7 @@ def test_overrides() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"name": "digits", "val_size": 0},
+    {"name": "digits", "val_size": -1},
     {"name": "digits", "val_size": 1437},
     {"name": "digits", "train_subset": 0},
     {"name": "digits", "train_subset": 1258},

@@ -5,7 +5,7 @@ import pytest
 
 from epbt_deap.config import build_config
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, Fragile, die_unless_marked, make_context, read_jsonl, torch_threads
+from tests.helpers import TINY, Fragile, die_unless_marked, make_context, read_jsonl, read_logbook, torch_threads
 
 ray = pytest.importorskip("ray")  # the test extra installs it; without Ray the backend is unavailable
 
@@ -21,7 +21,7 @@ def local_ray():
 def local_logbook(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("local") / "run"
     run(build_config(TINY), run_dir)
-    return read_jsonl(run_dir / "logbook.jsonl")
+    return read_logbook(run_dir / "logbook.jsonl")
 
 
 @pytest.mark.slow
@@ -30,7 +30,7 @@ def test_ray_backend_matches_the_local_pool_and_resumes(local_ray, local_logbook
     ray_config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
                                      "resources.shared_storage": shared_storage})
     run(ray_config, tmp_path / "ray")
-    assert read_jsonl(tmp_path / "ray" / "logbook.jsonl") == local_logbook
+    assert read_logbook(tmp_path / "ray" / "logbook.jsonl") == local_logbook
     assert len(list((tmp_path / "ray" / "checkpoints").glob("*.pt"))) <= TINY["evolution"]["population"] + 1
     assert [row["gen"] for row in resume(tmp_path / "ray").logbook] == [0, 1, 2]
 

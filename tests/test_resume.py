@@ -15,7 +15,7 @@ from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import build_config
 from epbt_deap.pool import InProcessPool
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, read_jsonl
+from tests.helpers import TINY, RowObserver, read_jsonl, read_logbook
 
 LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 6}}
 
@@ -47,12 +47,12 @@ def reference(tmp_path_factory):
     """The same run, never interrupted."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     run(build_config(LONGER), run_dir)
-    return read_jsonl(run_dir / "logbook.jsonl"), read_jsonl(run_dir / "lineage.jsonl")
+    return read_logbook(run_dir / "logbook.jsonl"), read_jsonl(run_dir / "lineage.jsonl")
 
 
 def assert_complete_and_equal(run_dir, reference):
     logbook, lineage = reference
-    assert read_jsonl(run_dir / "logbook.jsonl") == logbook  # every generation exactly once, same numbers
+    assert read_logbook(run_dir / "logbook.jsonl") == logbook  # every generation exactly once, same numbers
     resumed_lineage = read_jsonl(run_dir / "lineage.jsonl")
     assert [r["uid"] for r in resumed_lineage] == [r["uid"] for r in lineage]
     assert [r["fitness"] for r in resumed_lineage] == [r["fitness"] for r in lineage]
@@ -183,18 +183,8 @@ def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path
 @pytest.mark.slow
 def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     counts = []
-
-    class CountFiles:
-        def generation_started(self, generation, evaluations):
-            pass
-
-        def evaluation_finished(self, result):
-            pass
-
-        def generation_finished(self, row):
-            counts.append(len(list((tmp_path / "run" / "checkpoints").iterdir())))
-
-    run(build_config(LONGER), tmp_path / "run", observer=CountFiles())
+    count_files = RowObserver(lambda row: counts.append(len(list((tmp_path / "run" / "checkpoints").iterdir()))))
+    run(build_config(LONGER), tmp_path / "run", observer=count_files)
     assert len(counts) == 6
     assert all(count <= LONGER["evolution"]["population"] + 1 for count in counts)
 

@@ -1,7 +1,6 @@
 """A run directory is self-contained: it resumes, replays and reports from any working
 directory, after it was moved or copied, and a run written with launch-relative paths
 (before paths were stored relative to the run directory) still resumes."""
-import json
 import os
 import pickle
 import re
@@ -18,14 +17,10 @@ from click.testing import CliRunner
 from cli.main import main
 from epbt_deap.config import build_config
 from epbt_deap.run import resume, run
-from tests.helpers import TINY
+from tests.helpers import TINY, read_logbook
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 RUN = Path("runs") / "q"  # launch-relative, as `--run-dir runs/q` gives it
-
-
-def rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def cli(*args, cwd):
@@ -40,7 +35,7 @@ def reference(tmp_path_factory):
     """The run, never interrupted: its logbook and its directory."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     run(build_config(TINY), run_dir)
-    return rows(run_dir / "logbook.jsonl"), run_dir
+    return read_logbook(run_dir / "logbook.jsonl"), run_dir
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,7 @@ def interrupted(tmp_path_factory):
         time.sleep(0.01)
     process.kill()
     process.wait()
-    assert 1 <= len(rows(launch / RUN / "logbook.jsonl")) < TINY["evolution"]["generations"]
+    assert 1 <= len(read_logbook(launch / RUN / "logbook.jsonl")) < TINY["evolution"]["generations"]
     return launch
 
 
@@ -80,7 +75,7 @@ def test_resume_from_another_working_directory(interrupted, reference, tmp_path)
     process = cli("resume", str(launch / RUN), cwd=elsewhere)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
-    assert rows(launch / RUN / "logbook.jsonl") == reference[0]
+    assert read_logbook(launch / RUN / "logbook.jsonl") == reference[0]
     assert not list(elsewhere.iterdir())  # nothing written where the command was run
 
 
@@ -95,7 +90,7 @@ def test_a_relocated_unfinished_run_resumes_to_the_uninterrupted_result(interrup
     shutil.rmtree(tmp_path / "exp")  # the original is gone, whether moved or copied
     monkeypatch.chdir(relocated.parent)
     summary = resume(Path("q2"))
-    assert rows(relocated / "logbook.jsonl") == reference[0]
+    assert read_logbook(relocated / "logbook.jsonl") == reference[0]
     assert (relocated / "checkpoints" / f"{summary.best_uid}.pt").is_file()
     assert all((relocated / path).is_file() for path in stored_checkpoints(relocated))
 
@@ -111,7 +106,7 @@ def test_a_state_with_launch_relative_paths_still_resumes(interrupted, reference
         pickle.dump(state, stream)
     monkeypatch.chdir(tmp_path)
     resume(run_dir)
-    assert rows(run_dir / "logbook.jsonl") == reference[0]
+    assert read_logbook(run_dir / "logbook.jsonl") == reference[0]
     assert all(path.startswith("checkpoints/") for path in stored_checkpoints(run_dir))
 
 
@@ -122,7 +117,7 @@ def test_replay_and_report_of_a_copied_run_from_another_working_directory(refere
     monkeypatch.chdir(tmp_path / "cwd")
     replayed = CliRunner().invoke(main, ["replay", "../copied/run"])
     assert replayed.exit_code == 0, replayed.output
-    assert len(rows(tmp_path / "copied" / "run_replay" / "logbook.jsonl")) >= 1
+    assert len(read_logbook(tmp_path / "copied" / "run_replay" / "logbook.jsonl")) >= 1
     reported = CliRunner().invoke(main, ["report", "../copied/run", "../copied/run_replay", "--out", "../out"])
     assert reported.exit_code == 0, reported.output
     assert (tmp_path / "out" / "table1.csv").read_text().count("\n") == 3  # header, the run and its replay

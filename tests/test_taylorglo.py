@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from epbt_deap import TaylorGLOLoss, taylorglo_loss
-from epbt_deap.taylorglo import binary_loss_curve
+from epbt_deap.taylorglo import binary_loss_curve, binary_loss_formula
 
 
 def bracket(x: float, y: float, t: list[float]) -> float:
@@ -84,3 +84,23 @@ def test_binary_curve_can_be_shifted_to_zero_at_a_perfect_prediction():
     _, shifted = binary_loss_curve(theta, points=5, zero_at_perfect=True)
     assert shifted[-1] == 0.0 and loss[-1] != 0.0
     assert list(shifted) == pytest.approx(list(loss - loss[-1]))
+
+
+def polynomial_of(formula: str):
+    """The function of y that a ``binary_loss_formula`` text spells."""
+    expression = formula.removeprefix("L(y) = ").replace("^", "**").replace(" y", " * y")
+    return lambda y: eval(expression.replace("- ", "-").replace("+ ", "+") or "0", {"y": y})
+
+
+@pytest.mark.parametrize("theta", [[0, 0, 0, 0, 0, 1, 0, 0], [0.5, -1.0, 2.0, 3.0, -4.0, 1.5, -2.5, 0.7],
+                                   [-5.24, 0.88, -2.6, 2.07, 2.51, -8.68, -9.73, 6.75]])
+def test_the_formula_is_the_shifted_binary_curve(theta):
+    y, loss = binary_loss_curve(theta, zero_at_perfect=True)
+    formula = binary_loss_formula(theta, digits=12)
+    assert formula.startswith("L(y) = ")
+    assert [polynomial_of(formula)(value) for value in y] == pytest.approx(loss, abs=1e-9)
+
+
+def test_the_formula_of_the_linear_loss_reads_plainly():
+    assert binary_loss_formula([0, 0, 0, 0, 0, 1, 0, 0]) == "L(y) = -0.5 y + 0.5"
+    assert binary_loss_formula([0] * 8) == "L(y) = 0"

@@ -70,9 +70,9 @@ def split(source: Source, name: str, val_size: int | None, train_subset: int | N
     compute train statistics."""
     total = len(source.train_labels)
     val_size = source.val_size if val_size is None else val_size
-    if not 1 <= val_size < total:
-        raise DataError(f"val_size must be between 1 and {total - 1} for {name} ({total} training images), "
-                        f"got {val_size}")
+    if not 0 <= val_size < total:
+        raise DataError(f"val_size must be between 0 (no validation set) and {total - 1} for {name} "
+                        f"({total} training images), got {val_size}")
     if train_subset is not None and not 1 <= train_subset <= total - val_size:
         raise DataError(f"train_subset must be between 1 and {total - val_size} for {name} "
                         f"({total} training images, {val_size} for validation), got {train_subset}")

@@ -1,7 +1,8 @@
 """Run directories read for the report, and grouped into methods.
 
 Grouping: runs whose resolved configs are equal once ``name``, ``seed``, ``resources``,
-``data.dir``, ``data.download`` and ``replay_of`` are left out are seeds of one method. A
+``data.dir``, ``data.download``, ``replay_of`` and ``extensions`` (a run extended to N
+generations is one run of N generations) are left out are seeds of one method. A
 method is labelled by its algorithm (``evolution.algorithm``, absent meaning ``epbt``; a
 replay of a best lineage is ``replay``, whatever its source evolved with) followed by
 those of loss, model and dataset that differ between the methods, e.g.
@@ -25,7 +26,8 @@ from epbt_deap.contract import RunLogs, read_run_logs
 
 DEFAULT_ALGORITHM = "epbt"
 ALGORITHM_LABELS = {"epbt": "EPBT", "pbt": "PBT", "none": "no PBT", "replay": "replay"}
-NOT_METHOD_KEYS = ("name", "seed", "resources", "data.dir", "data.download", "replay_of")
+NOT_METHOD_KEYS = ("name", "seed", "resources", "data.dir", "data.download", "replay_of",
+                  "extensions")
 DESCRIPTIVE_KEYS = ("train.loss", "train.model", "data.dataset")
 SEED_SUFFIX = re.compile(r"[-_](seed|s)\d+$")
 

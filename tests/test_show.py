@@ -1,0 +1,144 @@
+"""`epbt-deap show`: a run's progress from its files alone, while it runs and after."""
+import datetime
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cli.main import main
+from epbt_deap.config import build_config
+from epbt_deap.contract import read_run_logs
+from epbt_deap.errors import RunDirError
+from epbt_deap.run import resume, run
+from epbt_deap.show import describe, read_view
+from tests.helpers import TINY, RowObserver
+
+T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+THETA = {f"theta_{i}": value for i, value in enumerate([0, 0, 0, 0, 0, 1, 0, 0])}
+
+
+def at(seconds):
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+def lineage_row(uid, generation, fitness=0.5, status="ok", **extra):
+    return {"uid": uid, "generation": generation, "parent": None, "genes": THETA, "fitness": fitness,
+            "epochs": generation + 1, "test_accuracy": 0.4, "status": status, **extra}
+
+
+def write_run(run_dir, logbook_times, lineage, starts=(0,), generations=6):
+    """A run directory as a run writes it: one logbook row per entry of ``logbook_times`` (None: no timestamp)."""
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"name": "fake", "train": {"epochs_per_generation": 2},
+                                                         "evolution": {"generations": generations}}))
+    rows = [{"gen": gen, "evals": 1, "max": 0.5, "best_test": 0.4, "epochs": 2 * (gen + 1),
+             **({} if seconds is None else {"time": at(seconds).isoformat()})}
+            for gen, seconds in enumerate(logbook_times)]
+    (run_dir / "logbook.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (run_dir / "lineage.jsonl").write_text("".join(json.dumps(row) + "\n" for row in lineage))
+    (run_dir / "provenance.json").write_text(json.dumps([{"command": "run", "started": at(s).isoformat()}
+                                                         for s in starts]))
+    return run_dir
+
+
+def test_a_run_in_progress_shows_how_long_it_has_left(tmp_path):
+    run_dir = write_run(tmp_path / "run", [10, 20, 30], [lineage_row("g000-000", 0)])
+    view = read_view(run_dir, now=at(35))
+    assert (view.generation, view.generations, view.finished) == (2, 6, False)
+    assert view.remaining == datetime.timedelta(seconds=30)  # 3 generations to go at 10 s each
+    text = "\n".join(describe(view))
+    assert "generations: 3 of 6 done (0 to 2), epoch 6 of 12 on the run's clock" in text
+    assert "elapsed 35 s since the start" in text and "last generation finished 5 s ago" in text
+    assert "about 30 s to finish" in text
+
+
+def test_the_pace_counts_only_generations_since_the_latest_resume(tmp_path):
+    run_dir = write_run(tmp_path / "run", [10, 20, 104, 108], [lineage_row("g000-000", 0)], starts=(0, 100))
+    view = read_view(run_dir, now=at(110))
+    assert view.seconds_per_generation == 4  # not the 100 s the run was stopped
+    assert view.remaining == datetime.timedelta(seconds=8)
+
+
+def test_a_logbook_without_timestamps_still_reads(tmp_path):
+    run_dir = write_run(tmp_path / "run", [None, None], [lineage_row("g000-000", 0)], generations=2)
+    text = "\n".join(describe(read_view(run_dir)))
+    assert ": finished" in text and "elapsed: unknown (this run's logbook has no timestamps)" in text
+
+
+def test_a_run_still_in_generation_0_shows_its_elapsed_time(tmp_path):
+    run_dir = write_run(tmp_path / "run", [], [])
+    text = "\n".join(describe(read_view(run_dir, now=at(42))))
+    assert "generations: 0 of 6 done (generation 0 is training, or was stopped), epoch 0 of 12" in text
+    assert "elapsed 42 s since the start" in text and "best: none yet" in text and "to finish" not in text
+
+
+def test_the_best_its_loss_and_the_failures(tmp_path):
+    lineage = [lineage_row("g000-000", 0, 0.5), lineage_row("g000-001", 0, 0.0, "diverged", detail="non-finite loss"),
+               lineage_row("g001-000", 1, 0.75), lineage_row("g001-001", 1, 0.0, "failed", detail="worker died")]
+    text = "\n".join(describe(read_view(write_run(tmp_path / "run", [10, 20], lineage))))
+    assert "best g001-000 (generation 1, 2 epochs trained): validation 0.7500, test 0.4000" in text
+    assert "theta_5 1, theta_6 0" in text
+    assert "shifted to 0 at y = 1): L(y) = -0.5 y + 0.5" in text
+    assert "evaluations: 2 ok, 1 diverged, 1 failed" in text
+    assert "  g000-001 diverged: non-finite loss" in text and "  g001-001 failed: worker died" in text
+
+
+def test_a_run_without_validation_shows_its_latest_model(tmp_path):
+    lineage = [lineage_row("g000-000", 0, None), lineage_row("g001-000", 1, None)]
+    text = "\n".join(describe(read_view(write_run(tmp_path / "run", [10, 20], lineage))))
+    assert "best g001-000 (generation 1, 2 epochs trained): validation n/a (no validation set), test 0.4000" in text
+
+
+def test_a_half_written_last_line_is_left_out_only_when_live(tmp_path):
+    run_dir = write_run(tmp_path / "run", [10], [lineage_row("g000-000", 0)])
+    for name in ("logbook.jsonl", "lineage.jsonl"):
+        with open(run_dir / name, "a") as stream:
+            stream.write('{"gen": 1, "uid": "g00')
+    logs = read_run_logs(run_dir, live=True)
+    assert len(logs.logbook) == 1 and len(logs.lineage) == 1
+    with pytest.raises(RunDirError, match="not valid JSON"):
+        read_run_logs(run_dir)
+
+
+def test_a_folder_without_a_run_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["show", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output == f"error: {tmp_path}: not a run directory (no config.yaml)\n"
+
+
+SMALL = {**TINY, "evolution": {"population": 2, "elites": 1, "generations": 3}}
+
+
+def stop_after_generation_1(row):
+    """Interrupt the run once generation 1 is on disk, as Ctrl-C would."""
+    if row["gen"] == 1:
+        raise KeyboardInterrupt
+
+
+def show(run_dir):
+    result = CliRunner().invoke(main, ["show", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.slow
+def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished(tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run(build_config(SMALL), run_dir, observer=RowObserver(stop_after_generation_1))
+    with open(run_dir / "logbook.jsonl", "a") as logbook, open(run_dir / "lineage.jsonl", "a") as lineage:
+        logbook.write('{"gen": 2, "evals": 1, "av')  # killed while generation 2 was being written
+        lineage.write('{"uid": "g002-000", "generation": 2, "par')
+    stopped = show(run_dir)
+    assert "not finished" in stopped and "generations: 2 of 3 done (0 to 1), epoch 2 of 3" in stopped
+    assert "to finish, if it is running" in stopped and "elapsed " in stopped
+    assert "evaluations: 3 ok, 0 diverged, 0 failed" in stopped and "L(y) = " in stopped
+
+    resume(run_dir)  # the half-written rows are dropped and generation 2 is trained again
+    finished = show(run_dir)
+    assert ": finished\n" in finished and "generations: 3 of 3 done (0 to 2), epoch 3 of 3" in finished
+    assert "to finish" not in finished and "ago" not in finished
+    assert "evaluations: 4 ok, 0 diverged, 0 failed" in finished
+    best = max(read_run_logs(run_dir).lineage, key=lambda row: (row["fitness"], row["generation"]))
+    assert f"best {best['uid']} " in finished and f"validation {best['fitness']:.4f}" in finished
