@@ -210,6 +210,13 @@ def export(run_dir: Path, out_path: Path) -> None:
         fail(f"{out_path}: cannot write ({error.strerror})")
     click.echo(f"{len(schedule.steps)} steps, {schedule.epochs} epochs of {schedule.found_with.best_uid}'s "
                f"lineage written to {out_path}")
+    if schedule.loss.name == "taylorglo":  # the same shifted binary view as `show` and loss_ancestry.png
+        from epbt_deap.taylorglo import binary_loss_formula
+
+        click.echo("loss, binary view (y: predicted probability of the true class, shifted to 0 at y = 1):")
+        for step in schedule.steps:
+            formula = binary_loss_formula(schedule.theta_at(step.epoch), scale=schedule.loss.taylorglo_scale)
+            click.echo(f"  epochs {step.epoch}-{step.epoch + step.epochs - 1} ({step.uid}): {formula}")
 
 
 @main.command()

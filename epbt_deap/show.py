@@ -124,7 +124,8 @@ def describe(view: RunView) -> list[str]:
              f"generations: {view.generation + 1} of {view.generations} done ({done}), "
              f"epoch {view.epochs} of {view.total_epochs} on the run's clock"]
     lines += timing_lines(view)
-    lines += best_lines(view, logs.setting("train.loss") or "taylorglo")
+    lines += best_lines(view, logs.setting("train.loss") or "taylorglo",
+                        logs.setting("train.taylorglo_scale") or 1.0)
     lines += failure_lines(view.failures, len(logs.lineage))
     return lines
 
@@ -145,8 +146,8 @@ def timing_lines(view: RunView) -> list[str]:
     return lines
 
 
-def best_lines(view: RunView, loss: str) -> list[str]:
-    """The best individual: accuracies, genes and its loss as a formula."""
+def best_lines(view: RunView, loss: str, scale: float) -> list[str]:
+    """The best individual: accuracies, genes and its loss (times ``scale``) as a formula."""
     best = view.best
     if best is None:
         return ["best: none yet (no evaluation has succeeded)"]
@@ -157,7 +158,7 @@ def best_lines(view: RunView, loss: str) -> list[str]:
     if genes:
         lines.append("genes: " + ", ".join(f"{name} {value:.4g}" for name, value in genes.items()))
     if loss == "taylorglo" and all(name in genes for name in PARAMETER_NAMES):
-        formula = binary_loss_formula([genes[name] for name in PARAMETER_NAMES])
+        formula = binary_loss_formula([genes[name] for name in PARAMETER_NAMES], scale=scale)
         lines.append(f"loss, binary view (y: predicted probability of the true class, shifted to 0 at y = 1): "
                      f"{formula}")
     else:

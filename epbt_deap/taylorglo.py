@@ -90,12 +90,13 @@ def binary_loss_curve(theta: Sequence[float], points: int = 101,
     return y.numpy(), loss.numpy()
 
 
-def binary_loss_formula(theta: Sequence[float], digits: int = 4) -> str:
-    """The shifted binary loss (:func:`binary_loss_curve` with ``zero_at_perfect``) written as
-    the polynomial in y it is, e.g. ``L(y) = 27.37 y^2 - 44.25 y + 16.88``; y is the
-    predicted probability of the true class and L(1) = 0."""
+def binary_loss_formula(theta: Sequence[float], digits: int = 4, scale: float = 1.0) -> str:
+    """The shifted binary loss (:func:`binary_loss_curve` with ``zero_at_perfect``), times
+    ``scale`` (``train.taylorglo_scale``), written as the polynomial in y it is, e.g.
+    ``L(y) = 27.37 y^2 - 44.25 y + 16.88``; y is the predicted probability of the true class
+    and L(1) = 0."""
     y, loss = binary_loss_curve(theta, zero_at_perfect=True)
-    coefficients = np.polyfit(y, loss, 3)  # exact: Eq. 1 is a cubic in y (in two classes the y^3 terms cancel)
+    coefficients = scale * np.polyfit(y, loss, 3)  # exact: Eq. 1 is a cubic in y (in two classes the y^3 terms cancel)
     tolerance = 1e-9 * max(1.0, float(np.abs(coefficients).max()))
     parts: list[str] = []
     for coefficient, monomial in zip(coefficients.tolist(), (" y^3", " y^2", " y", "")):

@@ -10,7 +10,7 @@ from epbt_deap.checkpoints import load_checkpoint
 from epbt_deap.config import build_config
 from epbt_deap.run import run
 from epbt_deap.schedule import LossSchedule, ScheduleError
-from epbt_deap.taylorglo import taylorglo_loss
+from epbt_deap.taylorglo import binary_loss_formula, taylorglo_loss
 from tests.helpers import OLD_ELITE, read_jsonl
 
 
@@ -65,6 +65,8 @@ def test_export_and_load_round_trip_exactly(old_elite_run, tmp_path):
     result = CliRunner().invoke(main, ["export", str(old_elite_run), "--out", str(path)])
     assert result.exit_code == 0, result.output
     assert str(path) in result.output
+    best_theta = LossSchedule.from_run(old_elite_run).theta_at(10**6)
+    assert result.output.rstrip().endswith(binary_loss_formula(best_theta))  # the last step, as `show` writes it
     loaded = LossSchedule.load(path)
     assert loaded == LossSchedule.from_run(old_elite_run)
     loaded.save(tmp_path / "again.json")

@@ -104,3 +104,10 @@ def test_the_formula_is_the_shifted_binary_curve(theta):
 def test_the_formula_of_the_linear_loss_reads_plainly():
     assert binary_loss_formula([0, 0, 0, 0, 0, 1, 0, 0]) == "L(y) = -0.5 y + 0.5"
     assert binary_loss_formula([0] * 8) == "L(y) = 0"
+
+
+def test_the_formula_carries_the_loss_scale():
+    theta = [0.5, -1.0, 2.0, 3.0, -4.0, 1.5, -2.5, 0.7]
+    doubled = theta[:2] + [2 * value for value in theta[2:]]  # Eq. 1 is linear in theta_2 .. theta_7
+    y, loss = binary_loss_curve(doubled, zero_at_perfect=True)
+    assert [polynomial_of(binary_loss_formula(theta, digits=12, scale=2.0))(v) for v in y] == pytest.approx(loss)
