@@ -2,9 +2,10 @@
 
     python benchmarks/ablation_tables.py --records docs/results/records --stage screen --out docs/results
 
-Prints a Markdown table (final test accuracy, mean and standard deviation over seeds;
-generation-0 learners; model-epochs; evaluation and wall time, summed over seeds; epochs to pass Baseline 1; the verdict against
-Baseline 1) and writes it as ``<stage>_table.csv`` with ``<stage>_accuracy.png``.
+Prints a Markdown table (final test accuracy, mean and standard deviation over seeds; the
+mean final validation accuracy that chose the model; generation-0 learners; model-epochs;
+evaluation and wall time, summed over seeds; epochs to pass Baseline 1; the verdict
+against Baseline 1) and writes it as ``<stage>_table.csv`` with ``<stage>_accuracy.png``.
 Baseline 1 is tuned per seed: of the ``b1_lr*`` runs, the one with the best final
 validation accuracy counts, as ``b1_tuned``, charged with the compute of all of them.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 TUNED = "b1_tuned"
-COLUMNS = ["method", "seeds", "test_mean", "test_std", "vs_b1", "gen0_learners", "model_epochs", "eval_hours",
+COLUMNS = ["method", "seeds", "test_mean", "test_std", "val_mean", "vs_b1", "gen0_learners", "model_epochs", "eval_hours",
            "wall_hours", "epochs_to_pass_b1", "failed"]
 
 
@@ -65,6 +66,7 @@ def summarize(method: str, records: list[dict[str, Any]], baseline: list[dict[st
     std = statistics.stdev(finals) if len(finals) > 1 else math.nan
     row = {"method": method, "seeds": len(records), "test_mean": round(mean, 2),
            "test_std": "" if math.isnan(std) else round(std, 2),
+           "val_mean": round(100 * statistics.fmean(r["final_val"] for r in records), 2),
            "gen0_learners": f"{statistics.fmean(r['gen0_learners'] for r in records):.1f}/"
                             f"{records[0]['gen0_population']}",
            "model_epochs": round(statistics.fmean(r["model_epochs"] for r in records)),
