@@ -120,7 +120,13 @@ def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool) -> None:
             raise RunDirError(f"run directory {layout.root} is not empty; pass --overwrite to replace it")
         shutil.rmtree(layout.root)
     layout.checkpoints.mkdir(parents=True)
-    layout.config.write_text(config.to_yaml())
+    write_config(layout, config)
+
+
+def write_config(layout: RunLayout, config: Config) -> None:
+    """Write the resolved ``config`` as the run's config.yaml, atomically."""
+    text = config.to_yaml()
+    write_atomically(layout.config, lambda stream: stream.write(text.encode()))
 
 
 def seed_everything(seed: int) -> None:
@@ -200,8 +206,7 @@ def resume(run_dir: Path, observer: Observer | None = None, generations: int | N
     longer = extended(config, 0 if state is None else state.generation + 1, generations, lr_milestones)
     plan = RunPlan.of(longer)
     if longer is not config:
-        text = longer.to_yaml()
-        write_atomically(layout.config, lambda stream: stream.write(text.encode()))
+        write_config(layout, longer)
         logger.info("%s extended to %d generations, learning-rate milestones %s", run_dir,
                     longer.evolution.generations, longer.train.lr_milestones)
         config = longer
