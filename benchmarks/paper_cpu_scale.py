@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EPBT = "cpu_cifar10_epbt"
 BASELINE1 = "cpu_cifar10_baseline1"
 LEARNER_MARGIN = 0.10  # a learner's validation accuracy is at least this far above chance
+LR_GENE = "lr: {low: 0.0001, high: 1.0, init_low: 0.01, init_high: 0.2, scale: log}"  # a base lr, then the milestones
 PBT_SGD = [  # Baseline 3 at the frozen setting: PBT on lr and momentum with cross-entropy
     "train.loss=cross_entropy", "evolution.algorithm=pbt", "evolution.truncation=0.25",
     "evolution.mutate={name: mutPerturb, factors: [0.8, 1.2], reset_prob: 0.25}",
-    "evolution.genes={lr: {low: 0.0001, high: 1.0, init_low: 0.01, init_high: 0.2, scale: log}, "
-    "momentum: {low: 0.0, high: 0.99, init_low: 0.8, init_high: 0.95}}",
+    f"evolution.genes={{{LR_GENE}, momentum: {{low: 0.0, high: 0.99, init_low: 0.8, init_high: 0.95}}}}",
 ]
 CHANGES = {  # EPBT's options beyond the paper, one at a time
     "init": ["evolution.taylorglo.init=learnable"],
@@ -50,6 +50,8 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "epbt_paper": (EPBT, []),
     **{f"epbt_{name}": (EPBT, assignments) for name, assignments in CHANGES.items()},
     "epbt_all": (EPBT, [item for assignments in CHANGES.values() for item in assignments]),
+    "epbt_elites_init": (EPBT, CHANGES["elites"] + CHANGES["init"]),
+    "epbt_elites_lr": (EPBT, CHANGES["elites"] + [f"evolution.genes={{{LR_GENE}}}"]),
 }
 REPLAYS = {f"replay_{method}": method for method in METHODS if method.startswith("epbt_")}  # its best schedule
 STAGES = {"screen": ["data.test_subset=2000"], "confirm": []}
