@@ -73,6 +73,8 @@ def summarize(method: str, records: list[dict[str, Any]], baseline: list[dict[st
            "eval_hours": round(sum(r["eval_seconds"] for r in records) / 3600, 2),
            "wall_hours": round(sum(r["wall_seconds"] for r in records) / 3600, 2),
            "failed": sum(r["failed"] for r in records), "vs_b1": "", "epochs_to_pass_b1": ""}
+    seeds = {record["seed"] for record in records}
+    baseline = [record for record in baseline or [] if record["seed"] in seeds]  # the same seeds only
     if baseline and method != TUNED:
         base = [100 * record["final_test"] for record in baseline]
         base_std = statistics.stdev(base) if len(base) > 1 else math.nan

@@ -1,0 +1,40 @@
+"""The ablation tables (benchmarks/ablation_tables.py): the tuned Baseline 1 and the verdict."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "ablation_tables.py"
+
+
+@pytest.fixture(scope="module")
+def tables():
+    spec = importlib.util.spec_from_file_location("ablation_tables", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(method: str, seed: int, test: float, val: float) -> dict[str, Any]:
+    return {"method": method, "seed": seed, "final_test": test, "final_val": val, "gen0_learners": 1,
+            "gen0_population": 1, "model_epochs": 12, "eval_seconds": 10.0, "wall_seconds": 11.0, "failed": 0,
+            "curve": [{"epochs": 12, "best_test": test}]}
+
+
+def test_tuned_baseline_picks_by_validation_and_pays_for_every_learning_rate(tables):
+    runs = [record("b1_lr0.1", 1, test=0.60, val=0.50), record("b1_lr0.2", 1, test=0.40, val=0.55)]
+    best = tables.tuned(runs)
+    assert (best["final_test"], best["model_epochs"], best["wall_seconds"]) == (0.40, 24, 22.0)
+
+
+def test_the_verdict_compares_the_same_seeds_only(tables):
+    baseline = [record("b1_tuned", 1, 0.50, 0.5), record("b1_tuned", 2, 0.50, 0.5), record("b1_tuned", 3, 0.10, 0.1)]
+    one_seed = tables.summarize("m", [record("m", 1, 0.52, 0.5)], baseline)
+    assert one_seed["vs_b1"] == "+2.00"  # seed 3's poor baseline is not in the comparison
+    wins = tables.summarize("m", [record("m", s, t, 0.5) for s, t in ((1, 0.60), (2, 0.62))], baseline)
+    assert wins["vs_b1"] == "+11.00 (wins)"
+    tie = tables.summarize("m", [record("m", s, t, 0.5) for s, t in ((1, 0.40), (2, 0.62))], baseline)
+    assert tie["vs_b1"].endswith("(tie)")
