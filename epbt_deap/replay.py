@@ -33,13 +33,16 @@ logger = logging.getLogger("epbt_deap")
 SCHEDULE_KEYS = ("evolution", "train.loss", "train.epochs_per_generation", "name", "replay_of")
 
 
-def replay_config(source: Config, source_root: Path, overrides: Mapping[str, Any]) -> Config:
-    """The source run's config with ``overrides`` (e.g. ``train.model``) applied, named as its replay."""
+def replay_config(source: Config, source_root: Path, schedule: LossSchedule,
+                  overrides: Mapping[str, Any]) -> Config:
+    """The source run's config with ``overrides`` (e.g. ``train.model``) applied, named as its
+    replay, and as many generations as the schedule has steps (an old elite's lineage is shorter)."""
     for key in overrides:
         if any(key == fixed or key.startswith(f"{fixed}.") for fixed in SCHEDULE_KEYS):
             raise ConfigError(f"{key}: a replay follows the source run's schedule, which fixes "
                               f"{', '.join(SCHEDULE_KEYS[:3])}")
-    update = {**overrides, "name": f"{source.name}_replay", "replay_of": str(source_root)}
+    update = {**overrides, "name": f"{source.name}_replay", "replay_of": str(source_root),
+              "evolution.generations": schedule.steps[-1].generation + 1}
     return anchored(build_config(source.model_dump(mode="json"), update))
 
 
@@ -64,8 +67,8 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     source_layout, layout = RunLayout.at(source_dir), RunLayout.at(run_dir)
     if not source_layout.config.exists():
         raise RunDirError(f"{source_dir} holds no epbt-deap run (no {source_layout.config.name})")
-    config = replay_config(load_config(source_layout.config), source_layout.root, overrides)
     schedule = LossSchedule.from_run(source_dir)
+    config = replay_config(load_config(source_layout.config), source_layout.root, schedule, overrides)
     plan = RunPlan.of(config)
     splits = load_data(config)
     warn_unlearnable(schedule, splits.num_classes)

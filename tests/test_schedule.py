@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
 from cli.main import main
@@ -111,3 +112,13 @@ def test_export_of_a_folder_without_a_run_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["export", str(tmp_path), "--out", str(tmp_path / "s.json")])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "not a run directory" in result.output and not (tmp_path / "s.json").exists()
+
+
+def test_a_replay_of_an_old_elite_lasts_its_lineage_and_shows_finished(old_elite_run, tmp_path):
+    best = LossSchedule.from_run(old_elite_run).steps[-1]
+    replayed = tmp_path / "replay"
+    result = CliRunner().invoke(main, ["replay", str(old_elite_run), "--run-dir", str(replayed)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((replayed / "config.yaml").read_text())["evolution"]["generations"] == best.generation + 1
+    shown = CliRunner().invoke(main, ["show", str(replayed)])
+    assert shown.exit_code == 0 and "finished" in shown.output and "not finished" not in shown.output
