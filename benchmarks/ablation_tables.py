@@ -112,10 +112,20 @@ def plot(groups: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Non
     plt.close(figure)
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(row[column]) for column in COLUMNS) + " |" for row in rows]
+def markdown(rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> str:
+    """``rows`` as a Markdown table of ``columns``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[column]) for column in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> None:
+    """``rows`` as a CSV file of ``columns``, its folder made if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main() -> None:
@@ -130,11 +140,7 @@ def main() -> None:
     baseline = groups.get(TUNED)
     rows = [summarize(method, records, baseline) for method, records in groups.items()]
     rows.sort(key=lambda row: -row["test_mean"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / f"{args.stage}_table.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / f"{args.stage}_table.csv", rows)
     plot(groups, args.out / f"{args.stage}_accuracy.png", f"CPU-scale CIFAR-10, ResNet-8, {args.stage} stage")
     print(markdown(rows))
 

@@ -13,12 +13,12 @@ where cross-entropy's tends to 1; a ratio well under 1 on wrong examples is that
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ablation_tables import markdown, write_csv
 from epbt_deap.checkpoints import load_checkpoint
 from epbt_deap.config import load_config
 from epbt_deap.run import load_data
@@ -34,7 +34,16 @@ def per_example_gradient(loss_fn, logits: torch.Tensor, labels: torch.Tensor) ->
     return gradient.norm(dim=1) * len(labels)
 
 
+@torch.no_grad()
+def eval_logits(context: TrainingContext, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The model's logits for ``images`` in eval mode (BatchNorm's running statistics), batch by batch."""
+    model.eval()
+    size = context.settings.eval_batch_size
+    return torch.cat([model(context.prepare(images[start:start + size])) for start in range(0, len(images), size)])
+
+
 def fit_row(run_dir: Path) -> dict[str, object]:
+    """One run's best model: its accuracies and its loss's logit gradient against cross-entropy's."""
     config = load_config(run_dir / "config.yaml")
     splits = load_data(config)
     settings = TrainSettings.from_config(config.train)
@@ -42,16 +51,17 @@ def fit_row(run_dir: Path) -> dict[str, object]:
     best = load_checkpoint(run_dir / "best.pt", map_location="cpu")
     model = new_model(context)
     model.load_state_dict(best["model"])
-    images, labels = splits.train_images, splits.train_labels
-    row: dict[str, object] = {"run": run_dir.name, "loss": settings.loss, "lr": round(best["genes"].get("lr", settings.lr), 4)}
-    for name, (x, y) in {"train_acc": (images, labels), "val_acc": (splits.val_images, splits.val_labels),
-                         "test_acc": (splits.test_images, splits.test_labels)}.items():
-        row[name] = round(accuracy(context, model, x, y), 4)
-    with torch.no_grad():
-        logits = torch.cat([model(context.prepare(images[i:i + 500])) for i in range(0, len(labels), 500)])
+    labels = splits.train_labels
+    logits = eval_logits(context, model, splits.train_images)  # one pass over the training images serves both
+    wrong = logits.argmax(dim=1) != labels
     own = per_example_gradient(make_loss(settings, best["genes"], context.device), logits, labels)
     cross_entropy = per_example_gradient(F.cross_entropy, logits, labels)
-    wrong = logits.argmax(dim=1) != labels
+    row: dict[str, object] = {
+        "run": run_dir.name, "loss": settings.loss, "lr": round(best["genes"].get("lr", settings.lr), 4),
+        "train_acc": round(1.0 - float(wrong.float().mean()), 4),
+        "val_acc": round(accuracy(context, model, splits.val_images, splits.val_labels), 4),
+        "test_acc": round(accuracy(context, model, splits.test_images, splits.test_labels), 4),
+    }
     for name, part in (("grad_wrong_vs_ce", wrong), ("grad_right_vs_ce", ~wrong)):
         row[name] = round(float(own[part].mean() / cross_entropy[part].mean()), 3) if part.any() else ""
     return row
@@ -64,14 +74,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     rows = [fit_row(run_dir) for run_dir in args.runs]
-    print("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS))
-    for row in rows:
-        print("| " + " | ".join(str(row[column]) for column in COLUMNS) + " |")
+    print(markdown(rows, COLUMNS))
     if args.out:
-        with open(args.out, "w", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(args.out, rows, COLUMNS)
 
 
 if __name__ == "__main__":

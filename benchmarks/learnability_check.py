@@ -21,6 +21,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from ablation_tables import write_csv
 from epbt_deap.config import load_config
 from epbt_deap.contract import read_run_logs
 from epbt_deap.learnability import check
@@ -79,11 +80,7 @@ def main() -> None:
         if args.data_dir is None:
             parser.error(f"{args.out} does not exist: pass --data-dir to measure it")
         rows = [with_verdicts(row) for row in measure(args.data_dir, args.samples, args.seed)]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(args.out, rows, list(rows[0]))
     print(f"{len(rows)} uniform draws ({args.out}): {summary(rows, [True] * len(rows))}")
     for condition in ("pushes_right_way", "no_wrong_class_reward", "learnable"):
         print(f"{condition:>22} met: {summary(rows, [row[condition] for row in rows])}; "
