@@ -7,7 +7,8 @@ mean final validation accuracy that chose the model; generation-0 learners; mode
 evaluation and wall time, summed over seeds; epochs to pass Baseline 1; the verdict
 against Baseline 1) and writes it as ``<stage>_table.csv`` with ``<stage>_accuracy.png``.
 Baseline 1 is tuned per seed: of the ``b1_lr*`` runs, the one with the best final
-validation accuracy counts, as ``b1_tuned``, charged with the compute of all of them.
+validation accuracy counts, as ``b1_tuned``, charged with the compute of all of them; a
+seed that has not yet run every learning rate has no ``b1_tuned``.
 """
 from __future__ import annotations
 
@@ -31,12 +32,14 @@ def load_records(folder: Path) -> dict[str, list[dict[str, Any]]]:
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
         by_method[record["method"]].append(record)
-    baselines = [record for method, records in by_method.items() if method.startswith("b1_lr") for record in records]
+    learning_rates = {method for method in by_method if method.startswith("b1_lr")}
     by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for record in baselines:
-        by_seed[record["seed"]].append(record)
-    if by_seed:
-        by_method[TUNED] = [tuned(records) for _, records in sorted(by_seed.items())]
+    for method in learning_rates:
+        for record in by_method[method]:
+            by_seed[record["seed"]].append(record)
+    complete = [records for _, records in sorted(by_seed.items()) if len(records) == len(learning_rates)]
+    if complete:  # a seed is tuned once every learning rate of the sweep has run on it
+        by_method[TUNED] = [tuned(records) for records in complete]
     return {method: sorted(records, key=lambda r: r["seed"]) for method, records in sorted(by_method.items())}
 
 

@@ -38,3 +38,12 @@ def test_the_verdict_compares_the_same_seeds_only(tables):
     assert wins["vs_b1"] == "+11.00 (wins)"
     tie = tables.summarize("m", [record("m", s, t, 0.5) for s, t in ((1, 0.40), (2, 0.62))], baseline)
     assert tie["vs_b1"].endswith("(tie)")
+
+
+def test_a_seed_is_tuned_only_once_every_learning_rate_has_run(tables, tmp_path):
+    import json
+
+    for method, seed, val in [("b1_lr0.1", 1, 0.5), ("b1_lr0.2", 1, 0.6), ("b1_lr0.1", 2, 0.7)]:
+        (tmp_path / f"{method}-seed{seed}.json").write_text(json.dumps(record(method, seed, 0.5, val)))
+    groups = tables.load_records(tmp_path)
+    assert [(r["seed"], r["final_val"], r["model_epochs"]) for r in groups["b1_tuned"]] == [(1, 0.6, 24)]
