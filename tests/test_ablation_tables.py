@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,6 @@ def test_the_verdict_compares_the_same_seeds_only(tables):
 
 
 def test_a_seed_is_tuned_only_once_every_learning_rate_has_run(tables, tmp_path):
-    import json
-
     for method, seed, val in [("b1_lr0.1", 1, 0.5), ("b1_lr0.2", 1, 0.6), ("b1_lr0.1", 2, 0.7)]:
         (tmp_path / f"{method}-seed{seed}.json").write_text(json.dumps(record(method, seed, 0.5, val)))
     groups = tables.load_records(tmp_path)
