@@ -36,6 +36,10 @@ PBT_SGD = [  # Baseline 3 at the frozen setting: PBT on lr and momentum with cro
     "evolution.mutate={name: mutPerturb, factors: [0.8, 1.2], reset_prob: 0.25}",
     f"evolution.genes={{{LR_GENE}, momentum: {{low: 0.0, high: 0.99, init_low: 0.8, init_high: 0.95}}}}",
 ]
+PAPER = [  # the paper's algorithmic options, pinned under every method so that defaults never move the sweep
+    "evolution.taylorglo.init=uniform", "evolution.repair_tries=0", "evolution.partners=population",
+    "train.taylorglo_scale=1.0", "evolution.elites_train=false",
+]
 CHANGES = {  # EPBT's options beyond the paper, one at a time
     "init": ["evolution.taylorglo.init=learnable"],
     "repair": ["evolution.repair_tries=10"],
@@ -43,7 +47,7 @@ CHANGES = {  # EPBT's options beyond the paper, one at a time
     "scale3": ["train.taylorglo_scale=3"],
     "elites": ["evolution.elites_train=true"],
 }
-METHODS: dict[str, tuple[str, list[str]]] = {
+METHODS: dict[str, tuple[str, list[str]]] = {name: (base, PAPER + assignments) for name, (base, assignments) in {
     **{f"b1_lr{lr}": (BASELINE1, [f"train.lr={lr}"]) for lr in ("0.05", "0.1", "0.2", "0.4")},
     "bestof16": (BASELINE1, ["evolution.population=16"]),
     "pbt_sgd": (EPBT, PBT_SGD),
@@ -52,7 +56,7 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "epbt_all": (EPBT, [item for assignments in CHANGES.values() for item in assignments]),
     "epbt_elites_init": (EPBT, CHANGES["elites"] + CHANGES["init"]),
     "epbt_elites_lr": (EPBT, CHANGES["elites"] + [f"evolution.genes={{{LR_GENE}}}"]),
-}
+}.items()}
 REPLAYS = {f"replay_{method}": method for method in METHODS if method.startswith("epbt_")}  # its best schedule
 STAGES = {"screen": ["data.test_subset=2000"], "confirm": []}
 

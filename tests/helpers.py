@@ -1,5 +1,6 @@
 """Shared test helpers that must be importable: the tiny run, a JSON-lines reader, and pool work functions
 (module-level, so spawned worker processes and Ray actors can unpickle them)."""
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -15,6 +16,15 @@ TINY = {
     "evolution": {"population": 4, "elites": 2, "generations": 3},
     "resources": {"device": "cpu", "cpu_workers": 0},
 }
+
+
+def benchmark_script(name):
+    """benchmarks/<name>.py, imported as a module (the scripts are not a package)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def read_jsonl(path):
@@ -79,6 +89,7 @@ OLD_ELITE = {
     "data": {"dataset": "digits", "train_subset": 300},
     "train": {"epochs_per_generation": 1, "batch_size": 32, "lr_milestones": [2]},
     "evolution": {"population": 4, "elites": 2, "generations": 4,
+                  "elites_train": False, "taylorglo": {"init": "uniform"},  # Algorithm 1: elites persist as they are
                   "genes": {"lr": {"low": 0.01, "high": 0.3, "scale": "log"}, "momentum": {"low": 0.5, "high": 0.95}}},
     "resources": {"device": "cpu", "cpu_workers": 0, "threads_per_worker": 1},
 }

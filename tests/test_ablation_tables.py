@@ -1,22 +1,17 @@
 """The ablation tables (benchmarks/ablation_tables.py): the tuned Baseline 1 and the verdict."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "ablation_tables.py"
+from tests.helpers import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def tables():
-    spec = importlib.util.spec_from_file_location("ablation_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("ablation_tables")
 
 
 def record(method: str, seed: int, test: float, val: float) -> dict[str, Any]:
