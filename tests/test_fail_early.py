@@ -86,7 +86,7 @@ def diverge_after_generation_0(monkeypatch):
 def test_a_generation_where_all_diverged_stops_the_run_which_then_resumes(tmp_path, monkeypatch):
     reference = run(build_config(TINY), tmp_path / "reference")
     diverge_after_generation_0(monkeypatch)
-    with pytest.raises(GenerationFailedError, match="all 2 evaluations of generation 1 diverged"):
+    with pytest.raises(GenerationFailedError, match="all 4 evaluations of generation 1 diverged"):
         run(build_config(TINY), tmp_path / "run")
     assert [row["gen"] for row in rows(tmp_path / "run" / "logbook.jsonl")] == [0]
     monkeypatch.undo()

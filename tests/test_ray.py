@@ -55,7 +55,7 @@ def test_ray_actors_train_vectorised_groups(local_ray, tmp_path):
                                  "train.trainer": "vectorized"})
     summary = run(config, tmp_path / "ray")
     lineage = read_jsonl(tmp_path / "ray" / "lineage.jsonl")
-    assert len(lineage) == 4 + 2 * 2 and all(row["status"] == "ok" for row in lineage)
+    assert len(lineage) == 4 + 4 * 2 and all(row["status"] == "ok" for row in lineage)
     assert (tmp_path / "ray" / "checkpoints" / f"{summary.best_uid}.pt").exists()
 
 

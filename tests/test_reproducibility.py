@@ -40,4 +40,4 @@ def test_with_fixed_threads_a_taylorglo_run_is_the_same_in_process_and_in_two_wo
     logbook = read_logbook(tmp_path / "in-process" / "logbook.jsonl")
     assert len(logbook) == 3 and read_logbook(tmp_path / "workers" / "logbook.jsonl") == logbook
     fitness = fitness_by_uid(tmp_path / "in-process")
-    assert len(fitness) == 4 + 2 * 2 and fitness_by_uid(tmp_path / "workers") == fitness
+    assert len(fitness) == 4 + 4 * 2 and fitness_by_uid(tmp_path / "workers") == fitness

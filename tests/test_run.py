@@ -3,6 +3,7 @@ import torch
 
 from epbt_deap.config import build_config
 from epbt_deap.errors import RunDirError
+from epbt_deap.learnability import is_learnable
 from epbt_deap.run import run
 from tests.helpers import TINY, read_jsonl, untimed
 
@@ -19,7 +20,7 @@ def test_run_writes_a_complete_run_directory(finished_run):
     assert build_config(__import__("yaml").safe_load((run_dir / "config.yaml").read_text())) == build_config(TINY)
     logbook = read_jsonl(run_dir / "logbook.jsonl")
     assert [row["gen"] for row in logbook] == [0, 1, 2]
-    assert [row["evals"] for row in logbook] == [4, 2, 2]
+    assert [row["evals"] for row in logbook] == [4, 4, 4]  # 2 children and the 2 elites, retrained
     assert [row["epochs"] for row in logbook] == [1, 2, 3]
     for row in logbook:
         assert 0 <= row["min"] <= row["avg"] <= row["max"] <= 1 and row["std"] >= 0
@@ -31,14 +32,17 @@ def test_run_writes_a_complete_run_directory(finished_run):
 def test_lineage_has_one_row_per_evaluation_with_parents(finished_run):
     _, run_dir = finished_run
     lineage = read_jsonl(run_dir / "lineage.jsonl")
-    assert len(lineage) == 4 + 2 * 2
+    assert len(lineage) == 4 + 4 * 2
     uids = [row["uid"] for row in lineage]
+    by_uid = {row["uid"]: row for row in lineage}
     assert len(set(uids)) == len(uids)
     for row in lineage:
         assert set(row["genes"]) == {f"theta_{i}" for i in range(8)}
         if row["generation"] > 0:
-            assert row["parent"] in uids[: uids.index(row["uid"])]
-            assert row["partner"] in uids[: uids.index(row["uid"])]
+            earlier = uids[: uids.index(row["uid"])]
+            assert row["parent"] in earlier
+            retrained_elite = row["partner"] is None and row["genes"] == by_uid[row["parent"]]["genes"]
+            assert row["partner"] in earlier or retrained_elite
         assert row["status"] == "ok" or row["fitness"] == 0
 
 
@@ -67,6 +71,17 @@ def test_worker_processes_give_the_same_logbook_as_in_process(finished_run, tmp_
     summary, _ = finished_run
     with_workers = build_config({**TINY, "resources": {"device": "cpu", "cpu_workers": 2}})
     assert untimed(run(with_workers, tmp_path / "pool").logbook) == untimed(summary.logbook)
+
+
+@pytest.mark.slow
+def test_by_default_every_initial_loss_is_learnable_and_elites_retrain(finished_run):
+    """The measured defaults (docs/results.md): learnable initial theta, elites trained every generation."""
+    _, run_dir = finished_run
+    lineage = read_jsonl(run_dir / "lineage.jsonl")
+    first = [[row["genes"][f"theta_{i}"] for i in range(8)] for row in lineage if row["generation"] == 0]
+    assert len(first) == 4 and all(is_learnable(theta, 4) for theta in first)  # the fake data has 4 classes
+    retrained = [row for row in lineage if row["generation"] > 0 and row["partner"] is None]
+    assert len(retrained) == 2 * 2
 
 
 @pytest.mark.slow

@@ -133,12 +133,13 @@ def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished
     stopped = show(run_dir)
     assert "not finished" in stopped and "generations: 2 of 3 done (0 to 1), epoch 2 of 3" in stopped
     assert "to finish, if it is running" in stopped and "elapsed " in stopped
-    assert "evaluations: 3 ok, 0 diverged, 0 failed" in stopped and "L(y) = " in stopped
+    assert "evaluations: 4 ok, 0 diverged, 0 failed" in stopped  # the elite retrains too and "L(y) = " in stopped
 
     resume(run_dir)  # the half-written rows are dropped and generation 2 is trained again
     finished = show(run_dir)
     assert ": finished\n" in finished and "generations: 3 of 3 done (0 to 2), epoch 3 of 3" in finished
     assert "to finish" not in finished and "ago" not in finished
-    assert "evaluations: 4 ok, 0 diverged, 0 failed" in finished
-    best = max(read_run_logs(run_dir).lineage, key=lambda row: (row["fitness"], row["generation"]))
+    assert "evaluations: 6 ok, 0 diverged, 0 failed" in finished
+    rows = read_run_logs(run_dir).lineage  # ties: the latest generation, then the latest row
+    best = rows[max(range(len(rows)), key=lambda index: (rows[index]["fitness"], rows[index]["generation"], index))]
     assert f"best {best['uid']} " in finished and f"validation {best['fitness']:.4f}" in finished
