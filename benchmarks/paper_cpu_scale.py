@@ -47,7 +47,7 @@ CHANGES = {  # EPBT's options beyond the paper, one at a time
     "scale3": ["train.taylorglo_scale=3"],
     "elites": ["evolution.elites_train=true"],
 }
-METHODS: dict[str, tuple[str, list[str]]] = {name: (base, PAPER + assignments) for name, (base, assignments) in {
+VARIANTS: dict[str, tuple[str, list[str]]] = {  # each method: its base config and what it changes
     **{f"b1_lr{lr}": (BASELINE1, [f"train.lr={lr}"]) for lr in ("0.05", "0.1", "0.2", "0.4")},
     "bestof16": (BASELINE1, ["evolution.population=16"]),
     "pbt_sgd": (EPBT, PBT_SGD),
@@ -56,7 +56,8 @@ METHODS: dict[str, tuple[str, list[str]]] = {name: (base, PAPER + assignments) f
     "epbt_all": (EPBT, [item for assignments in CHANGES.values() for item in assignments]),
     "epbt_elites_init": (EPBT, CHANGES["elites"] + CHANGES["init"]),
     "epbt_elites_lr": (EPBT, CHANGES["elites"] + [f"evolution.genes={{{LR_GENE}}}"]),
-}.items()}
+}
+METHODS = {name: (base, PAPER + assignments) for name, (base, assignments) in VARIANTS.items()}
 REPLAYS = {f"replay_{method}": method for method in METHODS if method.startswith("epbt_")}  # its best schedule
 STAGES = {"screen": ["data.test_subset=2000"], "confirm": []}
 

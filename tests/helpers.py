@@ -1,5 +1,6 @@
-"""Shared test helpers that must be importable: the tiny run, a JSON-lines reader, and pool work functions
-(module-level, so spawned worker processes and Ray actors can unpickle them)."""
+"""Shared test helpers that must be importable: the tiny run, a JSON-lines reader, the benchmark-script loader,
+the paper's algorithmic options, and pool work functions (module-level, so spawned worker processes and Ray
+actors can unpickle them)."""
 import importlib.util
 import json
 import os
@@ -25,6 +26,17 @@ def benchmark_script(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+#: Algorithm 1 as printed: (taylorglo.init, partners, repair_tries, elites_train, taylorglo_scale).
+PAPER_ALGORITHM = ("uniform", "population", 0, False, 1.0)
+
+
+def algorithm_options(config):
+    """The options beyond the paper, in PAPER_ALGORITHM's order."""
+    evolution = config.evolution
+    return (evolution.taylorglo.init, evolution.partners, evolution.repair_tries, evolution.elites_train,
+            config.train.taylorglo_scale)
 
 
 def read_jsonl(path):

@@ -3,7 +3,6 @@
 The loop-level tests use plain-Python objectives (no torch); the paper config is pinned by
 a real tiny run.
 """
-import json
 import random
 
 import pytest
@@ -17,6 +16,7 @@ from epbt_deap.run import run
 from epbt_deap.space import PARAMETER_NAMES, Gene, SearchSpace
 from epbt_deap.toolbox import make_toolbox
 from epbt_deap.training import TrainSettings, make_loss
+from tests.helpers import PAPER_ALGORITHM, algorithm_options, read_jsonl
 
 THETA_SPACE = SearchSpace.taylorglo()
 LR_SPACE = SearchSpace((Gene("lr", 1e-4, 1.0, 1e-4, 1.0, "log"),))
@@ -184,12 +184,9 @@ def test_the_paper_config_pins_the_paper_options(tmp_path):
         "data.dataset": "fake", "data.val_size": None, "data.augment": False, "train.model": "resnet8",
         "train.epochs_per_generation": 1, "train.batch_size": 64, "evolution.population": 5,
         "evolution.elites": 2, "evolution.generations": 3, "resources.device": "cpu", "seed": 4})
-    evolution = config.evolution
-    assert (evolution.taylorglo.init, evolution.partners, evolution.repair_tries, evolution.elites_train,
-            config.train.taylorglo_scale) == ("uniform", "population", 0, False, 1.0)
+    assert algorithm_options(config) == PAPER_ALGORITHM
     run(config, tmp_path / "run")
-    rows = [json.loads(line) for line in (tmp_path / "run" / "lineage.jsonl").read_text().splitlines()]
-    logbook = [json.loads(line) for line in (tmp_path / "run" / "logbook.jsonl").read_text().splitlines()]
+    rows, logbook = read_jsonl(tmp_path / "run" / "lineage.jsonl"), read_jsonl(tmp_path / "run" / "logbook.jsonl")
     assert [row["evals"] for row in logbook] == [5, 3, 3]
     theta = lambda row: [row["genes"][name] for name in PARAMETER_NAMES]  # noqa: E731
     assert any(not is_learnable(theta(row), 4) for row in rows if row["generation"] == 0)

@@ -133,7 +133,7 @@ def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished
     stopped = show(run_dir)
     assert "not finished" in stopped and "generations: 2 of 3 done (0 to 1), epoch 2 of 3" in stopped
     assert "to finish, if it is running" in stopped and "elapsed " in stopped
-    assert "evaluations: 4 ok, 0 diverged, 0 failed" in stopped  # the elite retrains too and "L(y) = " in stopped
+    assert "evaluations: 4 ok, 0 diverged, 0 failed" in stopped and "L(y) = " in stopped  # the elite retrains too
 
     resume(run_dir)  # the half-written rows are dropped and generation 2 is trained again
     finished = show(run_dir)
