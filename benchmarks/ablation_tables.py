@@ -1,11 +1,13 @@
 """Tables and figure of the CPU-scale ablation, rebuilt from its committed records alone.
 
     python benchmarks/ablation_tables.py --records docs/results/records --stage screen --out docs/results
+    python benchmarks/ablation_tables.py --stage confirm --seeds 1000,1001,1002   # those seeds only
 
 Prints a Markdown table (final test accuracy, mean and standard deviation over seeds; the
 mean final validation accuracy that chose the model; generation-0 learners; model-epochs;
 evaluation and wall time, summed over seeds; epochs to pass Baseline 1; the verdict
-against Baseline 1) and writes it as ``<stage>_table.csv`` with ``<stage>_accuracy.png``.
+against Baseline 1) and writes it as ``<stage>_table.csv`` with ``<stage>_accuracy.png``
+(``<stage>_seeds<a>_<b>_..._table.csv`` and ``..._accuracy.png`` when ``--seeds`` picks some).
 Baseline 1 is tuned per seed: of the ``b1_lr*`` runs, the one with the best final
 validation accuracy counts, as ``b1_tuned``, charged with the compute of all of them; a
 seed that has not yet run every learning rate has no ``b1_tuned``.
@@ -26,12 +28,14 @@ COLUMNS = ["method", "seeds", "test_mean", "test_std", "val_mean", "vs_b1", "gen
            "wall_hours", "epochs_to_pass_b1", "failed"]
 
 
-def load_records(folder: Path) -> dict[str, list[dict[str, Any]]]:
-    """Records by method, each method's sorted by seed, with the tuned Baseline 1 added."""
+def load_records(folder: Path, seeds: set[int] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Records by method (of ``seeds`` only, when given), each method's sorted by seed, with
+    the tuned Baseline 1 added."""
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
-        by_method[record["method"]].append(record)
+        if seeds is None or record["seed"] in seeds:
+            by_method[record["method"]].append(record)
     learning_rates = {method for method in by_method if method.startswith("b1_lr")}
     by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for method in learning_rates:
@@ -131,20 +135,31 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUM
         writer.writerows(rows)
 
 
+def parse_seeds(text: str) -> set[int]:
+    """``"1000,1001"`` as ``{1000, 1001}``."""
+    try:
+        return {int(seed) for seed in text.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, default=Path("docs/results/records"))
     parser.add_argument("--stage", default="screen")
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    parser.add_argument("--seeds", type=parse_seeds, help="comma-separated seeds to count (default: every seed)")
     args = parser.parse_args()
-    groups = load_records(args.records / args.stage)
+    groups = load_records(args.records / args.stage, args.seeds)
     if not groups:
-        parser.error(f"no records in {args.records / args.stage}")
+        parser.error(f"no records in {args.records / args.stage}" + (f" for seeds {args.seeds}" if args.seeds else ""))
     baseline = groups.get(TUNED)
     rows = [summarize(method, records, baseline) for method, records in groups.items()]
     rows.sort(key=lambda row: -row["test_mean"])
-    write_csv(args.out / f"{args.stage}_table.csv", rows)
-    plot(groups, args.out / f"{args.stage}_accuracy.png", f"CPU-scale CIFAR-10, ResNet-8, {args.stage} stage")
+    stem = args.stage + ("_seeds" + "_".join(map(str, sorted(args.seeds))) if args.seeds else "")
+    write_csv(args.out / f"{stem}_table.csv", rows)
+    plot(groups, args.out / f"{stem}_accuracy.png", f"CPU-scale CIFAR-10, ResNet-8, {args.stage} stage"
+         + (f", seeds {', '.join(map(str, sorted(args.seeds)))}" if args.seeds else ""))
     print(markdown(rows))
 
 

@@ -41,3 +41,11 @@ def test_a_seed_is_tuned_only_once_every_learning_rate_has_run(tables, tmp_path)
         (tmp_path / f"{method}-seed{seed}.json").write_text(json.dumps(record(method, seed, 0.5, val)))
     groups = tables.load_records(tmp_path)
     assert [(r["seed"], r["final_val"], r["model_epochs"]) for r in groups["b1_tuned"]] == [(1, 0.6, 24)]
+
+
+def test_seeds_pick_the_records_counted_tuned_baseline_included(tables, tmp_path):
+    for method, seed in [("b1_lr0.1", 1), ("b1_lr0.1", 2), ("m", 1), ("m", 2), ("m", 3)]:
+        (tmp_path / f"{method}-seed{seed}.json").write_text(json.dumps(record(method, seed, 0.5, 0.5)))
+    groups = tables.load_records(tmp_path, seeds={1, 3})
+    assert {method: [r["seed"] for r in records] for method, records in groups.items()} == {
+        "b1_lr0.1": [1], "b1_tuned": [1], "m": [1, 3]}
