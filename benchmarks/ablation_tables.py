@@ -20,6 +20,7 @@ import json
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ COLUMNS = ["method", "seeds", "test_mean", "test_std", "val_mean", "vs_b1", "gen
            "wall_hours", "epochs_to_pass_b1", "failed"]
 
 
-def load_records(folder: Path, seeds: set[int] | None = None) -> dict[str, list[dict[str, Any]]]:
+def load_records(folder: Path, seeds: Collection[int] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Records by method (of ``seeds`` only, when given), each method's sorted by seed, with
     the tuned Baseline 1 added."""
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -135,10 +136,10 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUM
         writer.writerows(rows)
 
 
-def parse_seeds(text: str) -> set[int]:
-    """``"1000,1001"`` as ``{1000, 1001}``."""
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"1001,1000"`` as ``(1000, 1001)``."""
     try:
-        return {int(seed) for seed in text.split(",")}
+        return tuple(sorted({int(seed) for seed in text.split(",")}))
     except ValueError:
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
 
@@ -150,16 +151,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--seeds", type=parse_seeds, help="comma-separated seeds to count (default: every seed)")
     args = parser.parse_args()
+    listed = ", ".join(map(str, args.seeds or ()))
     groups = load_records(args.records / args.stage, args.seeds)
     if not groups:
-        parser.error(f"no records in {args.records / args.stage}" + (f" for seeds {args.seeds}" if args.seeds else ""))
+        parser.error(f"no records in {args.records / args.stage}" + (f" for seeds {listed}" if listed else ""))
     baseline = groups.get(TUNED)
     rows = [summarize(method, records, baseline) for method, records in groups.items()]
     rows.sort(key=lambda row: -row["test_mean"])
-    stem = args.stage + ("_seeds" + "_".join(map(str, sorted(args.seeds))) if args.seeds else "")
+    stem = f"{args.stage}_seeds{listed.replace(', ', '_')}" if listed else args.stage
     write_csv(args.out / f"{stem}_table.csv", rows)
-    plot(groups, args.out / f"{stem}_accuracy.png", f"CPU-scale CIFAR-10, ResNet-8, {args.stage} stage"
-         + (f", seeds {', '.join(map(str, sorted(args.seeds)))}" if args.seeds else ""))
+    plot(groups, args.out / f"{stem}_accuracy.png",
+         f"CPU-scale CIFAR-10, ResNet-8, {args.stage} stage" + (f", seeds {listed}" if listed else ""))
     print(markdown(rows))
 
 
