@@ -1,47 +1,47 @@
 """Atomic writes of model checkpoints and run files, and removal of unreferenced checkpoints."""
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
-from epbt_deap.errors import EpbtError
+from epbt_deap.errors import EpbtError, write_errors_named
 
 class CheckpointError(EpbtError):
     """A checkpoint or state file that is missing, truncated or corrupt."""
 
 
-def write_atomically(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it into place.
+def write_atomically(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it into place.
 
     A crash at any moment leaves either the old file or the new one, never a partial one.
+    An OS error (a full disk, an I/O error) becomes a one-line RunWriteError naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        interruption = interruption_behind(error)
-        if interruption is not None:
-            raise interruption from None
-        raise
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def interruption_behind(error: BaseException) -> BaseException | None:
     """The Ctrl-C or termination (an exception that is not an ``Exception``) that ``error`` stands for.
 
-    ``torch.save`` cut short by a signal while it writes fails again on closing its zip
+    ``torch.save`` cut short by a signal while it serialises fails again on closing its zip
     stream, and reports a RuntimeError whose context is the interruption: the caller
     must see the interruption, not an error about a checkpoint that was never finished.
     """
@@ -55,9 +55,22 @@ def interruption_behind(error: BaseException) -> BaseException | None:
     return None
 
 
+def checkpoint_bytes(payload: dict[str, Any]) -> bytes:
+    """``torch.save`` of ``payload``, in memory: written out afterwards, a failed write keeps its errno."""
+    buffer = io.BytesIO()
+    try:
+        torch.save(payload, buffer)
+    except Exception as error:
+        interruption = interruption_behind(error)
+        if interruption is not None:
+            raise interruption from None
+        raise
+    return buffer.getvalue()
+
+
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
-    """Save a checkpoint dict (state dicts, genes, epochs) atomically with ``torch.save``."""
-    write_atomically(path, lambda stream: torch.save(payload, stream))
+    """Save a checkpoint dict (state dicts, genes, epochs) atomically."""
+    write_atomically(path, checkpoint_bytes(payload))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -71,7 +84,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def save_pickle(obj: Any, path: str | Path) -> None:
-    write_atomically(path, lambda stream: pickle.dump(obj, stream, protocol=pickle.HIGHEST_PROTOCOL))
+    write_atomically(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load_pickle(path: str | Path) -> Any:

@@ -103,6 +103,13 @@ LINEAGE_FILE = "lineage.jsonl"
 BEST_FILE = "best.pt"
 CHECKPOINT_DIR = "checkpoints"
 PROVENANCE_FILE = "provenance.json"
+TENSORBOARD_DIR = "tensorboard"
+LOCK_FILE = ".lock"
+#: Every name a run writes at the top of its directory; atomic writes add ``.<name>.*.tmp`` beside them.
+RUN_FILES = (CONFIG_FILE, STATE_FILE, LOGBOOK_FILE, LINEAGE_FILE, BEST_FILE, CHECKPOINT_DIR, PROVENANCE_FILE,
+             TENSORBOARD_DIR, LOCK_FILE)
+#: The files that, beside config.yaml, mark a folder as a run directory (config.yaml alone does not).
+RUN_MARKERS = (LOCK_FILE, PROVENANCE_FILE, LOGBOOK_FILE, STATE_FILE)
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,31 @@ class RunLayout:
     @property
     def provenance(self) -> Path:
         return self.root / PROVENANCE_FILE
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / TENSORBOARD_DIR
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @staticmethod
+    def written_by_run(name: str) -> bool:
+        """Whether ``name``, at the top of a run directory, is a file or folder a run writes."""
+        if name in RUN_FILES:
+            return True
+        return name.endswith(".tmp") and any(name.startswith(f".{known}.") for known in RUN_FILES)
+
+    def foreign_entries(self) -> list[str]:
+        """The names at the top of the directory that no run writes, sorted ([] when it does not exist)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(path.name for path in self.root.iterdir() if not self.written_by_run(path.name))
+
+    def holds_run(self) -> bool:
+        """Whether the directory holds a run: its config and one more file that only a run writes."""
+        return self.config.is_file() and any((self.root / marker).exists() for marker in RUN_MARKERS)
 
     @staticmethod
     def checkpoint_of(uid: str) -> str:

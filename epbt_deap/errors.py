@@ -4,6 +4,9 @@ Torch-free, so that every module (and the command line before it imports torch) 
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class EpbtError(Exception):
     """A problem the user can fix or act on; the message is one line.
@@ -18,6 +21,27 @@ class EpbtError(Exception):
 
 class RunDirError(EpbtError):
     """A run directory that cannot be used or read (missing, holding another run, malformed files)."""
+
+
+class RunDirBusyError(RunDirError):
+    """Another live process holds the run directory's lock: it is that run's to write."""
+
+
+class RunWriteError(EpbtError):
+    """A file of the run directory could not be written (a full disk, an I/O error).
+
+    Every writer keeps the last completed generation intact, so ``epbt-deap resume``
+    continues the run once the cause is fixed.
+    """
+
+    exit_code = 1
+    resumable = True
+
+    @classmethod
+    def of(cls, path: object, error: OSError) -> RunWriteError:
+        """'cannot write <path>: <cause>', the cause as the OS names it ("no space left on device")."""
+        cause = error.strerror or str(error)
+        return cls(f"cannot write {path}: {cause[:1].lower()}{cause[1:]}")
 
 
 class WorkerError(EpbtError):
@@ -37,6 +61,23 @@ class WorkerError(EpbtError):
         items = item if isinstance(item, list) else [item]
         names = ", ".join(str(getattr(one, "uid", one)) for one in items)
         return cls(f"evaluation of {names} failed: {reason}")
+
+
+@contextlib.contextmanager
+def write_errors_named(path: object) -> Iterator[None]:
+    """Turn an OS error raised while writing ``path`` into a one-line RunWriteError naming it."""
+    try:
+        yield
+    except OSError as error:
+        raise RunWriteError.of(path, error) from None
+
+
+def raised_by_worker(item: object, error: BaseException) -> EpbtError:
+    """What the main process raises for ``error`` raised while a worker evaluated ``item``.
+
+    A write error stays itself: it is the run directory's failure, not the child's.
+    """
+    return error if isinstance(error, RunWriteError) else WorkerError.of(item, error)
 
 
 class GenerationFailedError(EpbtError):

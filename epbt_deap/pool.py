@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -20,11 +22,12 @@ import torch
 import torch.multiprocessing as torch_mp
 
 from epbt_deap.contract import Pool
-from epbt_deap.errors import EpbtError, WorkerError
+from epbt_deap.errors import EpbtError, WorkerError, raised_by_worker
 
 logger = logging.getLogger("epbt_deap")
 
 _worker_context: Any = None  # set once in each worker process by _start_worker
+PARENT_POLL_S = 0.05  # how often a worker checks that the main process still lives
 
 
 class DeviceError(EpbtError):
@@ -99,7 +102,7 @@ class InProcessPool(Pool):
             try:
                 result = fn(self.context, item)
             except Exception as error:
-                raise WorkerError.of(item, error) from error
+                raise raised_by_worker(item, error) from error
             if on_result is not None:
                 on_result(result)
             results.append(result)
@@ -117,9 +120,30 @@ def use_device(device: str) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _start_worker(devices: Any, threads: int, make_context: Callable[..., Any], context_args: Sequence[Any]) -> None:
-    """Worker initializer: take a device from the queue, then build the context once."""
+def exit_with_parent(parent: int, poll_seconds: float = PARENT_POLL_S) -> threading.Thread:
+    """Watch, from a daemon thread, for the process ``parent`` that started this one to die, and exit then.
+
+    A main process killed with SIGKILL cannot stop its workers; without this they would
+    finish their evaluations and write checkpoints into a run directory that a resume
+    may already be writing. ``parent`` comes from the parent itself: one that died while
+    this process started has already handed it to another.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    watcher = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def _start_worker(parent: int, devices: Any, threads: int, make_context: Callable[..., Any],
+                  context_args: Sequence[Any]) -> None:
+    """Worker initializer: exit with the main process, take a device from the queue, then build the context once."""
     global _worker_context
+    exit_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     device = devices.get()
     torch.set_num_threads(threads)
@@ -158,7 +182,7 @@ class ProcessPool(Pool):
         for device in self.devices:
             queue.put(device)
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker,
-                                   initargs=(queue, self.threads_per_worker, *self._start_args))
+                                   initargs=(os.getpid(), queue, self.threads_per_worker, *self._start_args))
 
     def _restart(self) -> None:
         self._terminate()
@@ -179,7 +203,7 @@ class ProcessPool(Pool):
             except Exception as error:
                 for other in futures:
                     other.cancel()
-                raise WorkerError.of(items[index], error) from error
+                raise raised_by_worker(items[index], error) from error
             if on_result is not None:
                 on_result(results[index])
         return sorted(broken)

@@ -70,4 +70,4 @@ def record_provenance(layout: RunLayout, entry: dict[str, Any]) -> None:
         entries = []
     entries.append(entry)
     text = json.dumps(entries, indent=1) + "\n"
-    write_atomically(layout.provenance, lambda stream: stream.write(text.encode()))
+    write_atomically(layout.provenance, text.encode())

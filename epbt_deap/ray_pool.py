@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from epbt_deap.contract import Pool
-from epbt_deap.errors import EpbtError, WorkerError
+from epbt_deap.errors import EpbtError, WorkerError, raised_by_worker
 from epbt_deap.pool import DeviceError, use_device
 
 logger = logging.getLogger("epbt_deap")
@@ -137,7 +137,7 @@ class RayPool(Pool):
                 results[index] = on_failure(items[index], "its Ray actor died, also on the retry")
             except ray.exceptions.RayTaskError as error:
                 idle.append(actor)
-                raise WorkerError.of(items[index], error.cause) from None
+                raise raised_by_worker(items[index], error.cause) from None
             if on_result is not None:
                 on_result(results[index])
         return [results[index] for index in range(len(items))]

@@ -15,6 +15,7 @@ from deap import tools
 from epbt_deap.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
                                    save_checkpoint, save_pickle, write_atomically)
 from epbt_deap.contract import Observer, RunLayout, read_jsonl, utc_now
+from epbt_deap.errors import write_errors_named
 from epbt_deap.space import SearchSpace
 from epbt_deap.tensorboard import TensorBoardScalars
 
@@ -22,7 +23,9 @@ logger = logging.getLogger("epbt_deap")
 
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "a") as stream:
+    """Append ``rows`` as JSON lines; a killed or failed append leaves a partial last line, which
+    readers skip and a resume rewinds."""
+    with write_errors_named(path), open(path, "a") as stream:
         for row in rows:
             stream.write(json.dumps(row) + "\n")
 
@@ -82,10 +85,10 @@ def load_state(layout: RunLayout) -> RunState | None:
 def rewind_logs(layout: RunLayout, state: RunState) -> None:
     """Drop log rows written after ``state`` was saved (a run killed mid-callback)."""
     rows = [json.dumps(row) + "\n" for row in state.logbook]
-    write_atomically(layout.logbook, lambda stream: stream.write("".join(rows).encode()))
+    write_atomically(layout.logbook, "".join(rows).encode())
     lineage = read_jsonl(layout.lineage, (), live=True) if layout.lineage.exists() else []  # a half-written row too
     kept = [json.dumps(row) + "\n" for row in lineage if row["generation"] <= state.generation]
-    write_atomically(layout.lineage, lambda stream: stream.write("".join(kept).encode()))
+    write_atomically(layout.lineage, "".join(kept).encode())
 
 
 @dataclass

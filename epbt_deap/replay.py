@@ -18,12 +18,13 @@ from deap import tools
 from epbt_deap.algorithms import evaluate_invalid, finish_generation
 from epbt_deap.config import Config, ConfigError, build_config, load_config
 from epbt_deap.contract import Observer, RunLayout
+from epbt_deap.data import ImageSplits
 from epbt_deap.errors import RunDirError
 from epbt_deap.individual import Individual
 from epbt_deap.provenance import provenance, record_provenance
 from epbt_deap.recorder import RunRecorder
-from epbt_deap.run import (RunPlan, RunSummary, anchored, hall_of_fame, load_data, prepare_run_dir, seed_everything,
-                           summarize)
+from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, hall_of_fame, load_data, locked,
+                           prepare_run_dir, seed_everything, summarize)
 from epbt_deap.schedule import LossSchedule
 from epbt_deap.statistics import PopulationStatistics
 
@@ -70,12 +71,20 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     schedule = LossSchedule.from_run(source_dir)
     config = replay_config(load_config(source_layout.config), source_layout.root, schedule, overrides)
     plan = RunPlan.of(config)
+    check_new_run_dir(layout, overwrite)
     splits = load_data(config)
     warn_unlearnable(schedule, splits.num_classes)
-    prepare_run_dir(layout, config, overwrite)
-    seed_everything(config.seed)
-    logger.info("replaying %d steps of %s's best lineage", len(schedule.steps), source_dir)
+    with locked(layout):
+        prepare_run_dir(layout, config, overwrite)
+        seed_everything(config.seed)
+        logger.info("replaying %d steps of %s's best lineage", len(schedule.steps), source_dir)
+        return replay_schedule(plan, layout, splits, schedule, observer)
 
+
+def replay_schedule(plan: RunPlan, layout: RunLayout, splits: ImageSplits, schedule: LossSchedule,
+                    observer: Observer | None) -> RunSummary:
+    """Train one fresh model on ``schedule``'s steps, recording each as a generation."""
+    config = plan.config
     toolbox, space = plan.toolbox, plan.space
     halloffame = hall_of_fame(config, 1)
     recorder = RunRecorder(layout, space, halloffame, observer)

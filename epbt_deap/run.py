@@ -1,6 +1,7 @@
 """``run(config)``: wire config, data, worker pool, toolbox and recorder into one EPBT run."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -16,11 +17,12 @@ from deap import base, tools
 from epbt_deap.algorithms import LatestHallOfFame, eaElitist, eaTruncation, same_uid
 from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import Config, load_config
-from epbt_deap.contract import Observer, Pool, RunLayout
+from epbt_deap.contract import LOCK_FILE, Observer, Pool, RunLayout
 from epbt_deap.data import ImageSplits, load_splits
-from epbt_deap.errors import RunDirError
+from epbt_deap.errors import RunDirError, write_errors_named
 from epbt_deap.evaluation import EvaluationMap
 from epbt_deap.extension import extended
+from epbt_deap.lock import lock_run_dir, refuse_if_locked
 from epbt_deap.models import model_builder
 from epbt_deap.pool import make_pool, resolve_devices
 from epbt_deap.provenance import provenance, record_provenance
@@ -33,6 +35,8 @@ from epbt_deap.training import TrainingContext, TrainSettings, evaluate
 from epbt_deap.vectorized import evaluate_group
 
 logger = logging.getLogger("epbt_deap")
+
+FOREIGN_LISTED = 3  # the names a refusal to overwrite a folder lists
 
 
 @dataclass(frozen=True)
@@ -113,20 +117,55 @@ def anchored(config: Config) -> Config:
     return config.model_copy(update={"data": config.data.model_copy(update={"dir": data_dir})})
 
 
+def check_new_run_dir(layout: RunLayout, overwrite: bool) -> None:
+    """Before any work: a one-line error, touching nothing, where a new run may not start in ``layout.root``
+    (another process writes it, or it holds what ``overwrite`` may not delete)."""
+    refuse_if_locked(layout.root)
+    check_run_dir(layout, overwrite)
+
+
+def check_run_dir(layout: RunLayout, overwrite: bool) -> list[Path]:
+    """What must be deleted before a new run starts in ``layout.root``; a one-line RunDirError,
+    touching nothing, where it may not start there.
+
+    A folder may take a new run when it is missing or empty. ``overwrite`` replaces a run
+    directory, and only one: it deletes only what a run writes, never another folder.
+    """
+    root = layout.root
+    if root.exists() and not root.is_dir():
+        raise RunDirError(f"run directory {root} is a file, not a folder")
+    entries = sorted(path for path in root.iterdir() if path.name != LOCK_FILE) if root.exists() else []
+    if not entries:
+        return []
+    for name, folder in (("file-system root", Path(root.anchor)), ("home folder", Path.home())):
+        if root.resolve() == folder.resolve():
+            raise RunDirError(f"run directory {root} is the {name}; choose a folder of its own")
+    foreign = layout.foreign_entries()
+    if foreign or not layout.holds_run():
+        listed = ", ".join(foreign[:FOREIGN_LISTED]) + (", ..." if len(foreign) > FOREIGN_LISTED else "")
+        raise RunDirError(f"run directory {root} is not empty and holds no epbt-deap run"
+                          f"{f' ({listed})' if foreign else ''}; nothing was deleted: choose another folder")
+    if not overwrite:
+        raise RunDirError(f"run directory {root} holds another run; pass --overwrite to replace it")
+    return entries
+
+
 def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool) -> None:
-    """Create the run directory with the resolved config; refuse one that holds another run."""
-    if layout.root.exists() and any(layout.root.iterdir()):
-        if not overwrite:
-            raise RunDirError(f"run directory {layout.root} is not empty; pass --overwrite to replace it")
-        shutil.rmtree(layout.root)
-    layout.checkpoints.mkdir(parents=True)
+    """With the run directory locked: delete the run it held (``overwrite``), then write the resolved config."""
+    for path in check_run_dir(layout, overwrite):
+        with write_errors_named(path):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    layout.checkpoints.mkdir(exist_ok=True)
     write_config(layout, config)
 
 
 def write_config(layout: RunLayout, config: Config) -> None:
     """Write the resolved ``config`` as the run's config.yaml, atomically."""
     text = config.to_yaml()
-    write_atomically(layout.config, lambda stream: stream.write(text.encode()))
+    write_atomically(layout.config, text.encode())
 
 
 def seed_everything(seed: int) -> None:
@@ -162,7 +201,7 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
             ngen=evolution.generations - 1, stats=PopulationStatistics(config.train.epochs_per_generation),
             halloffame=halloffame, start_gen=start_gen, logbook=logbook,
             callback=RunRecorder(layout, space, halloffame, observer, best_uid=halloffame[0].uid if state else None,
-                                 tensorboard=TensorBoardScalars(layout.root)),
+                                 tensorboard=TensorBoardScalars(layout.tensorboard)),
         )
         if evolution.algorithm == "epbt":
             _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,
@@ -177,14 +216,30 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
 def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
     """Run EPBT (or a baseline: ``evolution.algorithm``) as ``config`` says, into ``run_dir``.
 
-    The config, operators, devices and data are checked before ``run_dir`` is touched.
+    The config, operators, devices, data and run directory are checked before ``run_dir``
+    is touched; the run then holds its lock (:mod:`epbt_deap.lock`) while it writes.
     """
     config = anchored(config)
     plan = RunPlan.of(config)
-    splits = load_data(config)
     layout = RunLayout.at(run_dir)
-    prepare_run_dir(layout, config, overwrite)
-    seed_everything(config.seed)
+    check_new_run_dir(layout, overwrite)
+    splits = load_data(config)
+    with locked(layout):
+        return start(plan, layout, splits, observer, overwrite)
+
+
+def locked(layout: RunLayout) -> contextlib.AbstractContextManager[None]:
+    """The run directory, created where missing, locked for this process's writes."""
+    with write_errors_named(layout.root):
+        layout.root.mkdir(parents=True, exist_ok=True)
+    return lock_run_dir(layout.root)
+
+
+def start(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Observer | None,
+          overwrite: bool) -> RunSummary:
+    """Generation 0 onwards, in the locked run directory."""
+    prepare_run_dir(layout, plan.config, overwrite)
+    seed_everything(plan.config.seed)
     return evolve(plan, layout, splits, observer, state=None)
 
 
@@ -199,6 +254,14 @@ def resume(run_dir: Path, observer: Observer | None = None, generations: int | N
     layout = RunLayout.at(run_dir)
     if not layout.config.exists():
         raise RunDirError(f"{run_dir} holds no epbt-deap run (no {layout.config.name})")
+    with lock_run_dir(layout.root):
+        return resume_locked(layout, observer, generations, lr_milestones)
+
+
+def resume_locked(layout: RunLayout, observer: Observer | None, generations: int | None,
+                  lr_milestones: Sequence[int] | None) -> RunSummary:
+    """:func:`resume`, with the run directory locked."""
+    run_dir = layout.root
     config = load_config(layout.config)
     if config.replay_of is not None:
         raise RunDirError(f"{run_dir} is a replay, which cannot be resumed; replay {config.replay_of} again")
@@ -212,7 +275,7 @@ def resume(run_dir: Path, observer: Observer | None = None, generations: int | N
         config = longer
     if state is None:  # killed during generation 0: nothing to keep
         logger.warning("no generation of %s had completed; starting it again", run_dir)
-        return run(config, run_dir, observer, overwrite=True)
+        return start(plan, layout, load_data(config), observer, overwrite=True)
     if state.generation >= config.evolution.generations - 1:
         logger.info("%s is complete; nothing to resume", run_dir)
         return summarize(layout.root, state.logbook, state.halloffame)

@@ -212,7 +212,7 @@ class LossSchedule:
     def save(self, path: str | Path) -> None:
         """Write the schedule as JSON to ``path``, atomically."""
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        write_atomically(path, lambda stream: stream.write(text.encode()))
+        write_atomically(path, text.encode())
 
     @classmethod
     def load(cls, path: str | Path) -> LossSchedule:

@@ -50,7 +50,7 @@ class Delivery:
         """Write the checkpoint where ``task`` asked for it; the result then names that path."""
         if self.checkpoint is None:
             return self.result
-        write_atomically(task.output_checkpoint, lambda stream: stream.write(self.checkpoint))
+        write_atomically(task.output_checkpoint, self.checkpoint)
         return replace(self.result, checkpoint=task.output_checkpoint)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from epbt_deap.contract import RunLayout, RunLogs, best_ancestry, read_provenance, read_run_logs
+from epbt_deap.lock import Holder, lock_holder
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.taylorglo import binary_loss_formula
 
@@ -27,6 +28,8 @@ class RunView:
     logs: RunLogs
     starts: list[datetime.datetime]  # every start and resume, oldest first
     now: datetime.datetime
+    held: bool | None = False  # whether a live process holds the run's lock (None: this file system cannot tell)
+    holder: Holder | None = None
 
     @property
     def generation(self) -> int:
@@ -96,9 +99,11 @@ def _parse_time(text: str | None) -> datetime.datetime | None:
 def read_view(run_dir: str | Path, now: datetime.datetime | None = None) -> RunView:
     """The run in ``run_dir`` as its files stand now; raises a one-line RunDirError for a folder without a run."""
     logs = read_run_logs(run_dir, live=True)
-    entries = read_provenance(RunLayout.at(run_dir))
+    layout = RunLayout.at(run_dir)
+    entries = read_provenance(layout)
     starts = sorted(_parse_time(entry["started"]) for entry in entries if entry.get("started"))
-    return RunView(logs, starts, now or datetime.datetime.now(datetime.timezone.utc))
+    held, holder = lock_holder(layout.root)
+    return RunView(logs, starts, now or datetime.datetime.now(datetime.timezone.utc), held, holder)
 
 
 def duration(span: datetime.timedelta) -> str:
@@ -118,7 +123,14 @@ def accuracy(value: float | None, missing: str = "n/a") -> str:
 def describe(view: RunView) -> list[str]:
     """The lines ``epbt-deap show`` prints."""
     logs = view.logs
-    state = "finished" if view.finished else "not finished (in progress, or stopped: resume continues it)"
+    if view.held:
+        state = f"running, {view.holder.describe() if view.holder else 'holder unknown'}"
+    elif view.finished:
+        state = "finished"
+    elif view.held is False:
+        state = "stopped before its end (no process holds its lock): epbt-deap resume continues it"
+    else:
+        state = "not finished (in progress, or stopped: resume continues it; this file system has no locks to tell)"
     done = f"0 to {view.generation}" if view.generation >= 0 else "generation 0 is training, or was stopped"
     lines = [f"run {logs.name} in {logs.run_dir}: {state}",
              f"generations: {view.generation + 1} of {view.generations} done ({done}), "

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("epbt_deap")
+from epbt_deap.errors import write_errors_named
 
-TENSORBOARD_DIR = "tensorboard"
+logger = logging.getLogger("epbt_deap")
 
 
 class TensorBoardScalars:
@@ -17,18 +17,24 @@ class TensorBoardScalars:
     The x axis is the run's epoch clock. Without tensorboard installed it does nothing.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             logger.debug("tensorboard is not installed; no TensorBoard scalars")
             self.writer = None
         else:
-            self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR))
+            with write_errors_named(log_dir):
+                self.writer = SummaryWriter(log_dir=str(log_dir))
 
     def write(self, row: Mapping[str, Any], best_genes: Mapping[str, float]) -> None:
-        if self.writer is None:
-            return
+        """Add one generation's scalars; a failed write is a one-line RunWriteError naming the folder."""
+        if self.writer is not None:
+            with write_errors_named(self.log_dir):
+                self._add(row, best_genes)
+
+    def _add(self, row: Mapping[str, Any], best_genes: Mapping[str, float]) -> None:
         step = row["epochs"]
         for key in ("max", "avg", "min", "std"):
             if row[key] is not None:  # None: no validation set

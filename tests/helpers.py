@@ -49,6 +49,11 @@ def untimed(rows):
     return [{key: value for key, value in row.items() if key != "time"} for row in rows]
 
 
+def run_files(run_dir):
+    """Each file of a run directory and its bytes, but the lock file, which names the last process to lock it."""
+    return {path: path.read_bytes() for path in Path(run_dir).rglob("*") if path.is_file() and path.name != ".lock"}
+
+
 def read_logbook(path):
     """A run's logbook rows, without their timestamps: what two runs of the same config agree on."""
     return untimed(read_jsonl(path))

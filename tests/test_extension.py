@@ -8,7 +8,7 @@ from cli.main import main
 from epbt_deap.config import ConfigError, build_config, load_config
 from epbt_deap.extension import extended
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, read_jsonl, read_logbook
+from tests.helpers import TINY, read_jsonl, read_logbook, run_files
 
 SHORT = {**TINY, "evolution": {"population": 2, "elites": 1, "generations": 2}}  # lr milestone at epoch 2
 LONG = {**SHORT, "evolution": {**SHORT["evolution"], "generations": 4}}
@@ -56,11 +56,11 @@ def resume_cli(run_dir, *args):
     (["--set", "train.lr=0.5"], "--set train.lr: resume can change only train.lr_milestones"),
 ])
 def test_an_extension_that_would_go_wrong_is_one_line_and_changes_nothing(finished, args, message):
-    before = {path: path.read_bytes() for path in finished.rglob("*") if path.is_file()}
+    before = run_files(finished)
     result = resume_cli(finished, *args)
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
-    assert {path: path.read_bytes() for path in finished.rglob("*") if path.is_file()} == before
+    assert run_files(finished) == before
 
 
 def test_a_resume_that_changes_nothing_records_no_extension():

@@ -5,17 +5,19 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
 
 from cli.main import execute
-from epbt_deap.checkpoints import write_atomically
+from epbt_deap import checkpoints
+from epbt_deap.checkpoints import save_checkpoint, write_atomically
 from epbt_deap.config import build_config
 from epbt_deap.pool import InProcessPool
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, RowObserver, read_jsonl, read_logbook
+from tests.helpers import TINY, RowObserver, read_jsonl, read_logbook, run_files
 
 LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 6}}
 
@@ -80,8 +82,10 @@ def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
         time.sleep(0.01)
     process.kill()
     process.wait()
+    lock = (tmp_path / "run" / ".lock").stat().st_ino
     resume(tmp_path / "run")
     assert_complete_and_equal(tmp_path / "run", reference)
+    assert (tmp_path / "run" / ".lock").stat().st_ino == lock  # the restart never deleted the lock it held
 
 
 @pytest.mark.slow
@@ -100,27 +104,34 @@ def test_interrupt_keeps_the_state_and_says_how_to_resume(tmp_path, reference, s
     assert_complete_and_equal(tmp_path / "run", reference)
 
 
-class StreamCutShort(io.RawIOBase):
-    """A file whose third write is interrupted by Ctrl-C."""
+class BufferCutShort(io.BytesIO):
+    """An in-memory file whose third write is interrupted by Ctrl-C."""
 
-    def __init__(self, stream):
-        self.stream, self.writes = stream, 0
-
-    def writable(self):
-        return True
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
 
     def write(self, data):
         self.writes += 1
         if self.writes == 3:
             raise KeyboardInterrupt
-        return self.stream.write(data)
+        return super().write(data)
 
 
-def test_ctrl_c_while_a_checkpoint_is_written_is_an_interruption_and_leaves_no_file(tmp_path):
-    path = tmp_path / "child.pt"
+def test_ctrl_c_while_a_checkpoint_is_serialised_is_an_interruption_and_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoints, "io", SimpleNamespace(BytesIO=BufferCutShort))
     with pytest.raises(KeyboardInterrupt):  # not torch's RuntimeError about its unfinished zip stream
-        write_atomically(path, lambda stream: torch.save({"w": torch.ones(1000)}, StreamCutShort(stream)))
+        save_checkpoint({"w": torch.ones(1000)}, tmp_path / "child.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_a_file_is_written_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
+    path = tmp_path / "state.pkl"
+    path.write_bytes(b"old")
+    monkeypatch.setattr(checkpoints.os, "fsync", lambda descriptor: press_ctrl_c())
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, b"new")
+    assert [entry.name for entry in tmp_path.iterdir()] == ["state.pkl"] and path.read_bytes() == b"old"
 
 
 @pytest.fixture
@@ -172,12 +183,12 @@ def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path
     run(tiny_config, run_dir)
     state = run_dir / "state.pkl"
     state.write_bytes(state.read_bytes()[:100])
-    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    before = run_files(run_dir)
     result = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(run_dir)], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {state} is truncated or corrupt")
     assert len(result.stderr.strip().splitlines()) == 1
-    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+    assert run_files(run_dir) == before
 
 
 @pytest.mark.slow

@@ -119,7 +119,7 @@ def test_without_tensorboard_nothing_breaks(monkeypatch, tmp_path):
     from epbt_deap.tensorboard import TensorBoardScalars
 
     monkeypatch.setitem(__import__("sys").modules, "torch.utils.tensorboard", None)  # import fails
-    scalars = TensorBoardScalars(tmp_path)
+    scalars = TensorBoardScalars(tmp_path / "tensorboard")
     assert scalars.writer is None
     scalars.write({"epochs": 1, "max": 1, "avg": 1, "min": 1, "std": 0, "best_test": 1}, {"lr": 0.1})
     assert not (tmp_path / "tensorboard").exists()

@@ -131,7 +131,7 @@ def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished
         logbook.write('{"gen": 2, "evals": 1, "av')  # killed while generation 2 was being written
         lineage.write('{"uid": "g002-000", "generation": 2, "par')
     stopped = show(run_dir)
-    assert "not finished" in stopped and "generations: 2 of 3 done (0 to 1), epoch 2 of 3" in stopped
+    assert "stopped before its end (no process holds its lock): epbt-deap resume" in stopped and "generations: 2 of 3 done (0 to 1), epoch 2 of 3" in stopped
     assert "to finish, if it is running" in stopped and "elapsed " in stopped
     assert "evaluations: 4 ok, 0 diverged, 0 failed" in stopped and "L(y) = " in stopped  # the elite retrains too
 

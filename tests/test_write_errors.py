@@ -1,0 +1,158 @@
+"""A full disk or an I/O error in any writer of the run directory is one line naming the path and
+the cause, exit code 1, and the run resumes to the uninterrupted logbook once space is free."""
+import errno
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cli.main import execute
+from epbt_deap import checkpoints, recorder
+from epbt_deap.config import build_config
+from epbt_deap.errors import RunWriteError, raised_by_worker
+from epbt_deap.pool import InProcessPool
+from epbt_deap.run import resume, run
+from epbt_deap.tensorboard import TensorBoardScalars
+from tests.helpers import TINY, read_jsonl, read_logbook
+
+FULL_DEVICE = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+pytestmark = pytest.mark.skipif(not FULL_DEVICE.exists(), reason="the injected full disk is /dev/full, absent here")
+
+
+def untimed_lineage(run_dir):
+    return [{key: value for key, value in row.items() if key != "seconds"} for row in read_jsonl(run_dir / "lineage.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    run(build_config(TINY), run_dir)
+    return read_logbook(run_dir / "logbook.jsonl"), untimed_lineage(run_dir)
+
+
+class FullOnce:
+    """Counts the writes whose file name starts with ``name``; the ``nth`` of them finds the disk full."""
+
+    def __init__(self, name, nth):
+        self.name, self.nth, self.seen = name, nth, 0
+
+    def hits(self, file_name):
+        if not file_name.startswith(self.name):
+            return False
+        self.seen += 1
+        return self.seen == self.nth
+
+
+def fill_atomic_writes(monkeypatch, full):
+    """Temporary files of atomic writes (checkpoints, state, best.pt) that ``full`` picks write to /dev/full."""
+    def mkstemp(dir, prefix, suffix):
+        handle, path = tempfile.mkstemp(dir=dir, prefix=prefix, suffix=suffix)
+        if full.hits(prefix[1:]):
+            device = os.open(FULL_DEVICE, os.O_WRONLY)
+            os.dup2(device, handle)
+            os.close(device)
+        return handle, path
+
+    monkeypatch.setattr(checkpoints, "tempfile", SimpleNamespace(mkstemp=mkstemp))
+
+
+def fill_appends(monkeypatch, full):
+    """Appends to the logs (logbook, lineage) that ``full`` picks write to /dev/full."""
+    def open_for_append(path, mode):
+        return open(FULL_DEVICE if full.hits(Path(path).name) else path, mode)
+
+    monkeypatch.setattr(recorder, "open", open_for_append, raising=False)
+
+
+def fill_tensorboard(monkeypatch, full):
+    add = TensorBoardScalars._add
+
+    def add_unless_full(self, row, genes):
+        if full.hits("tensorboard"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        add(self, row, genes)
+
+    monkeypatch.setattr(TensorBoardScalars, "_add", add_unless_full)
+
+
+WRITERS = {  # writer: (how the disk fills, the name its write starts with, which write fails, the path named)
+    "checkpoint": (fill_atomic_writes, "g001-", 2, "checkpoints/g001-"),
+    "state": (fill_atomic_writes, "state.pkl", 2, "state.pkl"),
+    "best.pt": (fill_atomic_writes, "best.pt", 2, "best.pt"),
+    "logbook": (fill_appends, "logbook.jsonl", 2, "logbook.jsonl"),
+    "lineage": (fill_appends, "lineage.jsonl", 2, "lineage.jsonl"),
+    "tensorboard": (fill_tensorboard, "tensorboard", 2, "tensorboard"),
+}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_full_disk_in_any_writer_is_named_and_the_run_resumes_once_space_is_free(
+        tmp_path, monkeypatch, capsys, reference, writer):
+    fill, name, nth, named = WRITERS[writer]
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patches:
+        full = FullOnce(name, nth)
+        fill(patches, full)
+        with pytest.raises(SystemExit) as exited:
+            execute(lambda observer: run(build_config(TINY), run_dir, observer), run_dir)
+        assert full.seen >= nth, f"the {writer} was written fewer than {nth} times"
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 1
+    assert stderr.startswith(f"error: cannot write {run_dir}/{named}") and len(stderr.strip().splitlines()) == 1
+    assert ": no space left on device; the completed generations are kept; continue with: epbt-deap resume" in stderr
+    assert all(row.get("status", "ok") == "ok" for row in read_jsonl(run_dir / "lineage.jsonl"))
+    resume(run_dir)
+    assert (read_logbook(run_dir / "logbook.jsonl"), untimed_lineage(run_dir)) == reference
+
+
+def test_an_os_error_in_a_worker_stays_a_write_error_not_a_failed_evaluation(tmp_path):
+    error = RunWriteError.of(tmp_path / "checkpoints" / "g001-000.pt", OSError(errno.EIO, os.strerror(errno.EIO)))
+    assert raised_by_worker("g001-000", error) is error
+    assert str(error) == f"cannot write {tmp_path}/checkpoints/g001-000.pt: input/output error"
+
+    def write_fails(context, item):
+        raise error
+
+    with InProcessPool(lambda device: None, ()) as pool, pytest.raises(RunWriteError):
+        pool.map(write_fails, ["g001-000"], on_failure=lambda item, reason: pytest.fail("recorded as failed"))
+
+
+def can_mount_tmpfs(folder):
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True)
+    if done.returncode:
+        return False
+    subprocess.run(["umount", str(folder)], check=True)
+    return True
+
+
+WORKERS = {"device": "cpu", "cpu_workers": 1, "threads_per_worker": 1}
+
+
+@pytest.mark.slow
+def test_a_real_full_tmpfs_stops_the_run_with_one_line_and_resume_finishes_it(tmp_path, capsys):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if shutil.which("mount") is None or not can_mount_tmpfs(disk):
+        pytest.skip("this machine does not let the tests mount a tmpfs (it needs root, outside a container's limits)")
+    reference = tmp_path / "reference"
+    run(build_config({**TINY, "resources": {**WORKERS, "cpu_workers": 0}}), reference)  # the same run in-process
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)  # generation 0 fits
+    try:
+        run_dir = disk / "run"
+        with pytest.raises(SystemExit) as exited:  # the checkpoints are written by a worker
+            execute(lambda observer: run(build_config({**TINY, "resources": WORKERS}), run_dir, observer), run_dir)
+        stderr = capsys.readouterr().err
+        assert exited.value.code == 1
+        assert stderr.startswith(f"error: cannot write {run_dir}/") and len(stderr.strip().splitlines()) == 1
+        assert ": no space left on device; the completed generations are kept" in stderr
+        assert all(row.get("status", "ok") == "ok" for row in read_jsonl(run_dir / "lineage.jsonl"))
+        subprocess.run(["mount", "-o", "remount,size=32m", str(disk)], check=True)  # space freed
+        resume(run_dir)
+        assert read_logbook(run_dir / "logbook.jsonl") == read_logbook(reference / "logbook.jsonl")
+        assert untimed_lineage(run_dir) == untimed_lineage(reference)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
