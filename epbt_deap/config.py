@@ -24,7 +24,8 @@ TRAINERS = ("per_model", "vectorized")
 LOSSES = ("taylorglo", "cross_entropy")
 PRECISIONS = ("float32", "bfloat16")
 BACKENDS = ("local", "ray")
-TRAINABLE_GENES = ("lr", "momentum", "weight_decay")
+TRAINABLE_GENES = ("lr", "momentum", "weight_decay", "label_smoothing")  # genes that override train.<name>
+LABEL_SMOOTHING_BOUNDS = (0.0, 0.5)  # where the label_smoothing gene may range
 
 
 class ConfigError(EpbtError):
@@ -66,6 +67,7 @@ class TrainConfig(Section):
     lr_milestones: list[int] = [100, 150]
     lr_gamma: float = Field(0.1, gt=0)
     loss: Literal[LOSSES] = "taylorglo"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross_entropy only: torch's label_smoothing
     taylorglo_scale: float = Field(1.0, gt=0)  # multiplies Eq. 1 (its 1/n makes gradients ~1/3 of cross-entropy's)
     trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
     precision: Literal[PRECISIONS] = "float32"  # bfloat16: autocast forward passes
@@ -74,6 +76,8 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _check_trainer_options(self) -> TrainConfig:
+        if self.label_smoothing and self.loss != "cross_entropy":
+            raise ValueError("train.label_smoothing smooths cross-entropy's targets: set train.loss: cross_entropy")
         if self.trainer == "vectorized":
             for option in ("channels_last", "compile"):
                 if getattr(self, option):
@@ -196,6 +200,14 @@ class Config(Section):
         for name in self.evolution.genes:
             if name not in TRAINABLE_GENES:
                 raise ValueError(f"evolution.genes.{name}: training understands only {', '.join(TRAINABLE_GENES)}")
+        smoothing = self.evolution.genes.get("label_smoothing")
+        if smoothing is not None:
+            low, high = LABEL_SMOOTHING_BOUNDS
+            if self.train.loss != "cross_entropy":
+                raise ValueError("evolution.genes.label_smoothing smooths cross-entropy's targets: "
+                                 "set train.loss: cross_entropy")
+            if not low <= smoothing.low <= smoothing.high <= high:
+                raise ValueError(f"evolution.genes.label_smoothing: bounds must lie within [{low}, {high}]")
         if (self.train.trainer == "vectorized" and self.resources.backend == "ray"
                 and not self.resources.shared_storage):
             raise ValueError("train.trainer vectorized with Ray needs resources.shared_storage: true")

@@ -31,7 +31,8 @@ from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.training import LossFunction, TrainSettings, make_loss
 
 SCHEMA = "epbt-deap/loss-schedule"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added loss.label_smoothing; version 1 files read as smoothing 0
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
 REDUCTION = "mean"  # Eq. 1's bracket averaged over the n classes and over the batch
 
 
@@ -59,6 +60,7 @@ class LossSetting:
     name: str  # taylorglo or cross_entropy
     taylorglo_scale: float  # multiplies Eq. 1
     reduction: str = REDUCTION
+    label_smoothing: float = 0.0  # cross_entropy's; a label_smoothing gene overrides it for its step
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,8 @@ class LossSchedule:
         steps, trained = [], 0
         for row in chain:  # failed or diverged ancestors trained nothing their children kept: left out
             clock = row["generation"] * train.epochs_per_generation
-            base = row["genes"].get("lr", settings.lr)
-            lr = tuple(settings.learning_rate(clock + offset, base) for offset in range(row["epochs"] - trained))
+            child = settings.with_genes(row["genes"])
+            lr = tuple(child.learning_rate(clock + offset) for offset in range(row["epochs"] - trained))
             steps.append(ScheduleStep(row["uid"], row["generation"], trained, clock, dict(row["genes"]), lr))
             trained = row["epochs"]
         best = chain[-1]
@@ -128,7 +130,7 @@ class LossSchedule:
                                best["uid"], best["fitness"], best.get("test_accuracy"))
         sgd = SgdSetting(train.lr, train.momentum, train.weight_decay, tuple(train.lr_milestones), train.lr_gamma,
                          train.batch_size)
-        return cls(found_with, LossSetting(train.loss, train.taylorglo_scale), sgd,
+        return cls(found_with, LossSetting(train.loss, train.taylorglo_scale, label_smoothing=train.label_smoothing), sgd,
                    config.search_space().names, tuple(steps))
 
     @property
@@ -165,18 +167,19 @@ class LossSchedule:
 
     def sgd_at(self, epoch: int) -> dict[str, float]:
         """``lr``, ``momentum`` and ``weight_decay`` for SGD's parameter groups at ``epoch``."""
-        genes = self.step_at(epoch).genes
-        return {"lr": self.lr_at(epoch), "momentum": genes.get("momentum", self.sgd.momentum),
-                "weight_decay": genes.get("weight_decay", self.sgd.weight_decay)}
+        child = TrainSettings(self.found_with.model, momentum=self.sgd.momentum,
+                              weight_decay=self.sgd.weight_decay).with_genes(self.step_at(epoch).genes)
+        return {"lr": self.lr_at(epoch), "momentum": child.momentum, "weight_decay": child.weight_decay}
 
     def loss_at(self, epoch: int, device: str | torch.device = "cpu") -> LossFunction:
         """The loss ``(logits, targets) -> scalar`` that trained ``epoch``, exactly as training computes it.
 
         ``device`` is where theta is held (any device works; the logits' own avoids a copy per call).
         """
-        settings = TrainSettings(self.found_with.model, loss=self.loss.name,
-                                 taylorglo_scale=self.loss.taylorglo_scale)
-        return make_loss(settings, self.step_at(epoch).genes, torch.device(device))
+        genes = self.step_at(epoch).genes
+        settings = TrainSettings(self.found_with.model, loss=self.loss.name, taylorglo_scale=self.loss.taylorglo_scale,
+                                 label_smoothing=self.loss.label_smoothing).with_genes(genes)
+        return make_loss(settings, genes, torch.device(device))
 
     def unlearnable_steps(self, num_classes: int) -> list[ScheduleStep]:
         """The steps whose theta fails :func:`epbt_deap.learnability.check` for ``num_classes`` classes."""
@@ -193,9 +196,9 @@ class LossSchedule:
         """The schedule of :meth:`to_dict`'s mapping; a one-line ScheduleError for another schema or version."""
         if data.get("schema") != SCHEMA:
             raise ScheduleError(f"not an epbt-deap loss schedule (schema {data.get('schema')!r}, expected {SCHEMA!r})")
-        if data.get("schema_version") != SCHEMA_VERSION:
+        if data.get("schema_version") not in READABLE_VERSIONS:
             raise ScheduleError(f"loss schedule version {data.get('schema_version')!r}: this epbt-deap reads "
-                                f"version {SCHEMA_VERSION}")
+                                f"versions {' and '.join(map(str, READABLE_VERSIONS))}")
         try:
             sgd = {**data["sgd"], "lr_milestones": tuple(data["sgd"]["lr_milestones"])}
             steps = tuple(ScheduleStep(**{**step, "lr": tuple(step["lr"])}) for step in data["steps"])

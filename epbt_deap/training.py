@@ -7,6 +7,7 @@ model, compiled at most once; each evaluation loads its weights into it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
-from epbt_deap.config import LOSSES, PRECISIONS, TrainConfig
+from epbt_deap.config import LOSSES, PRECISIONS, TRAINABLE_GENES, TrainConfig
 from epbt_deap.contract import EvalResult, EvalTask
 from epbt_deap.data import CropFlip, ImageSplits, normalize
 from epbt_deap.models import build_model
@@ -45,6 +46,7 @@ class TrainSettings:
     lr_milestones: tuple[int, ...] = tuple(config_default("lr_milestones"))
     lr_gamma: float = config_default("lr_gamma")
     loss: Literal[LOSSES] = config_default("loss")
+    label_smoothing: float = config_default("label_smoothing")
     taylorglo_scale: float = config_default("taylorglo_scale")
     precision: Literal[PRECISIONS] = config_default("precision")
     channels_last: bool = config_default("channels_last")
@@ -55,6 +57,10 @@ class TrainSettings:
         """The settings of the config's ``train`` keys of the same names."""
         values = {setting.name: getattr(train, setting.name) for setting in fields(cls)}
         return cls(**{**values, "lr_milestones": tuple(train.lr_milestones)})
+
+    def with_genes(self, genes: Mapping[str, float]) -> TrainSettings:
+        """A child's effective settings: these, with its genes of the same names (lr, momentum, ...) applied."""
+        return replace(self, **{name: genes[name] for name in TRAINABLE_GENES if name in genes})
 
     def learning_rate(self, epoch: int, base: float | None = None) -> float:
         """Step decay on the global epoch clock: ``base * gamma ** (milestones passed)``."""
@@ -132,9 +138,10 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch.device) -> LossFunction:
-    """The child's loss function: TaylorGLO with its theta genes (times ``taylorglo_scale``), or cross-entropy."""
+    """The child's loss function: TaylorGLO with its theta genes (times ``taylorglo_scale``), or
+    cross-entropy with the ``label_smoothing`` of ``settings`` (the child's: :meth:`TrainSettings.with_genes`)."""
     if settings.loss == "cross_entropy":
-        return F.cross_entropy
+        return functools.partial(F.cross_entropy, label_smoothing=settings.label_smoothing)
     theta = torch.tensor([genes[name] for name in PARAMETER_NAMES], device=device)
     scale = settings.taylorglo_scale
     if scale == 1.0:  # Eq. 1 as printed: no extra kernel per step
@@ -157,16 +164,15 @@ def train_epochs(context: TrainingContext, model: torch.nn.Module, forward: Forw
                  optimizer: torch.optim.Optimizer, task: EvalTask, generator: torch.Generator) -> float:
     """Train ``task.epochs`` epochs through ``forward`` (``model``'s own or compiled forward);
     returns the mean training loss (nan/inf if it diverged)."""
-    settings = context.settings
+    settings = context.settings.with_genes(task.genes)
     labels = context.data.splits.train_labels
     loss_fn = make_loss(settings, task.genes, context.device)
-    base_lr = task.genes.get("lr", settings.lr)
     total = torch.zeros((), device=context.device)
     steps = 0
     model.train()
     for epoch in range(task.start_epoch, task.start_epoch + task.epochs):
         for group in optimizer.param_groups:
-            group["lr"] = settings.learning_rate(epoch, base_lr)
+            group["lr"] = settings.learning_rate(epoch)
         for batch in epoch_batches(context, generator):
             inputs = context.inputs(batch, draw_augmentation(context, len(batch), generator))
             with context.autocast():
@@ -218,7 +224,7 @@ def build_training_state(context: TrainingContext, task: EvalTask, model: torch.
 
     The weights go into ``model`` in place when one is given (the worker's), else into a new model.
     """
-    settings = context.settings
+    settings = context.settings.with_genes(task.genes)
     torch.manual_seed(task.seed)
     if model is None:
         model = new_model(context)
@@ -227,16 +233,16 @@ def build_training_state(context: TrainingContext, task: EvalTask, model: torch.
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=settings.lr,
-        momentum=task.genes.get("momentum", settings.momentum),
-        weight_decay=task.genes.get("weight_decay", settings.weight_decay),
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
     )
     if task.parent_checkpoint is not None:
         state = load_checkpoint(task.parent_checkpoint, map_location=context.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         for group in optimizer.param_groups:  # the child's genes win over the parent's
-            group["momentum"] = task.genes.get("momentum", settings.momentum)
-            group["weight_decay"] = task.genes.get("weight_decay", settings.weight_decay)
+            group["momentum"] = settings.momentum
+            group["weight_decay"] = settings.weight_decay
         return model, optimizer, state["epochs"]
     return model, optimizer, 0
 

@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
 from epbt_deap.contract import EvalResult, EvalTask
@@ -62,6 +61,15 @@ class StackedSGD:
             param.grad = None
 
 
+def stacked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: torch.Tensor) -> torch.Tensor:
+    """Each model's mean cross-entropy (M,) of logits (M, B, C), with its own label smoothing (M,),
+    as torch's ``label_smoothing``: ``(1 - e) * nll + e * mean over classes of -log p``."""
+    log_p = logits.log_softmax(-1)
+    nll = -log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    smoothing = label_smoothing.unsqueeze(1)
+    return ((1 - smoothing) * nll - smoothing * log_p.mean(-1)).mean(1)
+
+
 class PopulationTrainer:
     """M models of one architecture, stacked, trained together on one device."""
 
@@ -80,7 +88,9 @@ class PopulationTrainer:
         self.optimizer = StackedSGD(self.params, momentum_buffers, self.on_device([g["momentum"] for g in groups]),
                                     self.on_device([g["weight_decay"] for g in groups]))
         settings = context.settings
-        self.base_lrs = [task.genes.get("lr", settings.lr) for task in tasks]
+        children = [settings.with_genes(task.genes) for task in tasks]
+        self.base_lrs = [child.lr for child in children]
+        self.label_smoothing = self.on_device([child.label_smoothing for child in children])
         self.thetas = None if settings.loss == "cross_entropy" else torch.tensor(
             [[task.genes[name] for name in PARAMETER_NAMES] for task in tasks], device=context.device)
         self.generators = [task_generator(context, task) for task in tasks]
@@ -103,8 +113,7 @@ class PopulationTrainer:
         with context.autocast():
             logits = torch.vmap(self._logits)(self.params, self.buffers, inputs.view(count, size, *inputs.shape[1:]))
         if self.thetas is None:
-            losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
-            return losses.view(count, size).mean(1)
+            return stacked_cross_entropy(logits.float(), targets, self.label_smoothing)
         return self.context.settings.taylorglo_scale * stacked_taylorglo_loss(logits, targets, self.thetas)
 
     def step(self, batches: torch.Tensor, learning_rates: torch.Tensor) -> torch.Tensor:
