@@ -121,7 +121,8 @@ def group_alive(group: int) -> bool:
 
 
 class Launcher:
-    """Starts the run in a folder (``evolve`` while it holds no run yet, then ``resume``), its stderr in ``<folder>.log``."""
+    """Starts the run in a folder (``evolve`` while it holds no run yet, then ``resume``);
+    its stderr goes to ``<folder>.log``."""
 
     def __init__(self, hook_dir: Path, config: Path) -> None:
         self.hook_dir, self.config = hook_dir, config
@@ -196,7 +197,8 @@ def main() -> None:
             reference = comparable(reference_dir)
             for chain in range(args.chains // 2):
                 number = workers * (args.chains // 2) + chain
-                # every chain but the last of each setup visits each phase once, in a random order; the last kills at random moments
+                # each chain but the last of a setup visits every phase once, in a random order;
+                # the last kills at random moments
                 phases = (rng.sample(list(PHASES), len(PHASES)) if chain < args.chains // 2 - 1
                           else [RANDOM] * len(PHASES))
                 kills = [Kill(number, workers, phase) for phase in phases[:args.kills_per_chain]]
@@ -210,8 +212,9 @@ def main() -> None:
           f"({len(all_kills) - len(landed)} of {len(all_kills)} planned kills did not land before their run finished)")
     for phase in [*PHASES, RANDOM]:
         at_phase = [kill for kill in landed if kill.phase == phase]
+        in_process = sum(kill.workers == 0 for kill in at_phase)
         print(f"  {phase:<10} {sum(kill.survived for kill in at_phase)} of {len(at_phase)} survived "
-              f"(in-process {sum(k.workers == 0 for k in at_phase)}, with a worker {sum(k.workers == 1 for k in at_phase)})")
+              f"(in-process {in_process}, with a worker {len(at_phase) - in_process})")
     if any(not kill.survived for kill in landed):
         raise SystemExit(1)
 

@@ -122,7 +122,7 @@ def main(verbose: bool) -> None:
 @click.option("--ray-address", help="Ray cluster to join: 'auto' or host:port (default: start a local Ray).")
 @click.option("--seed", type=int)
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default runs/<name>).")
-@click.option("--overwrite", is_flag=True, help="Replace the run in --run-dir (a folder that holds anything else is refused).")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --run-dir (any other folder is refused).")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. --set evolution.mutate.sigma=0.3 (repeatable).")
 def evolve(config_path: Path | None, run_dir: Path | None, overwrite: bool,
@@ -175,7 +175,7 @@ def resume(run_dir: Path, generations: int | None, assignments: tuple[str, ...])
 @click.option("--dataset", type=click.Choice(DATASETS), help="Train on another dataset.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where that dataset lives (or is downloaded to).")
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default <SOURCE_DIR>_replay).")
-@click.option("--overwrite", is_flag=True, help="Replace the run in --run-dir (a folder that holds anything else is refused).")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --run-dir (any other folder is refused).")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override a config key of the replay, e.g. --set train.lr_milestones=[60,120] (repeatable).")
 def replay(source_dir: Path, run_dir: Path | None, overwrite: bool, assignments: tuple[str, ...],

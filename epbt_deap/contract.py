@@ -155,10 +155,6 @@ class RunLayout:
     def tensorboard(self) -> Path:
         return self.root / TENSORBOARD_DIR
 
-    @property
-    def lock(self) -> Path:
-        return self.root / LOCK_FILE
-
     @staticmethod
     def written_by_run(name: str) -> bool:
         """Whether ``name``, at the top of a run directory, is a file or folder a run writes."""

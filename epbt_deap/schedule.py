@@ -130,8 +130,8 @@ class LossSchedule:
                                best["uid"], best["fitness"], best.get("test_accuracy"))
         sgd = SgdSetting(train.lr, train.momentum, train.weight_decay, tuple(train.lr_milestones), train.lr_gamma,
                          train.batch_size)
-        return cls(found_with, LossSetting(train.loss, train.taylorglo_scale, label_smoothing=train.label_smoothing), sgd,
-                   config.search_space().names, tuple(steps))
+        loss = LossSetting(train.loss, train.taylorglo_scale, label_smoothing=train.label_smoothing)
+        return cls(found_with, loss, sgd, config.search_space().names, tuple(steps))
 
     @property
     def epochs(self) -> int:
@@ -167,8 +167,7 @@ class LossSchedule:
 
     def sgd_at(self, epoch: int) -> dict[str, float]:
         """``lr``, ``momentum`` and ``weight_decay`` for SGD's parameter groups at ``epoch``."""
-        child = TrainSettings(self.found_with.model, momentum=self.sgd.momentum,
-                              weight_decay=self.sgd.weight_decay).with_genes(self.step_at(epoch).genes)
+        child = self.settings_at(epoch)
         return {"lr": self.lr_at(epoch), "momentum": child.momentum, "weight_decay": child.weight_decay}
 
     def loss_at(self, epoch: int, device: str | torch.device = "cpu") -> LossFunction:
@@ -176,10 +175,16 @@ class LossSchedule:
 
         ``device`` is where theta is held (any device works; the logits' own avoids a copy per call).
         """
-        genes = self.step_at(epoch).genes
-        settings = TrainSettings(self.found_with.model, loss=self.loss.name, taylorglo_scale=self.loss.taylorglo_scale,
-                                 label_smoothing=self.loss.label_smoothing).with_genes(genes)
-        return make_loss(settings, genes, torch.device(device))
+        return make_loss(self.settings_at(epoch), self.step_at(epoch).genes, torch.device(device))
+
+    def settings_at(self, epoch: int) -> TrainSettings:
+        """The training settings of ``epoch``: the schedule's recipe with the step's genes applied, as training does."""
+        sgd, loss = self.sgd, self.loss
+        recipe = TrainSettings(self.found_with.model, batch_size=sgd.batch_size, lr=sgd.lr, momentum=sgd.momentum,
+                               weight_decay=sgd.weight_decay, lr_milestones=sgd.lr_milestones, lr_gamma=sgd.lr_gamma,
+                               loss=loss.name, label_smoothing=loss.label_smoothing,
+                               taylorglo_scale=loss.taylorglo_scale)
+        return recipe.with_genes(self.step_at(epoch).genes)
 
     def unlearnable_steps(self, num_classes: int) -> list[ScheduleStep]:
         """The steps whose theta fails :func:`epbt_deap.learnability.check` for ``num_classes`` classes."""

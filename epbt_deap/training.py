@@ -62,10 +62,10 @@ class TrainSettings:
         """A child's effective settings: these, with its genes of the same names (lr, momentum, ...) applied."""
         return replace(self, **{name: genes[name] for name in TRAINABLE_GENES if name in genes})
 
-    def learning_rate(self, epoch: int, base: float | None = None) -> float:
-        """Step decay on the global epoch clock: ``base * gamma ** (milestones passed)``."""
+    def learning_rate(self, epoch: int) -> float:
+        """Step decay on the global epoch clock: ``lr * gamma ** (milestones passed)``."""
         passed = sum(epoch >= milestone for milestone in self.lr_milestones)
-        return (self.lr if base is None else base) * self.lr_gamma**passed
+        return self.lr * self.lr_gamma**passed
 
 
 @dataclass

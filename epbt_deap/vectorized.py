@@ -88,9 +88,8 @@ class PopulationTrainer:
         self.optimizer = StackedSGD(self.params, momentum_buffers, self.on_device([g["momentum"] for g in groups]),
                                     self.on_device([g["weight_decay"] for g in groups]))
         settings = context.settings
-        children = [settings.with_genes(task.genes) for task in tasks]
-        self.base_lrs = [child.lr for child in children]
-        self.label_smoothing = self.on_device([child.label_smoothing for child in children])
+        self.children = [settings.with_genes(task.genes) for task in tasks]
+        self.label_smoothing = self.on_device([child.label_smoothing for child in self.children])
         self.thetas = None if settings.loss == "cross_entropy" else torch.tensor(
             [[task.genes[name] for name in PARAMETER_NAMES] for task in tasks], device=context.device)
         self.generators = [task_generator(context, task) for task in tasks]
@@ -129,7 +128,7 @@ class PopulationTrainer:
         return range(first.start_epoch, first.start_epoch + first.epochs)
 
     def learning_rates(self, epoch: int) -> list[float]:
-        return [self.context.settings.learning_rate(epoch, base) for base in self.base_lrs]
+        return [child.learning_rate(epoch) for child in self.children]
 
     def train(self) -> list[float]:
         """Train every model its task's epochs; returns each one's mean training loss."""

@@ -27,7 +27,7 @@ def test_learning_rate_steps_down_on_the_global_epoch_clock():
     assert [settings.learning_rate(e) for e in (0, 99)] == [0.1, 0.1]
     assert settings.learning_rate(100) == pytest.approx(0.01)
     assert settings.learning_rate(199) == pytest.approx(0.001)
-    assert settings.learning_rate(150, base=0.5) == pytest.approx(0.005)
+    assert settings.with_genes({"lr": 0.5}).learning_rate(150) == pytest.approx(0.005)
 
 
 @pytest.mark.slow

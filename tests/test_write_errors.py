@@ -24,7 +24,9 @@ pytestmark = pytest.mark.skipif(not FULL_DEVICE.exists(), reason="the injected f
 
 
 def untimed_lineage(run_dir):
-    return [{key: value for key, value in row.items() if key != "seconds"} for row in read_jsonl(run_dir / "lineage.jsonl")]
+    """The lineage rows without how long each evaluation took, which no two runs share."""
+    rows = read_jsonl(run_dir / "lineage.jsonl")
+    return [{key: value for key, value in row.items() if key != "seconds"} for row in rows]
 
 
 @pytest.fixture(scope="module")
