@@ -22,7 +22,8 @@ from ablation_tables import markdown, write_csv
 from epbt_deap.checkpoints import load_checkpoint
 from epbt_deap.config import load_config
 from epbt_deap.run import load_data
-from epbt_deap.training import TrainingContext, TrainSettings, accuracy, make_loss, new_model
+from epbt_deap.measures import accuracy
+from epbt_deap.training import TrainingContext, TrainSettings, eval_logits, make_loss, new_model
 
 COLUMNS = ["run", "loss", "lr", "train_acc", "val_acc", "test_acc", "grad_wrong_vs_ce", "grad_right_vs_ce"]
 
@@ -32,14 +33,6 @@ def per_example_gradient(loss_fn, logits: torch.Tensor, labels: torch.Tensor) ->
     logits = logits.detach().requires_grad_(True)
     (gradient,) = torch.autograd.grad(loss_fn(logits, labels), logits)
     return gradient.norm(dim=1) * len(labels)
-
-
-@torch.no_grad()
-def eval_logits(context: TrainingContext, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The model's logits for ``images`` in eval mode (BatchNorm's running statistics), batch by batch."""
-    model.eval()
-    size = context.settings.eval_batch_size
-    return torch.cat([model(context.prepare(images[start:start + size])) for start in range(0, len(images), size)])
 
 
 def fit_row(run_dir: Path) -> dict[str, object]:
@@ -59,8 +52,8 @@ def fit_row(run_dir: Path) -> dict[str, object]:
     row: dict[str, object] = {
         "run": run_dir.name, "loss": settings.loss, "lr": round(best["genes"].get("lr", settings.lr), 4),
         "train_acc": round(1.0 - float(wrong.float().mean()), 4),
-        "val_acc": round(accuracy(context, model, splits.val_images, splits.val_labels), 4),
-        "test_acc": round(accuracy(context, model, splits.test_images, splits.test_labels), 4),
+        "val_acc": round(accuracy(eval_logits(context, model, splits.val_images), splits.val_labels), 4),
+        "test_acc": round(accuracy(eval_logits(context, model, splits.test_images), splits.test_labels), 4),
     }
     for name, part in (("grad_wrong_vs_ce", wrong), ("grad_right_vs_ce", ~wrong)):
         row[name] = round(float(own[part].mean() / cross_entropy[part].mean()), 3) if part.any() else ""

@@ -6,7 +6,8 @@ Rows of the table (model-epochs and images per second; only training epochs coun
       the device (batch 128, SGD momentum 0.9, cross-entropy, on-device normalise + crop/flip);
   (b) ``epbt_deap.training.evaluate`` through ``epbt_deap.pool.make_pool`` on the same data,
       for several worker counts; the "non-train" column is the share of wall time that the
-      same tasks take with 0 epochs (validation + test passes, model build, checkpoint I/O);
+      same tasks take with 0 epochs (measuring passes over validation, test and training
+      images, model build, checkpoint I/O);
   (c) ``epbt_deap.vectorized.evaluate_group``: one worker trains a group of 8, 20, 40 models
       (``--models``) as one batched computation;
   (d) short whole EPBT runs (``epbt_deap.run.run``) against the plain loop for the same
@@ -46,7 +47,7 @@ from epbt_deap.pool import make_pool, resolve_devices
 from epbt_deap.run import load_data, run
 from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.taylorglo import taylorglo_loss
-from epbt_deap.training import TrainingContext, TrainSettings, accuracy, evaluate
+from epbt_deap.training import TrainingContext, TrainSettings, evaluate, measure
 from epbt_deap.vectorized import evaluate_group
 
 BATCH = 128
@@ -226,18 +227,17 @@ class Clock:
 
 def eval_overheads(device: str, settings: TrainSettings, splits: ImageSplits, out: Path,
                    weights: Path | None = None, repeats: int = 3) -> tuple[float, float]:
-    """Median seconds of one validation + test pass (of ``weights`` if given) and of a checkpoint save + load."""
+    """Median seconds of one measuring pass (validation, test and training images, of ``weights`` if given)
+    and of a checkpoint save + load."""
     context = TrainingContext.create(device, settings, splits)
     model = build_model(settings.model, splits.num_classes, splits.in_channels).to(device)
     if weights is not None and weights.exists():
         model.load_state_dict(load_checkpoint(weights, map_location=device)["model"])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    data = context.data.splits
     times = []
     for _ in range(repeats + 1):  # the first is the warm-up
         start = time.perf_counter()
-        accuracy(context, model, data.val_images, data.val_labels)
-        accuracy(context, model, data.test_images, data.test_labels)
+        measure(context, model)
         middle = time.perf_counter()
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, out / "probe.pt")
         build_model(settings.model, splits.num_classes, splits.in_channels).to(device).load_state_dict(
@@ -511,7 +511,7 @@ def print_table(header: str, rows: list[Row]) -> None:
     print(f"{'row':<{width}} {'workers':>7} {'model-ep/s':>11} {'img/s':>9} {'wall s':>8} {'non-train':>9}  notes")
     for row in rows:
         print(row.line(width))
-    print("non-train: (b) share of wall time the same tasks take with 0 epochs (validation + test passes, "
+    print("non-train: (b) share of wall time the same tasks take with 0 epochs (measuring passes, "
           "model build, checkpoint I/O); (d) share of run() wall time outside training (est.)")
 
 

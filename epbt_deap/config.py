@@ -21,7 +21,9 @@ from epbt_deap.errors import EpbtError
 from epbt_deap.space import Gene, SearchSpace
 
 TRAINERS = ("per_model", "vectorized")
-LOSSES = ("taylorglo", "cross_entropy")
+NOISE_KINDS = ("symmetric", "pairflip")
+NoiseKind = Literal[NOISE_KINDS]
+LOSSES = ("taylorglo", "cross_entropy", "gce")  # gce: generalised cross-entropy, robust to label noise
 PRECISIONS = ("float32", "bfloat16")
 BACKENDS = ("local", "ray")
 TRAINABLE_GENES = ("lr", "momentum", "weight_decay", "label_smoothing")  # genes that override train.<name>
@@ -36,6 +38,15 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class LabelNoiseConfig(Section):
+    """Flip a share of the training and validation labels (never the test labels): :mod:`epbt_deap.data.noise`."""
+
+    rate: float = Field(0.0, ge=0, lt=1)
+    kind: NoiseKind = "symmetric"  # symmetric: another class uniformly; pairflip: class c -> c + 1 mod n
+    seed: int | None = None  # none: the run's seed
+    clean_validation: bool = False  # true: validation labels stay clean (by default they are as noisy as training's)
+
+
 class DataConfig(Section):
     dataset: Literal[DATASETS] = "cifar10"
     dir: Path | None = None
@@ -45,6 +56,7 @@ class DataConfig(Section):
     test_subset: int | None = Field(None, ge=1)
     augment: bool | None = None
     split_seed: int = 0
+    label_noise: LabelNoiseConfig = LabelNoiseConfig()
 
     def num_classes(self) -> int | None:
         """The dataset's number of classes, known before its images load; None for a missing image folder."""
@@ -68,6 +80,7 @@ class TrainConfig(Section):
     lr_gamma: float = Field(0.1, gt=0)
     loss: Literal[LOSSES] = "taylorglo"
     label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross_entropy only: torch's label_smoothing
+    gce_q: float = Field(0.7, gt=0, le=1)  # gce only: its exponent q (0: cross-entropy, 1: MAE)
     taylorglo_scale: float = Field(1.0, gt=0)  # multiplies Eq. 1 (its 1/n makes gradients ~1/3 of cross-entropy's)
     trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
     precision: Literal[PRECISIONS] = "float32"  # bfloat16: autocast forward passes
@@ -218,9 +231,16 @@ class Config(Section):
                              "can do without (evolution.algorithm none, population 1); selection ranks models "
                              "by validation accuracy")
         if self.evolution.algorithm != "none" and not len(space):
-            raise ValueError("evolution: with train.loss cross_entropy there is no theta to evolve; "
+            raise ValueError(f"evolution: with train.loss {self.train.loss} there is no theta to evolve; "
                              "add evolution.genes or set evolution.algorithm to none (need at least one gene)")
         return self
+
+    def label_noise(self) -> LabelNoiseConfig | None:
+        """The run's label noise with its seed set (by default the run's), or None for clean labels."""
+        noise = self.data.label_noise
+        if not noise.rate:
+            return None
+        return noise.model_copy(update={"seed": self.seed if noise.seed is None else noise.seed})
 
     def search_space(self) -> SearchSpace:
         """The genes this run evolves: TaylorGLO's 8 (unless the loss is cross-entropy) + extras."""
@@ -229,7 +249,7 @@ class Config(Section):
                  g.high if g.init_high is None else g.init_high, g.scale)
             for name, g in self.evolution.genes.items()
         ]
-        if self.train.loss == "cross_entropy":
+        if self.train.loss != "taylorglo":
             return SearchSpace(tuple(extra))
         t = self.evolution.taylorglo
         return SearchSpace.taylorglo(t.low, t.high, t.init_low, t.init_high, extra)

@@ -18,7 +18,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal, Protocol
 
@@ -55,6 +55,8 @@ class EvalResult:
     status: Status
     seconds: float
     detail: str = ""  # why an evaluation diverged or failed
+    # fit and calibration (training.measure): val_nll, test_nll, test_ece, train_accuracy, and memorised with noise
+    measures: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, task: EvalTask, reason: str) -> EvalResult:
@@ -104,10 +106,11 @@ BEST_FILE = "best.pt"
 CHECKPOINT_DIR = "checkpoints"
 PROVENANCE_FILE = "provenance.json"
 TENSORBOARD_DIR = "tensorboard"
+LABEL_NOISE_FILE = "label_noise.json"
 LOCK_FILE = ".lock"
 #: Every name a run writes at the top of its directory; atomic writes add ``.<name>.*.tmp`` beside them.
 RUN_FILES = (CONFIG_FILE, STATE_FILE, LOGBOOK_FILE, LINEAGE_FILE, BEST_FILE, CHECKPOINT_DIR, PROVENANCE_FILE,
-             TENSORBOARD_DIR, LOCK_FILE)
+             TENSORBOARD_DIR, LABEL_NOISE_FILE, LOCK_FILE)
 #: The files that, beside config.yaml, mark a folder as a run directory (config.yaml alone does not).
 RUN_MARKERS = (LOCK_FILE, PROVENANCE_FILE, LOGBOOK_FILE, STATE_FILE)
 
@@ -154,6 +157,10 @@ class RunLayout:
     @property
     def tensorboard(self) -> Path:
         return self.root / TENSORBOARD_DIR
+
+    @property
+    def label_noise(self) -> Path:
+        return self.root / LABEL_NOISE_FILE
 
     @staticmethod
     def written_by_run(name: str) -> bool:

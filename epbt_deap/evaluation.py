@@ -37,6 +37,11 @@ def split_evenly(items: Sequence[T], parts: int) -> list[list[T]]:
     return [list(items[start:stop]) for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None (JSON's null) for nan and infinities."""
+    return value if math.isfinite(value) else None
+
+
 def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult]) -> None:
     """Stop the run with its likeliest cause when every evaluation of a generation failed or diverged."""
     if any(result.status == "ok" for result in results):
@@ -96,7 +101,8 @@ class EvaluationMap:
                 individual.epochs = result.epochs
             individual.metrics = {
                 "test_accuracy": result.test_accuracy,
-                "train_loss": result.train_loss if math.isfinite(result.train_loss) else None,
+                **{name: finite_or_none(value) for name, value in result.measures.items()},
+                "train_loss": finite_or_none(result.train_loss),
                 "status": result.status,
                 "seconds": result.seconds,
                 **({"detail": result.detail} if result.detail else {}),

@@ -75,7 +75,7 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     splits = load_data(config)
     warn_unlearnable(schedule, splits.num_classes)
     with locked(layout):
-        prepare_run_dir(layout, config, overwrite)
+        prepare_run_dir(layout, config, overwrite, splits)
         seed_everything(config.seed)
         logger.info("replaying %d steps of %s's best lineage", len(schedule.steps), source_dir)
         return replay_schedule(plan, layout, splits, schedule, observer)

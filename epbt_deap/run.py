@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -19,6 +20,7 @@ from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import Config, load_config
 from epbt_deap.contract import LOCK_FILE, Observer, Pool, RunLayout
 from epbt_deap.data import ImageSplits, load_splits
+from epbt_deap.data.noise import flips_record, with_label_noise
 from epbt_deap.errors import RunDirError, write_errors_named
 from epbt_deap.evaluation import EvaluationMap
 from epbt_deap.extension import extended
@@ -150,8 +152,9 @@ def check_run_dir(layout: RunLayout, overwrite: bool) -> list[Path]:
     return entries
 
 
-def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool) -> None:
-    """With the run directory locked: delete the run it held (``overwrite``), then write the resolved config."""
+def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool, splits: ImageSplits) -> None:
+    """With the run directory locked: delete the run it held (``overwrite``), then write the resolved
+    config and the flipped labels."""
     for path in check_run_dir(layout, overwrite):
         with write_errors_named(path):
             if path.is_dir():
@@ -160,6 +163,7 @@ def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool) -> None:
                 path.unlink()
     layout.checkpoints.mkdir(exist_ok=True)
     write_config(layout, config)
+    record_label_noise(layout, config, splits)
 
 
 def write_config(layout: RunLayout, config: Config) -> None:
@@ -175,12 +179,35 @@ def seed_everything(seed: int) -> None:
 
 
 def load_data(config: Config) -> ImageSplits:
+    """The run's data split, its labels flipped where ``data.label_noise`` asks."""
     data = config.data
     splits = load_splits(data.dataset, data.dir, download=data.download, val_size=data.val_size,
                          train_subset=data.train_subset, augment=data.augment, split_seed=data.split_seed,
                          test_subset=data.test_subset)
     logger.info("%s", splits.describe())
+    noise = config.label_noise()
+    if noise is not None:
+        splits = with_label_noise(splits, noise)
+        logger.info("label noise: %s, rate %g, seed %d, validation %s", noise.kind, noise.rate, noise.seed,
+                    "clean" if noise.clean_validation else "noisy")
     return splits
+
+
+def record_label_noise(layout: RunLayout, config: Config, splits: ImageSplits) -> None:
+    """Write the flipped labels into the run directory (a run without label noise writes nothing)."""
+    noise = config.label_noise()
+    if noise is not None:
+        write_atomically(layout.label_noise, json.dumps(flips_record(splits, noise)).encode())
+
+
+def check_label_noise(layout: RunLayout, config: Config, splits: ImageSplits) -> None:
+    """Refuse to resume with other flipped labels than those the run recorded (say, another dataset version)."""
+    noise = config.label_noise()
+    if noise is None or not layout.label_noise.exists():
+        return
+    if json.loads(layout.label_noise.read_text()) != json.loads(json.dumps(flips_record(splits, noise))):
+        raise RunDirError(f"the labels flipped now differ from those {layout.label_noise} recorded: "
+                          "the data changed since the run started, so it cannot be resumed")
 
 
 def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Observer | None,
@@ -238,7 +265,7 @@ def locked(layout: RunLayout) -> contextlib.AbstractContextManager[None]:
 def start(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Observer | None,
           overwrite: bool) -> RunSummary:
     """Generation 0 onwards, in the locked run directory."""
-    prepare_run_dir(layout, plan.config, overwrite)
+    prepare_run_dir(layout, plan.config, overwrite, splits)
     seed_everything(plan.config.seed)
     return evolve(plan, layout, splits, observer, state=None)
 
@@ -280,6 +307,7 @@ def resume_locked(layout: RunLayout, observer: Observer | None, generations: int
         logger.info("%s is complete; nothing to resume", run_dir)
         return summarize(layout.root, state.logbook, state.halloffame)
     splits = load_data(config)
+    check_label_noise(layout, config, splits)
     logger.info("resuming %s after generation %d", run_dir, state.generation)
     rewind_logs(layout, state)
     state.restore_rng()

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from epbt_deap.checkpoints import write_atomically
-from epbt_deap.config import ConfigError, build_config
+from epbt_deap.config import ConfigError, TrainConfig, build_config
 from epbt_deap.contract import best_ancestry, read_run_logs
 from epbt_deap.errors import EpbtError, RunDirError
 from epbt_deap.learnability import check
@@ -31,8 +31,8 @@ from epbt_deap.space import PARAMETER_NAMES
 from epbt_deap.training import LossFunction, TrainSettings, make_loss
 
 SCHEMA = "epbt-deap/loss-schedule"
-SCHEMA_VERSION = 2  # 2 added loss.label_smoothing; version 1 files read as smoothing 0
-READABLE_VERSIONS = (1, SCHEMA_VERSION)
+SCHEMA_VERSION = 3  # 2 added loss.label_smoothing, 3 loss.gce_q; older files read as their defaults
+READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)
 REDUCTION = "mean"  # Eq. 1's bracket averaged over the n classes and over the batch
 
 
@@ -57,10 +57,11 @@ class FoundWith:
 class LossSetting:
     """What turns logits and targets into the loss, besides theta."""
 
-    name: str  # taylorglo or cross_entropy
+    name: str  # taylorglo, cross_entropy or gce
     taylorglo_scale: float  # multiplies Eq. 1
     reduction: str = REDUCTION
     label_smoothing: float = 0.0  # cross_entropy's; a label_smoothing gene overrides it for its step
+    gce_q: float = TrainConfig.model_fields["gce_q"].default  # gce's exponent
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class LossSchedule:
                                best["uid"], best["fitness"], best.get("test_accuracy"))
         sgd = SgdSetting(train.lr, train.momentum, train.weight_decay, tuple(train.lr_milestones), train.lr_gamma,
                          train.batch_size)
-        loss = LossSetting(train.loss, train.taylorglo_scale, label_smoothing=train.label_smoothing)
+        loss = LossSetting(train.loss, train.taylorglo_scale, label_smoothing=train.label_smoothing, gce_q=train.gce_q)
         return cls(found_with, loss, sgd, config.search_space().names, tuple(steps))
 
     @property
@@ -182,7 +183,7 @@ class LossSchedule:
         sgd, loss = self.sgd, self.loss
         recipe = TrainSettings(self.found_with.model, batch_size=sgd.batch_size, lr=sgd.lr, momentum=sgd.momentum,
                                weight_decay=sgd.weight_decay, lr_milestones=sgd.lr_milestones, lr_gamma=sgd.lr_gamma,
-                               loss=loss.name, label_smoothing=loss.label_smoothing,
+                               loss=loss.name, label_smoothing=loss.label_smoothing, gce_q=loss.gce_q,
                                taylorglo_scale=loss.taylorglo_scale)
         return recipe.with_genes(self.step_at(epoch).genes)
 
@@ -203,7 +204,7 @@ class LossSchedule:
             raise ScheduleError(f"not an epbt-deap loss schedule (schema {data.get('schema')!r}, expected {SCHEMA!r})")
         if data.get("schema_version") not in READABLE_VERSIONS:
             raise ScheduleError(f"loss schedule version {data.get('schema_version')!r}: this epbt-deap reads "
-                                f"versions {' and '.join(map(str, READABLE_VERSIONS))}")
+                                f"versions {', '.join(map(str, READABLE_VERSIONS))}")
         try:
             sgd = {**data["sgd"], "lr_milestones": tuple(data["sgd"]["lr_milestones"])}
             steps = tuple(ScheduleStep(**{**step, "lr": tuple(step["lr"])}) for step in data["steps"])

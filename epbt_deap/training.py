@@ -22,6 +22,8 @@ from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
 from epbt_deap.config import LOSSES, PRECISIONS, TRAINABLE_GENES, TrainConfig
 from epbt_deap.contract import EvalResult, EvalTask
 from epbt_deap.data import CropFlip, ImageSplits, normalize
+from epbt_deap.losses import generalized_cross_entropy
+from epbt_deap.measures import accuracy, expected_calibration_error, memorisation, negative_log_likelihood
 from epbt_deap.models import build_model
 from epbt_deap.taylorglo import PARAMETER_NAMES, taylorglo_loss
 
@@ -47,6 +49,7 @@ class TrainSettings:
     lr_gamma: float = config_default("lr_gamma")
     loss: Literal[LOSSES] = config_default("loss")
     label_smoothing: float = config_default("label_smoothing")
+    gce_q: float = config_default("gce_q")
     taylorglo_scale: float = config_default("taylorglo_scale")
     precision: Literal[PRECISIONS] = config_default("precision")
     channels_last: bool = config_default("channels_last")
@@ -78,8 +81,10 @@ class DeviceData:
     std: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
-        tensors = ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")
-        self.splits = replace(self.splits, **{name: getattr(self.splits, name).to(self.device) for name in tensors})
+        tensors = ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels",
+                   "train_true_labels", "val_true_labels")
+        self.splits = replace(self.splits, **{name: getattr(self.splits, name).to(self.device) for name in tensors
+                                              if getattr(self.splits, name) is not None})
         self.mean = torch.tensor(self.splits.mean, device=self.device)
         self.std = torch.tensor(self.splits.std, device=self.device)
 
@@ -138,8 +143,11 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_loss(settings: TrainSettings, genes: Mapping[str, float], device: torch.device) -> LossFunction:
-    """The child's loss function: TaylorGLO with its theta genes (times ``taylorglo_scale``), or
-    cross-entropy with the ``label_smoothing`` of ``settings`` (the child's: :meth:`TrainSettings.with_genes`)."""
+    """The child's loss function: TaylorGLO with its theta genes (times ``taylorglo_scale``),
+    cross-entropy with the ``label_smoothing`` of ``settings`` (the child's: :meth:`TrainSettings.with_genes`),
+    or generalised cross-entropy with ``gce_q``."""
+    if settings.loss == "gce":
+        return functools.partial(generalized_cross_entropy, q=settings.gce_q)
     if settings.loss == "cross_entropy":
         return functools.partial(F.cross_entropy, label_smoothing=settings.label_smoothing)
     theta = torch.tensor([genes[name] for name in PARAMETER_NAMES], device=device)
@@ -188,19 +196,34 @@ def train_epochs(context: TrainingContext, model: torch.nn.Module, forward: Forw
 
 
 @torch.no_grad()
-def accuracy(context: TrainingContext, model: torch.nn.Module, images: torch.Tensor,
-             labels: torch.Tensor) -> float:
-    """Fraction of ``images`` classified correctly, in eval mode; nan for no images (no validation set)."""
-    if not len(labels):
-        return math.nan
+def eval_logits(context: TrainingContext, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The model's float logits (N, C) for ``images``, in eval mode, without augmentation, batch by batch."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=context.device)
-    for start in range(0, len(labels), context.settings.eval_batch_size):
-        stop = start + context.settings.eval_batch_size
+    size = context.settings.eval_batch_size
+    batches = []
+    for start in range(0, len(images), size):
         with context.autocast():
-            logits = model(context.prepare(images[start:stop]))
-        correct += (logits.argmax(dim=1) == labels[start:stop]).sum()
-    return int(correct) / len(labels)
+            batches.append(model(context.prepare(images[start:start + size])).float())
+    return torch.cat(batches) if batches else torch.empty(0, context.data.splits.num_classes, device=context.device)
+
+
+def measure(context: TrainingContext, model: torch.nn.Module) -> tuple[float, float, dict[str, float]]:
+    """Validation accuracy (the fitness), test accuracy, and the fit and calibration measures:
+    validation and test NLL, test ECE, training accuracy (on the labels it trains with), and with
+    label noise, the share of flipped training labels it predicts (``memorised``)."""
+    splits = context.data.splits
+    val = eval_logits(context, model, splits.val_images)
+    test = eval_logits(context, model, splits.test_images)
+    train = eval_logits(context, model, splits.train_images)
+    measures = {
+        "val_nll": negative_log_likelihood(val, splits.val_labels),
+        "test_nll": negative_log_likelihood(test, splits.test_labels),
+        "test_ece": expected_calibration_error(test, splits.test_labels),
+        "train_accuracy": accuracy(train, splits.train_labels),
+    }
+    if splits.train_true_labels is not None:
+        measures["memorised"] = memorisation(train, splits.train_labels, splits.train_true_labels)
+    return accuracy(val, splits.val_labels), accuracy(test, splits.test_labels), measures
 
 
 def weights_are_finite(model: torch.nn.Module) -> bool:
@@ -283,8 +306,7 @@ def measure_and_save(context: TrainingContext, task: EvalTask, model: torch.nn.M
         logger.warning("%s diverged (train loss %s); fitness 0", task.uid, train_loss)
         return EvalResult(task.uid, 0.0, 0.0, train_loss, trained, None, "diverged",
                           time.perf_counter() - started, "non-finite loss or weights")
-    fitness = accuracy(context, model, splits.val_images, splits.val_labels)
-    test_accuracy = accuracy(context, model, splits.test_images, splits.test_labels)
+    fitness, test_accuracy, measures = measure(context, model)
     epochs = trained + task.epochs
     save_checkpoint(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "genes": dict(task.genes),
@@ -292,4 +314,4 @@ def measure_and_save(context: TrainingContext, task: EvalTask, model: torch.nn.M
         task.output_checkpoint,
     )
     return EvalResult(task.uid, fitness, test_accuracy, train_loss, epochs, task.output_checkpoint,
-                      "ok", time.perf_counter() - started)
+                      "ok", time.perf_counter() - started, measures=measures)

@@ -19,6 +19,7 @@ from torch.func import functional_call, stack_module_state
 
 from epbt_deap.contract import EvalResult, EvalTask
 from epbt_deap.data import CropFlip
+from epbt_deap.losses import generalized_cross_entropy, stacked_cross_entropy
 from epbt_deap.taylorglo import PARAMETER_NAMES, stacked_taylorglo_loss
 from epbt_deap.training import (TrainingContext, build_training_state, draw_augmentation,
                                 epoch_batches, measure_and_save, out_of_memory_hint, task_generator)
@@ -61,15 +62,6 @@ class StackedSGD:
             param.grad = None
 
 
-def stacked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: torch.Tensor) -> torch.Tensor:
-    """Each model's mean cross-entropy (M,) of logits (M, B, C), with its own label smoothing (M,),
-    as torch's ``label_smoothing``: ``(1 - e) * nll + e * mean over classes of -log p``."""
-    log_p = logits.log_softmax(-1)
-    nll = -log_p.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    smoothing = label_smoothing.unsqueeze(1)
-    return ((1 - smoothing) * nll - smoothing * log_p.mean(-1)).mean(1)
-
-
 class PopulationTrainer:
     """M models of one architecture, stacked, trained together on one device."""
 
@@ -90,7 +82,7 @@ class PopulationTrainer:
         settings = context.settings
         self.children = [settings.with_genes(task.genes) for task in tasks]
         self.label_smoothing = self.on_device([child.label_smoothing for child in self.children])
-        self.thetas = None if settings.loss == "cross_entropy" else torch.tensor(
+        self.thetas = None if settings.loss != "taylorglo" else torch.tensor(
             [[task.genes[name] for name in PARAMETER_NAMES] for task in tasks], device=context.device)
         self.generators = [task_generator(context, task) for task in tasks]
 
@@ -111,7 +103,10 @@ class PopulationTrainer:
         targets = context.data.splits.train_labels[batches]
         with context.autocast():
             logits = torch.vmap(self._logits)(self.params, self.buffers, inputs.view(count, size, *inputs.shape[1:]))
-        if self.thetas is None:
+        loss = self.context.settings.loss
+        if loss == "gce":
+            return generalized_cross_entropy(logits, targets, self.context.settings.gce_q)
+        if loss == "cross_entropy":
             return stacked_cross_entropy(logits.float(), targets, self.label_smoothing)
         return self.context.settings.taylorglo_scale * stacked_taylorglo_loss(logits, targets, self.thetas)
 

@@ -12,7 +12,7 @@ from epbt_deap.replay import replay
 from epbt_deap.run import run
 from epbt_deap.schedule import LossSchedule
 from epbt_deap.training import TrainSettings, make_loss
-from epbt_deap.vectorized import stacked_cross_entropy
+from epbt_deap.losses import stacked_cross_entropy
 from tests.helpers import TINY, read_jsonl
 
 SMOOTHED_PBT = {**TINY, "train": {**TINY["train"], "loss": "cross_entropy"},

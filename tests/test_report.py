@@ -199,3 +199,18 @@ def test_missing_matplotlib_is_a_report_error(run_dirs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ReportError, match=r"pip install epbt-deap\[plots\]"):
         write_report(run_dirs, tmp_path / "report")
+
+
+def test_table1_carries_the_mean_final_nll_ece_and_training_accuracy():
+    def record(seed: int, nll: float | None, train: float | None) -> RunRecord:
+        rows = [{"epochs": 2, "best_test": 0.5, "best_test_nll": None, "best_test_ece": None},
+                {"epochs": 4, "best_test": 0.6, "best_test_nll": nll, "best_test_ece": 0.05,
+                 "best_train_accuracy": train, "best_memorised": None}]
+        return RunRecord(Path(f"s{seed}"), config("gce", seed, "gce", "none"), rows, [])
+
+    rows = final_accuracy_table({"gce": [record(0, 1.2, 0.9), record(1, 1.6, None)]})
+    assert rows[0]["test_nll"] == pytest.approx(1.4) and rows[0]["test_ece"] == pytest.approx(0.05)
+    assert rows[0]["train"] == pytest.approx(90.0) and rows[0]["memorised"] is None  # runs without it are left out
+    old = final_accuracy_table(group_runs([RunRecord(Path("old"), config("old", 0, "taylorglo", None),
+                                                     [{"epochs": 2, "best_test": 0.5}], [])]))
+    assert old[0]["mean"] == pytest.approx(50.0) and old[0]["test_nll"] is None  # written before the measures

@@ -73,8 +73,11 @@ def test_export_and_load_round_trip_exactly(old_elite_run, tmp_path):
     loaded.save(tmp_path / "again.json")
     assert (tmp_path / "again.json").read_text() == path.read_text()
     stored = json.loads(path.read_text())
-    assert stored["schema_version"] == 2 and stored["loss"] == {"name": "taylorglo", "taylorglo_scale": 1.0,
-                                                               "reduction": "mean", "label_smoothing": 0.0}
+    assert stored["schema_version"] == 3 and stored["loss"] == {
+        "name": "taylorglo", "taylorglo_scale": 1.0, "reduction": "mean", "label_smoothing": 0.0, "gce_q": 0.7}
+    del stored["loss"]["gce_q"]  # a version 2 file, written before gce
+    (tmp_path / "v2.json").write_text(json.dumps({**stored, "schema_version": 2}))
+    assert LossSchedule.load(tmp_path / "v2.json") == loaded
     del stored["loss"]["label_smoothing"]  # a version 1 file, written before label smoothing
     (tmp_path / "v1.json").write_text(json.dumps({**stored, "schema_version": 1}))
     assert LossSchedule.load(tmp_path / "v1.json") == loaded

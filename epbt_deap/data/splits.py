@@ -28,6 +28,13 @@ class ImageSplits:
     num_classes: int
     augment: bool
     name: str = "images"
+    train_true_labels: torch.Tensor | None = None  # with label noise: the labels before flipping
+    val_true_labels: torch.Tensor | None = None
+
+    @property
+    def noisy(self) -> bool:
+        """Whether label noise flipped some of the training labels."""
+        return self.train_true_labels is not None
 
     @property
     def in_channels(self) -> int:

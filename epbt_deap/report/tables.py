@@ -15,7 +15,10 @@ import numpy as np
 
 from epbt_deap.report.runs import RunRecord, mean_curve
 
-TABLE1_COLUMNS = ("method", "runs", "epochs", "mean", "std")
+TABLE1_COLUMNS = ("method", "runs", "epochs", "mean", "std", "test_nll", "test_ece", "train", "memorised")
+#: Table 1's columns beside accuracy: the best individual's last logbook value, mean over runs (True: as %).
+FINAL_MEASURES = {"test_nll": ("best_test_nll", False), "test_ece": ("best_test_ece", False),
+                  "train": ("best_train_accuracy", True), "memorised": ("best_memorised", True)}
 TABLE2_COLUMNS = ("method", "baseline", "baseline_mean", "baseline_epochs", "epochs_to_exceed")
 PERCENT = 100.0
 
@@ -29,22 +32,33 @@ def _final_epochs(runs: list[RunRecord]) -> int:
     return max(run.logbook[-1]["epochs"] for run in runs)
 
 
+def _final_mean(runs: list[RunRecord], key: str) -> float | None:
+    """The mean over runs of the last logbook row's ``key``; None where no run recorded it."""
+    values = [run.logbook[-1].get(key) for run in runs]
+    values = [value for value in values if value is not None]
+    return float(np.mean(values)) if values else None
+
+
 def _percent(value: float | None) -> float | None:
     return None if value is None else PERCENT * value
 
 
 def final_accuracy_table(groups: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
-    """Table 1: per method, runs with a test accuracy, epochs, mean and std of the final one (%)."""
+    """Table 1: per method, runs with a test accuracy, epochs, mean and std of the final one (%),
+    and the mean of the best individual's final test NLL, test ECE, training accuracy (%) and
+    memorised noisy labels (%)."""
     rows = []
     for label, runs in groups.items():
         finals = _final_tests(runs)
-        rows.append(dict(zip(TABLE1_COLUMNS, (
-            label,
-            len(finals),
-            _final_epochs(runs),
-            _percent(float(np.mean(finals))) if finals else None,
-            _percent(float(np.std(finals, ddof=1))) if len(finals) > 1 else None,
-        ))))
+        measures = {column: _final_mean(runs, key) for column, (key, _) in FINAL_MEASURES.items()}
+        rows.append({
+            "method": label,
+            "runs": len(finals),
+            "epochs": _final_epochs(runs),
+            "mean": _percent(float(np.mean(finals))) if finals else None,
+            "std": _percent(float(np.std(finals, ddof=1))) if len(finals) > 1 else None,
+            **{column: _percent(value) if FINAL_MEASURES[column][1] else value for column, value in measures.items()},
+        })
     return rows
 
 
