@@ -1,0 +1,225 @@
+"""The tables and figure of "Where EPBT pays", rebuilt from the committed records alone.
+
+    python -m experiments.where_it_pays.tables            # writes experiments/where_it_pays/tables/
+
+Records made at another commit than the pinned one (``PINNED``), or from a dirty tree,
+are refused. Per setting: each method's final test accuracy (mean ± sample std over
+seeds), NLL, ECE, training accuracy and memorisation; EPBT against each control by the
+declared bar; the epochs EPBT's mean curve needs to pass each control; compute.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from epbt_deap.report.tables import format_table, write_csv
+from experiments.where_it_pays.study import RECORDS, b1_methods, ce_ls_methods, final_validation
+
+HERE = Path(__file__).resolve().parent
+PINNED = HERE / "PINNED"
+CONTROLS = ("b1_es", "ce_ls", "gce", "bestof8", "pbt_ce")
+SHOWN = ("b1", "b1_es", "ce_ls", "gce", "bestof8", "pbt_ce", "epbt", "replay")
+DEPENDS = {"b1_es": "b1", "ce_ls": "b1", "gce": "b1", "bestof8": "ce_ls", "epbt": "b1", "replay": "epbt"}
+MEASURES = ("test", "test_nll", "test_ece", "train_accuracy", "memorised")
+PERCENT = ("test", "train_accuracy", "memorised")
+COLUMNS = ("method", "seeds", "test", "test_std", "test_nll", "test_ece", "train_accuracy", "memorised",
+           "model_epochs", "with_tuning", "wall_minutes")
+
+
+class RecordError(Exception):
+    """Records the tables may not use; the message is one line."""
+
+
+def load_records(records: Path, setting: str, pinned: str) -> list[dict[str, Any]]:
+    """The records of ``setting``; a RecordError for any made at another commit or from a dirty tree."""
+    paths = sorted(path for path in (records / setting).glob("*.json") if path.name != "decision.json")
+    loaded = [json.loads(path.read_text()) for path in paths]
+    foreign = [f"{record['method']}-seed{record['seed']}" for record in loaded if record["commits"] != [[pinned, False]]]
+    if foreign:
+        raise RecordError(f"{setting}: {', '.join(foreign)} were not made at the pinned commit {pinned[:12]} "
+                          "from a clean tree; rerun them from the pinned worktree")
+    return loaded
+
+
+def outcomes(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """One seed's methods: the reported curve row and the runs it took, the tuned methods resolved.
+
+    ``b1`` and ``ce_ls`` are their runs with the best final validation accuracy; ``b1_es`` is
+    ``b1``'s run at its best validation epoch (the first, on a tie).
+    """
+    result: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for method, candidates in (("b1", b1_methods()), ("ce_ls", ce_ls_methods())):
+        tried = [runs[name] for name in candidates if name in runs]
+        if len(tried) == len(candidates):
+            result[method] = (max(tried, key=final_validation)["curve"][-1], tried)
+    if "b1" in result:
+        chosen = max(result["b1"][1], key=final_validation)
+        result["b1_es"] = (max(chosen["curve"], key=lambda row: row["val"]), [])
+    for method in ("gce", "bestof8", "pbt_ce", "epbt", "replay"):
+        if method in runs:
+            result[method] = (runs[method]["curve"][-1], [runs[method]])
+    return result
+
+
+def compute(method: str, by_method: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]],
+            key: str) -> float:
+    """``key`` (model_epochs or wall_seconds) summed over the method's own runs and those it was tuned with."""
+    own = sum(run[key] for run in by_method[method][1])
+    return own + (compute(DEPENDS[method], by_method, key) if method in DEPENDS and DEPENDS[method] in by_method
+                  else 0)
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    values = [value for value in values if value is not None]
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def setting_table(seeds: dict[int, dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]]) -> list[dict[str, Any]]:
+    """One row per method: measures as mean over seeds, test accuracy's sample std, compute per seed."""
+    rows = []
+    for method in SHOWN:
+        present = [by_method for by_method in seeds.values() if method in by_method]
+        if not present:
+            continue
+        row: dict[str, Any] = {"method": method, "seeds": len(present)}
+        for measure in MEASURES:
+            mean, std = mean_std([by_method[method][0].get(measure) for by_method in present])
+            factor = 100.0 if measure in PERCENT else 1.0
+            row[measure] = scaled(mean, factor)
+            if measure == "test":
+                row["test_std"] = scaled(std, factor)
+        row["model_epochs"] = float(np.mean([sum(run["model_epochs"] for run in by_method[method][1])
+                                             for by_method in present]))
+        row["with_tuning"] = float(np.mean([compute(method, by_method, "model_epochs") for by_method in present]))
+        row["wall_minutes"] = float(np.mean([compute(method, by_method, "wall_seconds") for by_method in present])) / 60
+        rows.append(row)
+    return rows
+
+
+def verdict(difference: float, bar: float) -> str:
+    return "wins" if difference > bar else "loses" if difference < -bar else "ties"
+
+
+def bar_table(rows: list[dict[str, Any]], curve: Callable[[], tuple[np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+    """EPBT against each control: difference of means, the bar (larger std), the verdict, epochs to pass."""
+    by_method = {row["method"]: row for row in rows}
+    epbt = by_method.get("epbt")
+    if epbt is None:
+        return []
+    epochs, mean = curve()
+    result = []
+    for control in CONTROLS:
+        if control not in by_method:
+            continue
+        other = by_method[control]
+        difference = epbt["test"] - other["test"]
+        stds = [std for std in (epbt["test_std"], other["test_std"]) if std is not None]
+        bar = max(stds) if len(stds) == 2 else None
+        above = np.flatnonzero(mean * 100 > other["test"])
+        result.append({"control": control, "control_test": other["test"], "epbt_test": epbt["test"],
+                       "difference": difference, "bar": bar,
+                       "verdict": verdict(difference, bar) if bar is not None else "n/a (one seed)",
+                       "epbt_epochs_to_pass": int(epochs[above[0]]) if above.size else None})
+    return result
+
+
+def mean_curve(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Epochs and the mean test accuracy over ``runs`` at each epoch all of them recorded."""
+    by_epoch = defaultdict(list)
+    for run in runs:
+        for row in run["curve"]:
+            by_epoch[row["epochs"]].append(row["test"])
+    shared = sorted(epoch for epoch, values in by_epoch.items() if len(values) == len(runs))
+    return np.array(shared), np.array([np.mean(by_epoch[epoch]) for epoch in shared])
+
+
+def plot(setting: str, records: list[dict[str, Any]], path: Path) -> None:
+    """Mean test accuracy per evaluation for b1's chosen runs, the single runs and EPBT, over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for method in ("gce", "bestof8", "pbt_ce", "epbt", "replay"):
+        runs = [record for record in records if record["method"] == method]
+        if runs:
+            epochs, mean = mean_curve(runs)
+            axes.plot(epochs, mean * 100, label=f"{method} ({len(runs)} seeds)")
+    axes.set(xlabel="epochs per lineage", ylabel="test accuracy of the best (%)", title=f"setting {setting}")
+    axes.legend()
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def write_setting(setting: str, records_dir: Path, out: Path, pinned: str) -> str:
+    """Write the setting's tables (.md, .csv) and figure; returns the Markdown."""
+    records = load_records(records_dir, setting, pinned)
+    if not records:
+        return ""
+    seeds: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for record in records:
+        seeds[record["seed"]][record["method"]] = record
+    resolved = {seed: outcomes(runs) for seed, runs in sorted(seeds.items())}
+    rows = setting_table(resolved)
+    epbt_runs = [record for record in records if record["method"] == "epbt"]
+    comparisons = bar_table(rows, lambda: mean_curve(epbt_runs))
+    failed = sum(record["failed"] for record in records)
+    text = "\n\n".join([
+        f"### Setting {setting}: seeds {', '.join(map(str, sorted(seeds)))}",
+        "```\n" + format_table(rows) + "\n```",
+        "```\n" + format_table(comparisons) + "\n```" if comparisons else "(no EPBT run yet)",
+        f"{len(records)} runs recorded, {failed} failed or diverged evaluations among them.",
+    ])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{setting}.md").write_text(text + "\n")
+    write_csv(rows, COLUMNS, out / f"{setting}.csv")
+    if comparisons:
+        write_csv(comparisons, list(comparisons[0]), out / f"{setting}_bar.csv")
+    plot(setting, records, out / f"{setting}.png")
+    return text
+
+
+def pilot_table(records_dir: Path, pinned: str) -> str:
+    """The pilot's rungs and its decision, its runs checked against the pinned commit."""
+    decision_path = records_dir / "pilot" / "decision.json"
+    if not decision_path.exists():
+        return ""
+    load_records(records_dir, "pilot", pinned)
+    decision = json.loads(decision_path.read_text())
+    return "### Pilot\n\n```\n" + format_table(decision["rungs"]) + "\n```\n\n" + (
+        f"Chosen: E = {decision['epochs']} on {decision['train_subset']} images "
+        f"({'passed' if decision['passed'] else 'no rung passed; the closest'}).")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=Path, default=RECORDS)
+    parser.add_argument("--out", type=Path, default=HERE / "tables")
+    args = parser.parse_args()
+    if not PINNED.exists():
+        sys.exit(f"error: {PINNED} names no commit yet")
+    pinned = PINNED.read_text().strip()
+    try:
+        parts = [pilot_table(args.records, pinned), *(write_setting(setting, args.records, args.out, pinned)
+                                              for setting in ("noisy", "converged"))]
+    except RecordError as error:
+        sys.exit(f"error: {error}")
+    print("\n\n".join(part for part in parts if part))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The study runner's declared methods build valid configs, and the pilot's entry rule is as declared."""
+import pytest
+
+from epbt_deap.config import load_config, parse_assignment
+from experiments.where_it_pays import study
+
+PILOT = study.Pilot(epochs=60, train_subset=5000)
+
+
+def config_of(method, setting):
+    overrides = study.method_overrides(method, setting, PILOT, lr=0.1, smoothing=0.05)
+    return load_config(study.BASE_CONFIG, dict(parse_assignment(item) for item in overrides))
+
+
+@pytest.mark.parametrize("setting", sorted(study.SETTINGS))
+def test_every_method_of_every_setting_is_a_valid_config(setting):
+    methods = [method for method in study.methods_of(setting) if method != "replay"]
+    configs = {method: config_of(method, setting) for method in methods}
+    for method, config in configs.items():
+        assert config.train.lr_milestones == [30, 45] and config.data.train_subset == 5000
+        assert (config.data.label_noise.rate == 0.4) == (setting == "noisy")
+        epochs = config.train.epochs_per_generation * config.evolution.generations
+        assert epochs == 60, method
+    assert configs["b1_lr0.2"].train.lr == 0.2 and configs["b1_lr0.2"].train.epochs_per_generation == 1
+    assert configs["ce_ls0.1"].train.label_smoothing == 0.1
+    assert configs["bestof8"].evolution.population == 8 and configs["bestof8"].train.label_smoothing == 0.05
+    epbt = configs["epbt"]
+    assert epbt.train.loss == "taylorglo" and (epbt.evolution.population, epbt.evolution.elites) == (8, 4)
+    assert epbt.evolution.generations == 10 and epbt.evolution.elites_train
+    assert set(configs["pbt_ce"].search_space().names) == {"lr", "weight_decay", "label_smoothing"}
+    assert ("gce" in configs) == (setting == "noisy")
+
+
+def test_the_pilot_passes_only_with_a_fitted_model_and_a_rising_validation_nll():
+    def curve(train, nlls):
+        return [{"train_accuracy": train, "val_nll": nll} for nll in nlls]
+
+    assert study.pilot_verdict(curve(0.96, [1.0, 0.8, 0.85]))["passed"]  # 0.85 / 0.8 = 1.0625
+    assert not study.pilot_verdict(curve(0.94, [1.0, 0.8, 0.85]))["passed"]
+    assert not study.pilot_verdict(curve(0.99, [1.0, 0.8, 0.83]))["passed"]  # a rise of 3.75 %
+    assert study.pilot_verdict(curve(0.90, [1.0, 0.8, 0.8]))["shortfall"] == pytest.approx(
+        0.05 / 0.95 + 0.05 / 1.05)
+
+
+def test_tuning_picks_the_best_final_validation_accuracy():
+    records = [{"curve": [{"val": 0.5}], "lr": 0.05}, {"curve": [{"val": 0.7}], "lr": 0.1},
+               {"curve": [{"val": 0.7}], "lr": 0.2}]
+    assert study.tuned(records, lambda record: record["lr"]) == 0.1
+
+
+def record(method, seed, tests, vals, commit="abc", dirty=False, model_epochs=60):
+    curve = [{"epochs": 6 * (index + 1), "val": val, "test": test, "test_nll": 1.0, "test_ece": 0.1,
+              "train_accuracy": 0.9, "memorised": None} for index, (test, val) in enumerate(zip(tests, vals))]
+    return {"method": method, "seed": seed, "commits": [[commit, dirty]], "curve": curve, "failed": 0,
+            "model_epochs": model_epochs, "wall_seconds": 60.0}
+
+
+def write_records(folder, records):
+    folder.mkdir(parents=True)
+    for item in records:
+        (folder / f"{item['method']}-seed{item['seed']}.json").write_text(__import__("json").dumps(item))
+
+
+def test_the_tables_resolve_tuning_early_stopping_and_the_bar(tmp_path):
+    from experiments.where_it_pays import tables
+
+    records = []
+    for seed, shift in ((1, 0.0), (2, 0.02)):
+        records += [record("b1_lr0.05", seed, [0.4, 0.5], [0.4, 0.5]),
+                    record("b1_lr0.1", seed, [0.6 + shift, 0.55 + shift], [0.7, 0.6]),  # chosen; early stop: epoch 6
+                    record("b1_lr0.2", seed, [0.5, 0.52], [0.5, 0.55]),
+                    record("epbt", seed, [0.5, 0.7 + shift], [0.5, 0.7], model_epochs=480)]
+    write_records(tmp_path / "noisy", records)
+    markdown = tables.write_setting("noisy", tmp_path, tmp_path / "out", "abc")
+    rows = {row["method"]: row for row in __import__("csv").DictReader((tmp_path / "out" / "noisy.csv").open())}
+    assert float(rows["b1"]["test"]) == pytest.approx(56.0)  # the final 0.55 and 0.57 of lr 0.1
+    assert float(rows["b1_es"]["test"]) == pytest.approx(61.0)  # its best validation epoch
+    assert float(rows["b1"]["model_epochs"]) == 180 and float(rows["epbt"]["with_tuning"]) == 660
+    bar = {row["control"]: row for row in __import__("csv").DictReader((tmp_path / "out" / "noisy_bar.csv").open())}
+    assert bar["b1_es"]["verdict"] == "wins" and float(bar["b1_es"]["difference"]) == pytest.approx(10.0)
+    assert bar["b1_es"]["epbt_epochs_to_pass"] == "12"
+    assert "Setting noisy" in markdown and (tmp_path / "out" / "noisy.png").exists()
+
+
+def test_the_tables_refuse_records_of_another_commit_or_a_dirty_tree(tmp_path):
+    from experiments.where_it_pays import tables
+
+    write_records(tmp_path / "noisy", [record("epbt", 1, [0.5], [0.5], commit="abc", dirty=True),
+                                       record("gce", 1, [0.5], [0.5], commit="def")])
+    with pytest.raises(tables.RecordError, match="epbt-seed1, gce-seed1 were not made at the pinned commit"):
+        tables.load_records(tmp_path, "noisy", "abc")
