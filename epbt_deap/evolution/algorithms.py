@@ -1,0 +1,236 @@
+"""Evolutionary loops in DEAP's style. They know nothing of torch or files.
+
+Individuals need a ``fitness`` and the attributes ``uid``, ``parent_uid``,
+``partner_uid`` and ``generation`` (see :class:`epbt_deap.evolution.individual.Individual`).
+"""
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from deap import base, tools
+
+logger = logging.getLogger("epbt_deap")
+
+GenerationCallback = Callable[[int, list, list, tools.Logbook], None]
+
+
+def child_uid(generation: int, index: int) -> str:
+    """The uid of the ``index``-th individual created in ``generation``."""
+    return f"g{generation:03d}-{index:03d}"
+
+
+def same_uid(first: Any, second: Any) -> bool:
+    """Hall-of-fame identity: two entries are the same when their uids match.
+
+    DEAP's default (equal genes) would merge distinct models that share genes.
+    """
+    return first.uid == second.uid
+
+
+class LatestHallOfFame(tools.HallOfFame):
+    """A hall of fame of the newest individuals, not the fittest: for a run without a
+    validation set (one model, fitness nan), whose best is the one trained longest."""
+
+    def update(self, population: Sequence) -> None:
+        newest = sorted(population, key=lambda ind: ind.generation)[-self.maxsize:]
+        self.clear()
+        for individual in newest:
+            self.insert(individual)
+
+
+def evaluate_invalid(individuals: Sequence, toolbox: base.Toolbox) -> list:
+    """Evaluate the individuals without a valid fitness through ``toolbox.map``."""
+    invalid = [ind for ind in individuals if not ind.fitness.valid]
+    for ind, fitness in zip(invalid, toolbox.map(toolbox.evaluate, invalid)):
+        ind.fitness.values = fitness
+    return invalid
+
+
+def clone_child(parent: Any, toolbox: base.Toolbox, generation: int, index: int) -> Any:
+    """A copy of ``parent`` that is a new individual of ``generation``, keeping its checkpoint."""
+    child = toolbox.clone(parent)
+    child.uid = child_uid(generation, index)
+    child.parent_uid = parent.uid
+    child.partner_uid = None
+    child.generation = generation
+    del child.fitness.values
+    return child
+
+
+def mates_for(parent: Any, parents: Sequence, population: Sequence, partners: str) -> list:
+    """Whom ``parent``'s child may be crossed with: any other member of the population, or,
+    with ``partners="parents"``, the other selected parents (the population when there are none)."""
+    others = [ind for ind in population if ind.uid != parent.uid]
+    if partners == "parents":
+        selected = {ind.uid: ind for ind in parents if ind.uid != parent.uid}
+        return list(selected.values()) or others
+    return others
+
+
+def make_child(parent: Any, mates: Sequence, toolbox: base.Toolbox, generation: int, index: int,
+               cxpb: float, mutpb: float) -> Any:
+    """Stage 2 for one parent: clone it, mutate (``mutpb``), then cross (``cxpb``) with a random mate.
+
+    The mate is a clone and is thrown away; the child keeps its parent's checkpoint.
+    """
+    child = clone_child(parent, toolbox, generation, index)
+    if random.random() < mutpb:
+        toolbox.mutate(child)
+    if random.random() < cxpb:
+        partner = random.choice(mates)
+        toolbox.mate(child, toolbox.clone(partner))
+        child.partner_uid = partner.uid
+    return child
+
+
+def vary(parents: Sequence, population: Sequence, toolbox: base.Toolbox, generation: int, cxpb: float,
+         mutpb: float, partners: str = "population", repair_tries: int = 0) -> list:
+    """Stage 2: one child per parent, crossed with another individual, never the parent itself.
+
+    With ``repair_tries`` > 0 a child that ``toolbox.viable`` rejects is made again from its
+    parent (mutate and mate rerun), up to that many times in all; after the last try it
+    keeps its parent's genes from before mutation.
+    """
+    children = []
+    for index, parent in enumerate(parents):
+        mates = mates_for(parent, parents, population, partners)
+        if repair_tries:
+            children.append(viable_child(parent, mates, toolbox, generation, index, cxpb, mutpb, repair_tries))
+        else:
+            children.append(make_child(parent, mates, toolbox, generation, index, cxpb, mutpb))
+    return children
+
+
+def viable_child(parent: Any, mates: Sequence, toolbox: base.Toolbox, generation: int, index: int, cxpb: float,
+                 mutpb: float, tries: int) -> Any:
+    """The first of up to ``tries`` children of ``parent`` that ``toolbox.viable`` accepts,
+    else a copy of the parent with its genes unchanged."""
+    for _ in range(tries):
+        child = make_child(parent, mates, toolbox, generation, index, cxpb, mutpb)
+        if toolbox.viable(child):
+            return child
+    return clone_child(parent, toolbox, generation, index)
+
+
+def record(logbook: tools.Logbook, generation: int, population: Sequence, evaluated: Sequence,
+           stats: Any, halloffame: tools.HallOfFame | None) -> None:
+    """Update the hall of fame and append one logbook row for ``generation``."""
+    if halloffame is not None:
+        halloffame.update(population)
+    row = stats.compile(population) if stats is not None else {}
+    logbook.record(gen=generation, evals=len(evaluated), **row)
+    logger.info(logbook.stream)
+
+
+def start(population: list, toolbox: base.Toolbox, stats: Any, halloffame: tools.HallOfFame | None,
+          callback: GenerationCallback | None, start_gen: int, logbook: tools.Logbook | None) -> tools.Logbook:
+    """Generation 0 (unless continuing): name and evaluate everyone; returns the logbook."""
+    if logbook is None:
+        logbook = tools.Logbook()
+        logbook.header = ["gen", "evals"] + (list(stats.fields) if stats is not None else [])
+    if start_gen == 0:
+        for index, ind in enumerate(population):
+            ind.uid = ind.uid or child_uid(0, index)
+        finish_generation(0, population, evaluate_invalid(population, toolbox), logbook, stats, halloffame, callback)
+    return logbook
+
+
+def finish_generation(generation: int, population: list, evaluated: list, logbook: tools.Logbook, stats: Any,
+                      halloffame: tools.HallOfFame | None, callback: GenerationCallback | None) -> None:
+    record(logbook, generation, population, evaluated, stats, halloffame)
+    if callback is not None:
+        callback(generation, population, evaluated, logbook)
+
+
+def eaElitist(
+    population: list,
+    toolbox: base.Toolbox,
+    ngen: int,
+    k_elites: int,
+    cxpb: float = 1.0,
+    mutpb: float = 1.0,
+    stats: Any = None,
+    halloffame: tools.HallOfFame | None = None,
+    callback: GenerationCallback | None = None,
+    start_gen: int = 0,
+    logbook: tools.Logbook | None = None,
+    partners: str = "population",
+    repair_tries: int = 0,
+    elites_train: bool = False,
+) -> tuple[list, tools.Logbook]:
+    """EPBT (Algorithm 1 of Liang, Gonzalez & Miikkulainen) with elitism.
+
+    Generation 0 evaluates every individual. Then, for each generation g = 1 .. ngen::
+
+        parents    = toolbox.select(population, p - k_elites)       # Stage 1
+        children   = clone(parents); mutate (mutpb); mate (cxpb)    # Stage 2
+                     with another member of the population (never the parent)
+        evaluate(children)                                          # Stage 3a
+        population = best k_elites of population + children         # Stage 3b, 3c
+
+    As in Algorithm 1, elites are kept as they are, not retrained. Options beyond the
+    paper: ``partners="parents"`` crosses with the other selected parents instead;
+    ``repair_tries`` remakes children that ``toolbox.viable`` rejects (see :func:`vary`);
+    ``elites_train`` also trains each elite, as a copy with its own uid whose parent is
+    the elite, so that the whole population advances every generation.
+
+    ``callback(g, population, evaluated, logbook)`` runs after every generation. To
+    continue an interrupted run, pass the population and logbook of the last finished
+    generation and ``start_gen`` = that generation + 1. Returns ``(population, logbook)``.
+    """
+    if not 0 < k_elites < len(population):
+        raise ValueError(f"k_elites must be in [1, {len(population) - 1}], got {k_elites}")
+    logbook = start(population, toolbox, stats, halloffame, callback, start_gen, logbook)
+    for generation in range(max(start_gen, 1), ngen + 1):
+        parents = toolbox.select(population, len(population) - k_elites)
+        children = vary(parents, population, toolbox, generation, cxpb, mutpb, partners, repair_tries)
+        elites = tools.selBest(population, k_elites)
+        if elites_train:
+            elites = [clone_child(elite, toolbox, generation, len(children) + index)
+                      for index, elite in enumerate(elites)]
+        evaluated = evaluate_invalid(children + elites, toolbox)
+        population[:] = elites + children
+        finish_generation(generation, population, evaluated, logbook, stats, halloffame, callback)
+    return population, logbook
+
+
+def eaTruncation(
+    population: list,
+    toolbox: base.Toolbox,
+    ngen: int,
+    fraction: float = 0.25,
+    stats: Any = None,
+    halloffame: tools.HallOfFame | None = None,
+    callback: GenerationCallback | None = None,
+    start_gen: int = 0,
+    logbook: tools.Logbook | None = None,
+) -> tuple[list, tools.Logbook]:
+    """PBT (Jaderberg et al.) as the EPBT paper's baselines configure it.
+
+    Generation 0 evaluates every individual. Then, for each generation g = 1 .. ngen::
+
+        ranked = population by fitness, best first
+        the bottom `fraction` become copies (weights and genes) of the top `fraction`,
+        explored with toolbox.mutate; everyone else continues unchanged
+        evaluate(all p)                      # every member trains E more epochs
+
+    With ``fraction=0`` nothing is copied or explored: p independent models keep
+    training, which is the paper's Baseline 1. Returns ``(population, logbook)``.
+    """
+    count = int(len(population) * fraction)
+    if not 0 <= 2 * count <= len(population):
+        raise ValueError(f"fraction must be in [0, 0.5], got {fraction}")
+    logbook = start(population, toolbox, stats, halloffame, callback, start_gen, logbook)
+    for generation in range(max(start_gen, 1), ngen + 1):
+        ranked = sorted(population, key=lambda ind: ind.fitness, reverse=True)
+        sources = ranked[: len(ranked) - count] + ranked[:count]
+        children = [clone_child(source, toolbox, generation, index) for index, source in enumerate(sources)]
+        for child in children[len(ranked) - count:]:
+            toolbox.mutate(child)
+        population[:] = children
+        finish_generation(generation, population, evaluate_invalid(population, toolbox), logbook, stats,
+                          halloffame, callback)
+    return population, logbook

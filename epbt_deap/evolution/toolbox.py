@@ -1,0 +1,126 @@
+"""Build the DEAP toolbox: the one place where operators are resolved and registered.
+
+Operators are named with their keyword arguments, e.g. ``{"name": "selTournament",
+"tournsize": 3}``, and looked up in :mod:`epbt_deap.evolution.operators` first, then in
+:mod:`deap.tools`. Arguments named ``space``, ``low`` or ``up`` that the spec leaves out
+are filled from the search space, so bounded DEAP operators such as
+``mutPolynomialBounded`` drop in unchanged. Every variation operator is decorated to
+clip its offspring to the gene bounds.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from deap import base, tools
+
+from epbt_deap.evolution import operators
+from epbt_deap.config import ConfigError
+from epbt_deap.errors import EpbtError
+from epbt_deap.evolution.individual import Individual
+from epbt_deap.evolution.learnability import is_learnable
+from epbt_deap.evolution.space import PARAMETER_NAMES, SearchSpace
+
+#: How many draws ``init: learnable`` makes before giving up (about 1 in 7 uniform draws passes).
+LEARNABLE_DRAWS = 10_000
+
+# How many leading positional arguments (individuals, k, ...) the EA loop passes per role.
+ROLE_ARITY = {"select": 2, "mutate": 1, "mate": 2}
+ROLE_PREFIX = {"select": "sel", "mutate": "mut", "mate": "cx"}
+
+
+class OperatorError(EpbtError):
+    """An operator spec that names no operator or passes it the wrong arguments."""
+
+
+def available_operators(role: str) -> list[str]:
+    """Names usable for ``role`` ('select', 'mutate' or 'mate'), ours first."""
+    prefix = ROLE_PREFIX[role]
+    ours = [name for name in operators.__all__ if name.startswith(prefix)]
+    deaps = sorted(name for name in dir(tools) if name.startswith(prefix) and name not in ours)
+    return ours + deaps
+
+
+def resolve_operator(role: str, spec: Mapping[str, Any], space: SearchSpace) -> tuple[Callable, dict]:
+    """The function and keyword arguments for an operator ``spec`` of the given role."""
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    known = available_operators(role)
+    if name not in known:
+        raise OperatorError(f"unknown {role} operator {name!r}; available: {', '.join(known)}")
+    function = getattr(operators, name, None) or getattr(tools, name)
+    parameters = inspect.signature(function).parameters
+    context = {"space": space, "low": space.lows, "up": space.highs}
+    kwargs = {key: value for key, value in context.items() if key in parameters and key not in spec}
+    kwargs.update(spec)
+    try:
+        inspect.signature(function).bind(*([None] * ROLE_ARITY[role]), **kwargs)
+    except TypeError as error:
+        raise OperatorError(f"{role} operator {name}: {error}") from None
+    return function, kwargs
+
+
+def new_individual(space: SearchSpace) -> Individual:
+    """An individual with genes drawn from the space's init ranges."""
+    return Individual(space.sample())
+
+
+def new_viable_individual(space: SearchSpace, viable: Callable[[Individual], bool]) -> Individual:
+    """An individual drawn from the init ranges again and again until ``viable`` accepts it."""
+    for _ in range(LEARNABLE_DRAWS):
+        individual = new_individual(space)
+        if viable(individual):
+            return individual
+    raise ConfigError(f"evolution.taylorglo: no learnable theta in {LEARNABLE_DRAWS:,} draws from the init range; "
+                      "widen it or use init: uniform")
+
+
+def theta_positions(space: SearchSpace) -> list[int] | None:
+    """Where theta_0 .. theta_7 sit in an individual, or None when the space does not evolve a TaylorGLO loss."""
+    if not set(PARAMETER_NAMES) <= set(space.names):
+        return None
+    return [space.names.index(name) for name in PARAMETER_NAMES]
+
+
+def has_learnable_theta(individual: list[float], positions: list[int] | None, num_classes: int | None) -> bool:
+    """The learnability check (epbt_deap.evolution.learnability) of an individual's theta; True without theta genes."""
+    if positions is None:
+        return True
+    if num_classes is None:
+        raise ConfigError("the learnability check (init: learnable, repair_tries) needs the dataset's number of "
+                          "classes, which is unknown until its folder exists")
+    return is_learnable([individual[i] for i in positions], num_classes)
+
+
+def make_toolbox(
+    space: SearchSpace,
+    select: Mapping[str, Any],
+    mutate: Mapping[str, Any],
+    mate: Mapping[str, Any],
+    evaluate: Callable[[Any], Any],
+    map_function: Callable[[Callable, Iterable], Iterable] = map,
+    num_classes: int | None = None,
+    init: str = "uniform",
+) -> base.Toolbox:
+    """A toolbox with individual/population factories, the three operators, evaluate and map.
+
+    ``viable(individual)`` is the learnability check of the individual's theta for
+    ``num_classes`` classes, and ``init="learnable"`` makes the individual factory draw only
+    individuals that pass it.
+    """
+    toolbox = base.Toolbox()
+    toolbox.register("viable", has_learnable_theta, positions=theta_positions(space), num_classes=num_classes)
+    if init == "learnable":
+        toolbox.register("individual", new_viable_individual, space, toolbox.viable)
+    else:
+        toolbox.register("individual", new_individual, space)
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    for role, spec in (("select", select), ("mutate", mutate), ("mate", mate)):
+        function, kwargs = resolve_operator(role, spec, space)
+        toolbox.register(role, function, **kwargs)
+    toolbox.decorate("mutate", operators.clip_to_bounds(space))
+    toolbox.decorate("mate", operators.clip_to_bounds(space))
+    toolbox.register("evaluate", evaluate)
+    toolbox.register("map", map_function)
+    return toolbox

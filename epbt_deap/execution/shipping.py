@@ -1,0 +1,80 @@
+"""Evaluations on workers that cannot see the run directory: checkpoints travel as bytes.
+
+:class:`ShippedEvaluation` wraps any evaluation function ``fn(context, task)`` so that
+any pool runs it on such workers (:func:`map_shipped`): the main process hands out
+:class:`Parcel` items (a task whose parent checkpoint's bytes go with it when it is
+pickled for the trip) and turns each returned :class:`Delivery` back into a result,
+writing the child's checkpoint into the run directory itself.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from epbt_deap.rundir.checkpoints import write_atomically
+from epbt_deap.execution.protocol import EvalResult, EvalTask, Pool
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """A task and its parent checkpoint's bytes, read from disk only when the parcel is pickled."""
+
+    task: EvalTask
+    parent: bytes | None = None
+
+    def parent_bytes(self) -> bytes | None:
+        """The parent checkpoint's bytes: carried, or read here (where the parcel never left home)."""
+        if self.parent is None and self.task.parent_checkpoint is not None:
+            return Path(self.task.parent_checkpoint).read_bytes()
+        return self.parent
+
+    def __reduce__(self) -> tuple[type, tuple[EvalTask, bytes | None]]:
+        return Parcel, (self.task, self.parent_bytes())
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A worker's result and the bytes of the checkpoint it saved (None when it saved none)."""
+
+    result: EvalResult
+    checkpoint: bytes | None = None
+
+    @classmethod
+    def failed(cls, parcel: Parcel, reason: str) -> Delivery:
+        return cls(EvalResult.failed(parcel.task, reason))
+
+    def unpack(self, task: EvalTask) -> EvalResult:
+        """Write the checkpoint where ``task`` asked for it; the result then names that path."""
+        if self.checkpoint is None:
+            return self.result
+        write_atomically(task.output_checkpoint, self.checkpoint)
+        return replace(self.result, checkpoint=task.output_checkpoint)
+
+
+@dataclass(frozen=True)
+class ShippedEvaluation:
+    """``evaluate`` run on a parcel: the checkpoints live in a temporary folder of the worker."""
+
+    evaluate: Callable[[Any, EvalTask], EvalResult]
+
+    def __call__(self, context: Any, parcel: Parcel) -> Delivery:
+        with tempfile.TemporaryDirectory() as folder:
+            parent, parent_bytes = None, parcel.parent_bytes()
+            if parent_bytes is not None:
+                parent = Path(folder) / "parent.pt"
+                parent.write_bytes(parent_bytes)
+            output = Path(folder) / "child.pt"
+            local = replace(parcel.task, parent_checkpoint=parent and str(parent), output_checkpoint=str(output))
+            result = self.evaluate(context, local)
+            return Delivery(result, output.read_bytes() if result.checkpoint is not None else None)
+
+
+def map_shipped(pool: Pool, evaluate: Callable[[Any, EvalTask], EvalResult], tasks: list[EvalTask],
+                on_result: Callable[[EvalResult], None] | None) -> list[EvalResult]:
+    """``evaluate`` for every task on ``pool``, its checkpoints shipped as bytes; results in task order."""
+    deliveries = pool.map(ShippedEvaluation(evaluate), [Parcel(task) for task in tasks],
+                          None if on_result is None else lambda delivery: on_result(delivery.result), Delivery.failed)
+    return [delivery.unpack(task) for delivery, task in zip(deliveries, tasks)]

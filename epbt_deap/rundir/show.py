@@ -1,0 +1,191 @@
+"""``epbt-deap show``: where a run stands, from its files alone.
+
+It reads only what the run writes (config, logbook, lineage, provenance), leaving out a
+half-written last line, so it works while the run is in progress, from another terminal
+or another machine that sees the run directory.
+"""
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from epbt_deap.rundir.layout import RunLayout
+
+from epbt_deap.rundir.logs import RunLogs, best_ancestry, read_provenance, read_run_logs
+from epbt_deap.rundir.lock import Holder, lock_holder
+from epbt_deap.evolution.space import PARAMETER_NAMES
+from epbt_deap.execution.taylorglo import binary_loss_formula
+
+RECENT_GENERATIONS = 5  # the estimate to finish averages the latest generations of the latest start
+FAILURES_LISTED = 5
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run's progress as its files tell it at ``now``."""
+
+    logs: RunLogs
+    starts: list[datetime.datetime]  # every start and resume, oldest first
+    now: datetime.datetime
+    held: bool | None = False  # whether a live process holds the run's lock (None: this file system cannot tell)
+    holder: Holder | None = None
+
+    @property
+    def generation(self) -> int:
+        """The last completed generation (-1 while generation 0 trains)."""
+        return int(self.logs.logbook[-1]["gen"]) if self.logs.logbook else -1
+
+    @property
+    def generations(self) -> int:
+        return int(self.logs.setting("evolution.generations") or self.generation + 1)
+
+    @property
+    def finished(self) -> bool:
+        return self.generation >= self.generations - 1
+
+    @property
+    def epochs(self) -> int:
+        return int(self.logs.logbook[-1]["epochs"]) if self.logs.logbook else 0
+
+    @property
+    def total_epochs(self) -> int:
+        return self.generations * int(self.logs.setting("train.epochs_per_generation") or 1)
+
+    @property
+    def row_times(self) -> list[datetime.datetime | None]:
+        """When each logbook row's generation finished (None in logbooks written before timestamps)."""
+        return [_parse_time(row.get("time")) for row in self.logs.logbook]
+
+    @property
+    def elapsed(self) -> datetime.timedelta | None:
+        """From the first start to the last generation (finished) or to now (not finished)."""
+        end = self.row_times[-1] if self.finished else self.now
+        return None if not self.starts or end is None else end - self.starts[0]
+
+    @property
+    def seconds_per_generation(self) -> float | None:
+        """The mean duration of the latest generations since the latest start (or resume)."""
+        latest_start = self.starts[-1:]
+        times = [time for time in self.row_times if time is not None and all(time >= start for start in latest_start)]
+        marks = latest_start + times
+        durations = [(end - begin).total_seconds() for begin, end in zip(marks, marks[1:])][-RECENT_GENERATIONS:]
+        return sum(durations) / len(durations) if durations else None
+
+    @property
+    def remaining(self) -> datetime.timedelta | None:
+        """The estimated time to finish, for a run not finished (None when there is nothing to go on)."""
+        pace = self.seconds_per_generation
+        if self.finished or pace is None:
+            return None
+        return datetime.timedelta(seconds=pace * (self.generations - 1 - self.generation))
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The lineage row of the best individual (the latest one of a run without validation)."""
+        chain = best_ancestry(self.logs.lineage)
+        return chain[-1] if chain else None
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        """The lineage rows of evaluations that failed or diverged."""
+        return [row for row in self.logs.lineage if row.get("status", "ok") != "ok"]
+
+
+def _parse_time(text: str | None) -> datetime.datetime | None:
+    return None if text is None else datetime.datetime.fromisoformat(text)
+
+
+def read_view(run_dir: str | Path, now: datetime.datetime | None = None) -> RunView:
+    """The run in ``run_dir`` as its files stand now; raises a one-line RunDirError for a folder without a run."""
+    logs = read_run_logs(run_dir, live=True)
+    layout = RunLayout.at(run_dir)
+    entries = read_provenance(layout)
+    starts = sorted(_parse_time(entry["started"]) for entry in entries if entry.get("started"))
+    held, holder = lock_holder(layout.root)
+    return RunView(logs, starts, now or datetime.datetime.now(datetime.timezone.utc), held, holder)
+
+
+def duration(span: datetime.timedelta) -> str:
+    """``2h 05m``, ``3m 07s`` or ``12 s``."""
+    seconds = max(0, round(span.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds} s"
+
+
+def accuracy(value: float | None, missing: str = "n/a") -> str:
+    return missing if value is None else f"{value:.4f}"
+
+
+def describe(view: RunView) -> list[str]:
+    """The lines ``epbt-deap show`` prints."""
+    logs = view.logs
+    if view.held:
+        state = f"running, {view.holder.describe() if view.holder else 'holder unknown'}"
+    elif view.finished:
+        state = "finished"
+    elif view.held is False:
+        state = "stopped before its end (no process holds its lock): epbt-deap resume continues it"
+    else:
+        state = "not finished (in progress, or stopped: resume continues it; this file system has no locks to tell)"
+    done = f"0 to {view.generation}" if view.generation >= 0 else "generation 0 is training, or was stopped"
+    lines = [f"run {logs.name} in {logs.run_dir}: {state}",
+             f"generations: {view.generation + 1} of {view.generations} done ({done}), "
+             f"epoch {view.epochs} of {view.total_epochs} on the run's clock"]
+    lines += timing_lines(view)
+    lines += best_lines(view, logs.setting("train.loss") or "taylorglo",
+                        logs.setting("train.taylorglo_scale") or 1.0)
+    lines += failure_lines(view.failures, len(logs.lineage))
+    return lines
+
+
+def timing_lines(view: RunView) -> list[str]:
+    """Elapsed time, time since the last generation and the estimate to finish."""
+    if view.elapsed is None:
+        reason = "no provenance.json" if not view.starts else "this run's logbook has no timestamps"
+        return [f"elapsed: unknown ({reason})"]
+    lines = [f"elapsed {duration(view.elapsed)} since the start at {view.starts[0]:%Y-%m-%d %H:%M:%S} UTC"]
+    last = view.row_times[-1] if view.row_times else None
+    if not view.finished and last is not None:
+        lines.append(f"last generation finished {duration(view.now - last)} ago")
+        remaining = view.remaining
+        if remaining is not None:
+            lines.append(f"about {duration(remaining)} to finish, if it is running "
+                         f"({duration(datetime.timedelta(seconds=view.seconds_per_generation))} a generation)")
+    return lines
+
+
+def best_lines(view: RunView, loss: str, scale: float) -> list[str]:
+    """The best individual: accuracies, genes and its loss (times ``scale``) as a formula."""
+    best = view.best
+    if best is None:
+        return ["best: none yet (no evaluation has succeeded)"]
+    lines = [f"best {best['uid']} (generation {best['generation']}, {best['epochs']} epochs trained): "
+             f"validation {accuracy(best['fitness'], 'n/a (no validation set)')}, "
+             f"test {accuracy(best.get('test_accuracy'))}"]
+    genes = best["genes"]
+    if genes:
+        lines.append("genes: " + ", ".join(f"{name} {value:.4g}" for name, value in genes.items()))
+    if loss == "taylorglo" and all(name in genes for name in PARAMETER_NAMES):
+        formula = binary_loss_formula([genes[name] for name in PARAMETER_NAMES], scale=scale)
+        lines.append(f"loss, binary view (y: predicted probability of the true class, shifted to 0 at y = 1): "
+                     f"{formula}")
+    else:
+        lines.append(f"loss: {loss}")
+    return lines
+
+
+def failure_lines(failures: list[dict[str, Any]], evaluations: int) -> list[str]:
+    """How many evaluations failed or diverged, and the latest of them with their reasons."""
+    counts = Counter(row["status"] for row in failures)
+    lines = [f"evaluations: {evaluations - len(failures)} ok, {counts['diverged']} diverged, "
+             f"{counts['failed']} failed"]
+    for row in failures[-FAILURES_LISTED:]:
+        detail = f": {row['detail']}" if row.get("detail") else ""
+        lines.append(f"  {row['uid']} {row['status']}{detail}")
+    return lines
