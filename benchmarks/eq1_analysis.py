@@ -1,6 +1,6 @@
 """The analysis of Eq. 1 behind issue #10, measured on theta drawn uniformly from [-10, 10]^8.
 
-1. How often each learnability condition holds (``epbt_deap.learnability.check``).
+1. How often each learnability condition holds (``epbt_deap.evolution.learnability.check``).
 2. How large TaylorGLO's gradients are against cross-entropy's before any training: the
    per-sample norm of dL/dlogits at near-uniform predictions (logits ~ N(0, 0.1^2), as a
    freshly initialised network gives), over all draws and over the learnable ones. This
@@ -15,8 +15,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from epbt_deap.learnability import check, is_learnable
-from epbt_deap.taylorglo import stacked_taylorglo_loss
+from epbt_deap.evolution.learnability import check, is_learnable
+from epbt_deap.execution.taylorglo import stacked_taylorglo_loss
 
 
 def per_sample_gradient_norms(loss_sum: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

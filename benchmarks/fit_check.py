@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from ablation_tables import markdown, write_csv
-from epbt_deap.checkpoints import load_checkpoint
+
 from epbt_deap.config import load_config
+from epbt_deap.execution.measures import accuracy
+from epbt_deap.execution.training import TrainingContext, TrainSettings, eval_logits, make_loss, new_model
 from epbt_deap.run import load_data
-from epbt_deap.measures import accuracy
-from epbt_deap.training import TrainingContext, TrainSettings, eval_logits, make_loss, new_model
+from epbt_deap.rundir.checkpoints import load_checkpoint
 
 COLUMNS = ["run", "loss", "lr", "train_acc", "val_acc", "test_acc", "grad_wrong_vs_ce", "grad_right_vs_ce"]
 

@@ -3,7 +3,7 @@
 Draws ``--samples`` theta uniformly from [-10, 10]^8 (the paper's initialisation),
 trains one ResNet-8 per theta for one CPU-scale generation (2 epochs on 5,000 CIFAR-10
 JPEGs, as configs/cpu_cifar10_epbt.yaml), and compares who learned (validation accuracy
-at least 10 points above chance) with what ``epbt_deap.learnability.check`` predicted,
+at least 10 points above chance) with what ``epbt_deap.evolution.learnability.check`` predicted,
 for several end points of the check's path (``confident``). The hypothesis is refuted if
 passing the check does not raise the share of learners.
 
@@ -22,11 +22,12 @@ import tempfile
 from pathlib import Path
 
 from ablation_tables import write_csv
+
 from epbt_deap.config import load_config
-from epbt_deap.contract import read_run_logs
-from epbt_deap.learnability import check
+from epbt_deap.evolution.learnability import check
+from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.run import run
-from epbt_deap.space import PARAMETER_NAMES
+from epbt_deap.rundir.logs import read_run_logs
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cpu_cifar10_epbt.yaml"
 CHANCE = 1 / 10

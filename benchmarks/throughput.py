@@ -4,11 +4,11 @@ Rows of the table (model-epochs and images per second; only training epochs coun
 
   (a) a plain PyTorch loop training one model on synthetic CIFAR-10-shaped uint8 data held on
       the device (batch 128, SGD momentum 0.9, cross-entropy, on-device normalise + crop/flip);
-  (b) ``epbt_deap.training.evaluate`` through ``epbt_deap.pool.make_pool`` on the same data,
+  (b) ``epbt_deap.execution.training.evaluate`` through ``epbt_deap.execution.pool.make_pool`` on the same data,
       for several worker counts; the "non-train" column is the share of wall time that the
       same tasks take with 0 epochs (measuring passes over validation, test and training
       images, model build, checkpoint I/O);
-  (c) ``epbt_deap.vectorized.evaluate_group``: one worker trains a group of 8, 20, 40 models
+  (c) ``epbt_deap.execution.vectorized.evaluate_group``: one worker trains a group of 8, 20, 40 models
       (``--models``) as one batched computation;
   (d) short whole EPBT runs (``epbt_deap.run.run``) against the plain loop for the same
       model-epochs of the same model on the same data: on the synthetic data (written as
@@ -38,17 +38,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from epbt_deap.checkpoints import load_checkpoint, save_checkpoint
 from epbt_deap.config import TRAINERS, build_config
-from epbt_deap.contract import BEST_FILE, EvalResult, EvalTask
 from epbt_deap.data import ImageSplits, normalize, random_crop_flip
+from epbt_deap.evolution.space import PARAMETER_NAMES
+from epbt_deap.execution.pool import make_pool, resolve_devices
+from epbt_deap.execution.protocol import EvalResult, EvalTask
+from epbt_deap.execution.taylorglo import taylorglo_loss
+from epbt_deap.execution.training import TrainingContext, TrainSettings, evaluate
+from epbt_deap.execution.training import measure as measure_model
+from epbt_deap.execution.vectorized import evaluate_group
 from epbt_deap.models import build_model
-from epbt_deap.pool import make_pool, resolve_devices
 from epbt_deap.run import load_data, run
-from epbt_deap.space import PARAMETER_NAMES
-from epbt_deap.taylorglo import taylorglo_loss
-from epbt_deap.training import TrainingContext, TrainSettings, evaluate, measure
-from epbt_deap.vectorized import evaluate_group
+from epbt_deap.rundir.checkpoints import load_checkpoint, save_checkpoint
+from epbt_deap.rundir.layout import BEST_FILE
 
 BATCH = 128
 GOAL = 1.10  # issue goal on CPU: whole EPBT run <= 1.10 x the plain loop
@@ -237,7 +239,7 @@ def eval_overheads(device: str, settings: TrainSettings, splits: ImageSplits, ou
     times = []
     for _ in range(repeats + 1):  # the first is the warm-up
         start = time.perf_counter()
-        measure(context, model)
+        measure_model(context, model)
         middle = time.perf_counter()
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, out / "probe.pt")
         build_model(settings.model, splits.num_classes, splits.in_channels).to(device).load_state_dict(

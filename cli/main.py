@@ -12,8 +12,7 @@ from typing import Any
 import click
 
 from epbt_deap.catalog import DATASETS, MODEL_NAMES
-from epbt_deap.config import (BACKENDS, TRAINERS, Config, config_summary, load_config, named_configs,
-                              parse_assignment)
+from epbt_deap.config import BACKENDS, TRAINERS, Config, config_summary, load_config, named_configs, parse_assignment
 from epbt_deap.errors import EpbtError
 
 USER_ERROR_EXIT = 2
@@ -80,8 +79,25 @@ class ProgressObserver:
                    f"mean {shown(row['avg'])} | test of best {shown(row['best_test'])} | epoch {row['epochs']}")
 
 
+RUN_DIR = "epbt_deap.run_dir"  # the click context's meta key: the run directory a command writes
+
+
+def resume_hint(run_dir: Path) -> str:
+    return f"the completed generations are kept; continue with: epbt-deap resume {run_dir}"
+
+
 class OneLineErrors(click.Group):
-    """Usage mistakes (a wrong option or value) as one line and exit code 2, like every other error."""
+    """Every user-facing error as one line and its exit code, in one place: usage mistakes (a wrong
+    option or value, exit 2) and any :class:`EpbtError` a command raises (its own exit code, with
+    how to resume where the run can continue)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EpbtError as error:
+            run_dir = ctx.meta.get(RUN_DIR)
+            resumable = error.resumable and run_dir is not None
+            fail(f"{error}; {resume_hint(run_dir)}" if resumable else str(error), error.exit_code)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -128,10 +144,7 @@ def main(verbose: bool) -> None:
 def evolve(config_path: Path | None, run_dir: Path | None, overwrite: bool,
            assignments: tuple[str, ...], **options: Any) -> None:
     """Run EPBT. Without --config it runs the paper's CIFAR-10 / ResNet-32 setup."""
-    try:
-        config = load_config(config_path, overrides_from(options, assignments))
-    except EpbtError as error:
-        fail(str(error), error.exit_code)
+    config = load_config(config_path, overrides_from(options, assignments))
     run_evolution(config, run_dir or Path("runs") / config.name, overwrite)
 
 
@@ -158,10 +171,7 @@ def resume(run_dir: Path, generations: int | None, assignments: tuple[str, ...])
     """Continue an interrupted run from its last completed generation, or extend a run with --generations."""
     from epbt_deap.run import resume as resume_run
 
-    try:
-        changes = dict(parse_assignment(text) for text in assignments)
-    except EpbtError as error:
-        fail(str(error), error.exit_code)
+    changes = dict(parse_assignment(text) for text in assignments)
     for key in changes:
         if key not in RESUME_KEYS:
             fail(f"--set {key}: resume can change only {', '.join(RESUME_KEYS)}; the rest is what the run ran with")
@@ -184,10 +194,7 @@ def replay(source_dir: Path, run_dir: Path | None, overwrite: bool, assignments:
     the best lineage of SOURCE_DIR."""
     from epbt_deap.replay import replay as replay_run
 
-    try:
-        overrides = overrides_from(options, assignments)
-    except EpbtError as error:
-        fail(str(error), error.exit_code)
+    overrides = overrides_from(options, assignments)
     target = run_dir or source_dir.with_name(f"{source_dir.name}_replay")
     execute(lambda observer: replay_run(source_dir, target, observer, overwrite=overwrite, overrides=overrides),
             target)
@@ -201,15 +208,12 @@ def export(run_dir: Path, out_path: Path) -> None:
     """Write the best lineage's loss schedule of RUN_DIR as JSON, for any training loop."""
     from epbt_deap.schedule import LossSchedule
 
-    try:
-        schedule = LossSchedule.from_run(run_dir)
-        schedule.save(out_path)
-    except EpbtError as error:
-        fail(str(error), error.exit_code)
+    schedule = LossSchedule.from_run(run_dir)
+    schedule.save(out_path)
     click.echo(f"{len(schedule.steps)} steps, {schedule.epochs} epochs of {schedule.found_with.best_uid}'s "
                f"lineage written to {out_path}")
     if schedule.loss.name == "taylorglo":  # the same shifted binary view as `show` and loss_ancestry.png
-        from epbt_deap.taylorglo import binary_loss_formula
+        from epbt_deap.evolution.eq1 import binary_loss_formula
 
         click.echo("loss, binary view (y: predicted probability of the true class, shifted to 0 at y = 1):")
         for step in schedule.steps:
@@ -226,10 +230,7 @@ def report(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
     from epbt_deap.report.tables import format_table
     from epbt_deap.report.writer import write_report
 
-    try:
-        written = write_report(list(run_dirs), out_dir)
-    except EpbtError as error:
-        fail(str(error), error.exit_code)
+    written = write_report(list(run_dirs), out_dir)
     click.echo("Final test accuracy (%), mean and standard deviation over runs:")
     click.echo(format_table(written.table1))
     click.echo("\nEpochs each method needs to exceed each baseline's final test accuracy:")
@@ -241,12 +242,9 @@ def report(run_dirs: tuple[Path, ...], out_dir: Path) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def show(run_dir: Path) -> None:
     """Where the run in RUN_DIR stands, from its files alone (works while it runs, from any terminal)."""
-    from epbt_deap.show import describe, read_view
+    from epbt_deap.rundir.show import describe, read_view
 
-    try:
-        view = read_view(run_dir)
-    except EpbtError as error:
-        fail(str(error), error.exit_code)
+    view = read_view(run_dir)
     click.echo("\n".join(describe(view)))
 
 
@@ -269,21 +267,22 @@ def run_evolution(config: Config, run_dir: Path, overwrite: bool) -> None:
 
 
 def execute(action: Callable[[ProgressObserver], Any], run_dir: Path) -> None:
-    """Run ``action``; turn the user's mistakes (any :class:`EpbtError`) and interruptions into one
-    line and an exit code. Anything else is a bug, and keeps its traceback."""
+    """Run ``action``; turn interruptions into one line and an exit code (a user's mistake, any
+    :class:`EpbtError`, becomes one in :class:`OneLineErrors`). Anything else is a bug, and keeps
+    its traceback."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
-    resume_hint = f"the completed generations are kept; continue with: epbt-deap resume {run_dir}"
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.meta[RUN_DIR] = run_dir  # for the resume hint of a resumable EpbtError
     try:
         with logging_redirect_tqdm():
             summary = action(ProgressObserver())
-    except EpbtError as error:
-        fail(f"{error}; {resume_hint}" if error.resumable else str(error), error.exit_code)
     except KeyboardInterrupt:
-        fail(f"interrupted; {resume_hint}", code=130)
+        fail(f"interrupted; {resume_hint(run_dir)}", code=130)
     except Terminated:
-        fail(f"terminated; {resume_hint}", code=143)
+        fail(f"terminated; {resume_hint(run_dir)}", code=143)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     click.echo(f"best {summary.best_uid}: validation {shown(summary.best_fitness)}, "

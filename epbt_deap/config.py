@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from epbt_deap.catalog import CLASS_COUNTS, DATASETS, DEFAULT_MODELS, class_folders
 from epbt_deap.errors import EpbtError
-from epbt_deap.space import Gene, SearchSpace
+from epbt_deap.evolution.space import Gene, SearchSpace
 
 TRAINERS = ("per_model", "vectorized")
 NOISE_KINDS = ("symmetric", "pairflip")
@@ -36,6 +36,12 @@ class ConfigError(EpbtError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def default(cls, key: str) -> Any:
+        """The default of ``key``: the config models are the one home of every default, the Python API's too."""
+        value = cls.model_fields[key].default
+        return value.spec() if isinstance(value, OperatorConfig) else copy.deepcopy(value)
 
 
 class LabelNoiseConfig(Section):

@@ -15,18 +15,19 @@ from typing import Any
 
 from deap import tools
 
-from epbt_deap.algorithms import evaluate_invalid, finish_generation
 from epbt_deap.config import Config, ConfigError, build_config, load_config
-from epbt_deap.contract import Observer, RunLayout
 from epbt_deap.data import ImageSplits
 from epbt_deap.errors import RunDirError
-from epbt_deap.individual import Individual
-from epbt_deap.provenance import provenance, record_provenance
-from epbt_deap.recorder import RunRecorder
+from epbt_deap.evolution.algorithms import evaluate_invalid, finish_generation
+from epbt_deap.evolution.individual import Individual
+from epbt_deap.evolution.statistics import PopulationStatistics
+from epbt_deap.execution.protocol import Observer
 from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, hall_of_fame, load_data, locked,
                            prepare_run_dir, seed_everything, summarize)
+from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.rundir.provenance import provenance, record_provenance
+from epbt_deap.rundir.recorder import RunRecorder
 from epbt_deap.schedule import LossSchedule
-from epbt_deap.statistics import PopulationStatistics
 
 logger = logging.getLogger("epbt_deap")
 

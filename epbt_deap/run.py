@@ -7,34 +7,36 @@ import logging
 import os
 import random
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from deap import base, tools
 
-from epbt_deap.algorithms import LatestHallOfFame, eaElitist, eaTruncation, same_uid
-from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import Config, load_config
-from epbt_deap.contract import LOCK_FILE, Observer, Pool, RunLayout
 from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.data.noise import flips_record, with_label_noise
 from epbt_deap.errors import RunDirError, write_errors_named
-from epbt_deap.evaluation import EvaluationMap
-from epbt_deap.extension import extended
-from epbt_deap.lock import lock_run_dir, refuse_if_locked
+from epbt_deap.evolution.algorithms import LatestHallOfFame, eaElitist, eaTruncation, same_uid
+from epbt_deap.evolution.space import SearchSpace
+from epbt_deap.evolution.statistics import PopulationStatistics
+from epbt_deap.evolution.toolbox import make_toolbox
+from epbt_deap.execution.evaluation import EvaluationMap
+from epbt_deap.execution.pool import make_pool, resolve_devices
+from epbt_deap.execution.protocol import Observer, Pool
+from epbt_deap.execution.training import TrainingContext, TrainSettings, evaluate
+from epbt_deap.execution.vectorized import evaluate_group
 from epbt_deap.models import model_builder
-from epbt_deap.pool import make_pool, resolve_devices
-from epbt_deap.provenance import provenance, record_provenance
-from epbt_deap.recorder import RunRecorder, RunState, load_state, rewind_logs
-from epbt_deap.space import SearchSpace
-from epbt_deap.statistics import PopulationStatistics
-from epbt_deap.tensorboard import TensorBoardScalars
-from epbt_deap.toolbox import make_toolbox
-from epbt_deap.training import TrainingContext, TrainSettings, evaluate
-from epbt_deap.vectorized import evaluate_group
+from epbt_deap.rundir.checkpoints import write_atomically
+from epbt_deap.rundir.extension import extended
+from epbt_deap.rundir.layout import LOCK_FILE, RunLayout
+from epbt_deap.rundir.lock import lock_run_dir, refuse_if_locked
+from epbt_deap.rundir.provenance import provenance, record_provenance
+from epbt_deap.rundir.recorder import RunRecorder, RunState, load_state, rewind_logs
+from epbt_deap.rundir.tensorboard import TensorBoardScalars
 
 logger = logging.getLogger("epbt_deap")
 
@@ -50,6 +52,16 @@ class RunSummary:
     best_test_accuracy: float | None
 
 
+#: What a worker runs: ``evaluate(context, task) -> EvalResult``, or for the vectorised trainer a list of
+#: tasks to a list of results. It must be importable by name (a module-level function) for worker processes.
+Evaluate = Callable[[TrainingContext, Any], Any]
+
+
+def default_evaluate(config: Config) -> Evaluate:
+    """The trainer's evaluation: one child per call, or with ``train.trainer: vectorized`` a worker's group."""
+    return evaluate_group if config.train.trainer == "vectorized" else evaluate
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """A config checked and turned into what a run needs; building it touches nothing."""
@@ -61,20 +73,23 @@ class RunPlan:
     devices: list[str]  # one per local worker; empty: one in-process CPU evaluator (or the Ray backend)
 
     @classmethod
-    def of(cls, config: Config) -> RunPlan:
-        """Raises a one-line error for a bad operator, model or device."""
+    def of(cls, config: Config, evaluate: Evaluate | None = None) -> RunPlan:
+        """Raises a one-line error for a bad operator, model or device.
+
+        ``evaluate`` is what a worker runs per task (by default the trainer's: see :func:`default_evaluate`).
+        """
         evolution, train, resources = config.evolution, config.train, config.resources
         space = config.search_space()
         num_classes = config.data.num_classes()
         toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(),
-                               evaluate_group if train.trainer == "vectorized" else evaluate,
-                               num_classes=num_classes, init=evolution.taylorglo.init)
+                               evaluate or default_evaluate(config), num_classes=num_classes,
+                               init=evolution.taylorglo.init)
         if evolution.taylorglo.init == "learnable" and num_classes is not None:
             toolbox.individual()  # an init range without a learnable theta is refused here, before any work
         model_builder(train.model)
         settings = TrainSettings.from_config(train)
         if resources.backend == "ray":
-            from epbt_deap.ray_pool import check_ray_backend
+            from epbt_deap.execution.ray_pool import check_ray_backend
 
             check_ray_backend(resources.device, resources.ray_address)
             return cls(config, space, toolbox, settings, [])
@@ -85,7 +100,7 @@ class RunPlan:
         """The local worker pool, or Ray actors with ``resources.backend: ray``; ``max_workers`` caps either."""
         resources = self.config.resources
         if resources.backend == "ray":
-            from epbt_deap.ray_pool import RayPool
+            from epbt_deap.execution.ray_pool import RayPool
 
             return RayPool(TrainingContext.create, (self.settings, splits), resources.device, resources.workers_per_gpu,
                            resources.cpu_workers, resources.ray_address, max_workers, resources.threads_per_worker)
@@ -240,14 +255,16 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
     return summarize(layout.root, logbook, halloffame)
 
 
-def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False) -> RunSummary:
+def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False,
+        evaluate: Evaluate | None = None) -> RunSummary:
     """Run EPBT (or a baseline: ``evolution.algorithm``) as ``config`` says, into ``run_dir``.
 
     The config, operators, devices, data and run directory are checked before ``run_dir``
-    is touched; the run then holds its lock (:mod:`epbt_deap.lock`) while it writes.
+    is touched; the run then holds its lock (:mod:`epbt_deap.rundir.lock`) while it writes.
+    ``evaluate`` replaces the trainer's evaluation (:data:`Evaluate`).
     """
     config = anchored(config)
-    plan = RunPlan.of(config)
+    plan = RunPlan.of(config, evaluate)
     layout = RunLayout.at(run_dir)
     check_new_run_dir(layout, overwrite)
     splits = load_data(config)
@@ -271,22 +288,22 @@ def start(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obser
 
 
 def resume(run_dir: Path, observer: Observer | None = None, generations: int | None = None,
-           lr_milestones: Sequence[int] | None = None) -> RunSummary:
+           lr_milestones: Sequence[int] | None = None, evaluate: Evaluate | None = None) -> RunSummary:
     """Continue the run in ``run_dir`` from its last completed generation.
 
     ``generations`` (a larger total, generation 0 included) extends it, finished or not, and
-    then needs ``lr_milestones`` for the longer clock (see :mod:`epbt_deap.extension`);
+    then needs ``lr_milestones`` for the longer clock (see :mod:`epbt_deap.rundir.extension`);
     config.yaml records the extension.
     """
     layout = RunLayout.at(run_dir)
     if not layout.config.exists():
         raise RunDirError(f"{run_dir} holds no epbt-deap run (no {layout.config.name})")
     with lock_run_dir(layout.root):
-        return resume_locked(layout, observer, generations, lr_milestones)
+        return resume_locked(layout, observer, generations, lr_milestones, evaluate)
 
 
 def resume_locked(layout: RunLayout, observer: Observer | None, generations: int | None,
-                  lr_milestones: Sequence[int] | None) -> RunSummary:
+                  lr_milestones: Sequence[int] | None, evaluate: Evaluate | None = None) -> RunSummary:
     """:func:`resume`, with the run directory locked."""
     run_dir = layout.root
     config = load_config(layout.config)
@@ -294,7 +311,7 @@ def resume_locked(layout: RunLayout, observer: Observer | None, generations: int
         raise RunDirError(f"{run_dir} is a replay, which cannot be resumed; replay {config.replay_of} again")
     state = load_state(layout)
     longer = extended(config, 0 if state is None else state.generation + 1, generations, lr_milestones)
-    plan = RunPlan.of(longer)
+    plan = RunPlan.of(longer, evaluate)
     if longer is not config:
         write_config(layout, longer)
         logger.info("%s extended to %d generations, learning-rate milestones %s", run_dir,

@@ -22,13 +22,13 @@ from typing import Any
 
 import torch
 
-from epbt_deap.checkpoints import write_atomically
 from epbt_deap.config import ConfigError, TrainConfig, build_config
-from epbt_deap.contract import best_ancestry, read_run_logs
 from epbt_deap.errors import EpbtError, RunDirError
-from epbt_deap.learnability import check
-from epbt_deap.space import PARAMETER_NAMES
-from epbt_deap.training import LossFunction, TrainSettings, make_loss
+from epbt_deap.evolution.learnability import check
+from epbt_deap.evolution.space import PARAMETER_NAMES
+from epbt_deap.execution.training import LossFunction, TrainSettings, make_loss
+from epbt_deap.rundir.checkpoints import write_atomically
+from epbt_deap.rundir.logs import best_ancestry, read_run_logs
 
 SCHEMA = "epbt-deap/loss-schedule"
 SCHEMA_VERSION = 3  # 2 added loss.label_smoothing, 3 loss.gce_q; older files read as their defaults
@@ -188,7 +188,7 @@ class LossSchedule:
         return recipe.with_genes(self.step_at(epoch).genes)
 
     def unlearnable_steps(self, num_classes: int) -> list[ScheduleStep]:
-        """The steps whose theta fails :func:`epbt_deap.learnability.check` for ``num_classes`` classes."""
+        """The steps whose theta fails :func:`epbt_deap.evolution.learnability.check` for ``num_classes`` classes."""
         if self.loss.name != "taylorglo":
             return []
         return [step for step in self.steps if not check(self.theta_at(step.epoch), num_classes).learnable]

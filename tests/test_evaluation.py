@@ -5,9 +5,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from epbt_deap import Individual, SearchSpace
-from epbt_deap.contract import EvalResult, RunLayout
 from epbt_deap.errors import GenerationFailedError
-from epbt_deap.evaluation import EvaluationMap, split_evenly, task_seed
+from epbt_deap.execution.evaluation import EvaluationMap, split_evenly, task_seed
+from epbt_deap.execution.protocol import EvalResult
+from epbt_deap.rundir.layout import RunLayout
 
 
 class DyingPool:

@@ -6,8 +6,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from epbt_deap.config import ConfigError, build_config, load_config
-from epbt_deap.extension import extended
 from epbt_deap.run import resume, run
+from epbt_deap.rundir.extension import extended
 from tests.helpers import TINY, read_jsonl, read_logbook, run_files
 
 SHORT = {**TINY, "evolution": {"population": 2, "elites": 1, "generations": 2}}  # lr milestone at epoch 2

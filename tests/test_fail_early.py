@@ -9,12 +9,13 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-import epbt_deap.run
+import epbt_deap
 from cli.main import main
 from epbt_deap.config import build_config
-from epbt_deap.contract import EvalResult
 from epbt_deap.errors import GenerationFailedError
-from epbt_deap.pool import DeviceError, resolve_devices
+from epbt_deap.execution.pool import DeviceError, resolve_devices
+from epbt_deap.execution.protocol import EvalResult
+from epbt_deap.execution.training import evaluate
 from epbt_deap.run import resume, run
 from tests.helpers import TINY, untimed
 
@@ -71,25 +72,18 @@ def test_divergence_of_every_child_stops_the_run_in_one_line(tmp_path):
     assert "Traceback" not in result.output and not (tmp_path / "run" / "logbook.jsonl").exists()
 
 
-def diverge_after_generation_0(monkeypatch):
-    """Every evaluation after generation 0 diverges (the in-process pool runs this process's ``evaluate``)."""
-    train = epbt_deap.run.evaluate
-
-    def evaluate(context, task):
-        if task.start_epoch == 0:
-            return train(context, task)
-        return EvalResult(task.uid, 0.0, 0.0, math.inf, 0, None, "diverged", 0.0, "non-finite loss or weights")
-
-    monkeypatch.setattr(epbt_deap.run, "evaluate", evaluate)
+def diverging_after_generation_0(context, task):
+    """The trainer's evaluation in generation 0; every later one diverges."""
+    if task.start_epoch == 0:
+        return evaluate(context, task)
+    return EvalResult(task.uid, 0.0, 0.0, math.inf, 0, None, "diverged", 0.0, "non-finite loss or weights")
 
 
-def test_a_generation_where_all_diverged_stops_the_run_which_then_resumes(tmp_path, monkeypatch):
+def test_a_generation_where_all_diverged_stops_the_run_which_then_resumes(tmp_path):
     reference = run(build_config(TINY), tmp_path / "reference")
-    diverge_after_generation_0(monkeypatch)
     with pytest.raises(GenerationFailedError, match="all 4 evaluations of generation 1 diverged"):
-        run(build_config(TINY), tmp_path / "run")
+        run(build_config(TINY), tmp_path / "run", evaluate=diverging_after_generation_0)
     assert [row["gen"] for row in rows(tmp_path / "run" / "logbook.jsonl")] == [0]
-    monkeypatch.undo()
     resumed = resume(tmp_path / "run")
     assert untimed(resumed.logbook) == untimed(reference.logbook)
     entries = json.loads((tmp_path / "run" / "provenance.json").read_text())

@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from epbt_deap import training, vectorized
 from epbt_deap.config import ConfigError, build_config
+from epbt_deap.execution import training, vectorized
+from epbt_deap.execution.losses import stacked_cross_entropy
+from epbt_deap.execution.training import TrainSettings, make_loss
 from epbt_deap.replay import replay
 from epbt_deap.run import run
 from epbt_deap.schedule import LossSchedule
-from epbt_deap.training import TrainSettings, make_loss
-from epbt_deap.losses import stacked_cross_entropy
 from tests.helpers import TINY, read_jsonl
 
 SMOOTHED_PBT = {**TINY, "train": {**TINY["train"], "loss": "cross_entropy"},

@@ -6,8 +6,9 @@ import sys
 import pytest
 import torch
 
-from epbt_deap.learnability import check, is_learnable, margin, quadratic_minimum, wrong_class_curvature
-from epbt_deap.taylorglo import taylorglo_loss, taylorglo_terms
+from epbt_deap.evolution.eq1 import taylorglo_terms
+from epbt_deap.evolution.learnability import check, is_learnable, margin, quadratic_minimum, wrong_class_curvature
+from epbt_deap.execution.taylorglo import taylorglo_loss
 
 MSE_LIKE = (0, 0, 0, -1, 0, 1, 0, 0)  # -(x y - y^2 / 2): squared error up to a constant
 
@@ -98,5 +99,5 @@ def test_bad_arguments_are_refused(arguments, message):
 
 
 def test_the_check_imports_without_torch():
-    code = "import sys, epbt_deap.learnability, epbt_deap.toolbox; assert 'torch' not in sys.modules"
+    code = "import sys, epbt_deap.evolution.learnability, epbt_deap.evolution.toolbox; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

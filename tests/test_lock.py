@@ -16,13 +16,13 @@ import yaml
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap import lock as lock_module
 from epbt_deap.config import build_config
-from epbt_deap.contract import RunLayout
 from epbt_deap.errors import RunDirBusyError, RunDirError
-from epbt_deap.lock import lock_holder, lock_run_dir
 from epbt_deap.run import check_run_dir, resume, run
-from epbt_deap.show import describe, read_view
+from epbt_deap.rundir import lock as lock_module
+from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.rundir.lock import lock_holder, lock_run_dir
+from epbt_deap.rundir.show import describe, read_view
 from tests.helpers import TINY, read_jsonl, run_files
 
 LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 5}}

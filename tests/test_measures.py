@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from epbt_deap.config import ConfigError, build_config
-from epbt_deap.losses import generalized_cross_entropy
-from epbt_deap.measures import accuracy, expected_calibration_error, memorisation, negative_log_likelihood
-from epbt_deap.training import TrainSettings, make_loss
+from epbt_deap.execution.losses import generalized_cross_entropy
+from epbt_deap.execution.measures import accuracy, expected_calibration_error, memorisation, negative_log_likelihood
+from epbt_deap.execution.training import TrainSettings, make_loss
 
 # Four samples of two classes, as softmax probabilities (logits are their logs) and labels:
 #   (0.90, 0.10) label 0: confidence 0.90, right   -> bin 13 of 15, (13/15, 14/15]

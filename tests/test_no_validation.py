@@ -9,7 +9,7 @@ from epbt_deap.data import load_splits
 from epbt_deap.replay import replay
 from epbt_deap.report.writer import write_report
 from epbt_deap.run import run
-from epbt_deap.show import describe, read_view
+from epbt_deap.rundir.show import describe, read_view
 from tests.helpers import TINY, read_jsonl
 
 BASELINE = {**TINY, "name": "b1", "data": {"dataset": "fake", "val_size": 0},

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from epbt_deap import Gene, Individual, SearchSpace, mutMultiplicativeGaussian
-from epbt_deap.toolbox import OperatorError, make_toolbox, resolve_operator
+from epbt_deap.evolution.toolbox import OperatorError, make_toolbox, resolve_operator
 
 SPACE = SearchSpace.taylorglo(extra=[Gene("lr", 1e-3, 1.0, 1e-2, 0.5, "log")])
 DEFAULT_MUTATE = {"name": "mutMultiplicativeGaussian", "sigma": 0.2, "indpb": 1.0, "reset_prob": 0.05}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from epbt_deap.errors import WorkerError
-from epbt_deap.pool import DeviceError, InProcessPool, ProcessPool, make_pool, resolve_devices
+from epbt_deap.execution.pool import DeviceError, InProcessPool, ProcessPool, make_pool, resolve_devices
 from tests.helpers import Fragile, die_unless_marked, make_context
 
 

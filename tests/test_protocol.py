@@ -1,4 +1,5 @@
 """The seam between the loop and the workers: torch-free, and any pool runs any ``fn(context, item)``."""
+import inspect
 import pickle
 import subprocess
 import sys
@@ -6,21 +7,34 @@ from pathlib import Path
 
 import pytest
 
-from epbt_deap.contract import EvalResult, EvalTask, Pool
-from epbt_deap.pool import InProcessPool, ProcessPool
-from epbt_deap.ray_pool import RayPool
-from epbt_deap.shipping import Parcel, map_shipped
+from epbt_deap.execution.pool import InProcessPool, ProcessPool
+from epbt_deap.execution.protocol import EvalResult, EvalTask, Pool
+from epbt_deap.execution.ray_pool import RayPool
+from epbt_deap.execution.shipping import Parcel, map_shipped
 
 
-@pytest.mark.parametrize("module", ["epbt_deap.contract", "epbt_deap.errors", "epbt_deap.evaluation"])
-def test_the_seam_imports_without_torch(module):
-    check = f"import {module}, sys; assert 'torch' not in sys.modules, 'torch was imported'"
+TORCH_FREE = ("epbt_deap.evolution", "epbt_deap.execution.protocol", "epbt_deap.execution.evaluation",
+              "epbt_deap.rundir.layout", "epbt_deap.rundir.logs", "epbt_deap.rundir.show", "epbt_deap.rundir.lock",
+              "epbt_deap.config", "epbt_deap.errors")
+
+
+def test_the_loop_the_seam_and_the_run_directory_readers_import_without_torch():
+    """Every module of evolution/, the protocol and evaluation map, and the readers ``show`` uses."""
+    check = ("import importlib, pkgutil, sys, epbt_deap.evolution as evolution; "
+             "names = [f'epbt_deap.evolution.{m.name}' for m in pkgutil.iter_modules(evolution.__path__)]; "
+             f"names += {list(TORCH_FREE)!r}; "
+             "[importlib.import_module(name) for name in names]; "
+             "assert 'torch' not in sys.modules, 'torch was imported'; print(len(names))")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 8 + len(TORCH_FREE)  # evolution/ holds eight modules or more
 
 
-def test_every_pool_implements_the_pool_protocol():
-    assert all(Pool in pool.__mro__ for pool in (InProcessPool, ProcessPool, RayPool))  # visibly, by subclassing
+@pytest.mark.parametrize("pool", [InProcessPool, ProcessPool, RayPool])
+def test_every_pool_has_the_protocols_methods_with_its_parameters(pool):
+    for method in ("map", "close"):
+        assert list(inspect.signature(getattr(pool, method)).parameters) == \
+            list(inspect.signature(getattr(Pool, method)).parameters), f"{pool.__name__}.{method}"
 
 
 def grow(context, task):

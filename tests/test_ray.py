@@ -38,7 +38,7 @@ def test_ray_backend_matches_the_local_pool_and_resumes(local_ray, local_logbook
 def test_a_dead_actor_is_restarted_and_its_call_retried_then_failed(local_ray, tmp_path):
     import torch
 
-    from epbt_deap.ray_pool import RayPool
+    from epbt_deap.execution.ray_pool import RayPool
 
     (tmp_path / "steady").touch()
     items = [Fragile("flaky", str(tmp_path / "flaky")), Fragile("steady", str(tmp_path / "steady")),
@@ -61,8 +61,8 @@ def test_ray_actors_train_vectorised_groups(local_ray, tmp_path):
 
 @pytest.mark.slow
 def test_replay_on_ray_starts_one_actor(local_ray, tmp_path, monkeypatch):
-    from epbt_deap import ray_pool
     from epbt_deap.config import load_config
+    from epbt_deap.execution import ray_pool
     from epbt_deap.replay import replay
 
     source = tmp_path / "source"
@@ -83,7 +83,7 @@ def test_replay_on_ray_starts_one_actor(local_ray, tmp_path, monkeypatch):
 
 
 def test_ray_actors_use_the_threads_asked_for(local_ray):
-    from epbt_deap.ray_pool import RayPool
+    from epbt_deap.execution.ray_pool import RayPool
 
     with RayPool(make_context, (None,), "cpu", cpu_workers=1, threads=2) as pool:
         assert pool.map(torch_threads, [0]) == [2] and pool.threads_per_worker == 2

@@ -7,7 +7,7 @@ import yaml
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.ray_pool import RayPool
+from epbt_deap.execution.ray_pool import RayPool
 from tests.helpers import TINY
 
 ray = pytest.importorskip("ray")

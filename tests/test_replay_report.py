@@ -4,8 +4,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from epbt_deap.config import build_config
-from epbt_deap.contract import best_ancestry
 from epbt_deap.run import run
+from epbt_deap.rundir.logs import best_ancestry
 from tests.helpers import TINY, read_jsonl
 
 BASELINE = {**TINY, "name": "tiny_baseline", "train": {**TINY["train"], "loss": "cross_entropy"},

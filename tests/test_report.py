@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from epbt_deap.contract import best_ancestry
 from epbt_deap.errors import RunDirError
 from epbt_deap.report import ReportError
 from epbt_deap.report.runs import RunRecord, group_runs, load_run, mean_curve
 from epbt_deap.report.tables import epochs_to_exceed_table, final_accuracy_table, format_table
 from epbt_deap.report.writer import write_report
+from epbt_deap.rundir.logs import best_ancestry
 
 # Test accuracy of the best individual, (epochs, best_test) per logbook row.
 EPBT_CURVES = {0: [(2, 0.50), (4, 0.70), (6, 0.90)], 1: [(2, 0.60), (4, 0.82), (6, 0.80)]}

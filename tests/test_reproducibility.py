@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from epbt_deap.config import build_config
-from epbt_deap.pool import InProcessPool, ProcessPool
+from epbt_deap.execution.pool import InProcessPool, ProcessPool
 from epbt_deap.run import run
 from tests.helpers import TINY, make_context, read_jsonl, read_logbook, torch_threads
 

@@ -12,11 +12,11 @@ import torch
 import yaml
 
 from cli.main import execute
-from epbt_deap import checkpoints
-from epbt_deap.checkpoints import save_checkpoint, write_atomically
 from epbt_deap.config import build_config
-from epbt_deap.pool import InProcessPool
+from epbt_deap.execution.pool import InProcessPool
 from epbt_deap.run import resume, run
+from epbt_deap.rundir import checkpoints
+from epbt_deap.rundir.checkpoints import save_checkpoint, write_atomically
 from tests.helpers import TINY, RowObserver, read_jsonl, read_logbook, run_files
 
 LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 6}}

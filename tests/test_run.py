@@ -3,7 +3,7 @@ import torch
 
 from epbt_deap.config import build_config
 from epbt_deap.errors import RunDirError
-from epbt_deap.learnability import is_learnable
+from epbt_deap.evolution.learnability import is_learnable
 from epbt_deap.run import run
 from tests.helpers import TINY, read_jsonl, untimed
 
@@ -116,7 +116,7 @@ def test_tensorboard_scalars_are_written_when_it_is_installed(finished_run):
 
 
 def test_without_tensorboard_nothing_breaks(monkeypatch, tmp_path):
-    from epbt_deap.tensorboard import TensorBoardScalars
+    from epbt_deap.rundir.tensorboard import TensorBoardScalars
 
     monkeypatch.setitem(__import__("sys").modules, "torch.utils.tensorboard", None)  # import fails
     scalars = TensorBoardScalars(tmp_path / "tensorboard")

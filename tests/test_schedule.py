@@ -7,11 +7,12 @@ import yaml
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.checkpoints import load_checkpoint
 from epbt_deap.config import build_config
+from epbt_deap.evolution.eq1 import binary_loss_formula
+from epbt_deap.execution.taylorglo import taylorglo_loss
 from epbt_deap.run import run
+from epbt_deap.rundir.checkpoints import load_checkpoint
 from epbt_deap.schedule import LossSchedule, ScheduleError
-from epbt_deap.taylorglo import binary_loss_formula, taylorglo_loss
 from tests.helpers import OLD_ELITE, read_jsonl
 
 
@@ -20,7 +21,7 @@ def old_elite_run(tmp_path_factory):
     """The OLD_ELITE run with every checkpoint kept, so that each ancestor's genes can be read back."""
     run_dir = tmp_path_factory.mktemp("schedule") / "run"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("epbt_deap.recorder.remove_unreferenced", lambda folder, referenced: [])
+        patch.setattr("epbt_deap.rundir.recorder.remove_unreferenced", lambda folder, referenced: [])
         run(build_config(OLD_ELITE), run_dir)
     return run_dir
 

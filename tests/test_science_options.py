@@ -9,13 +9,13 @@ import pytest
 import torch
 from deap import tools
 
-from epbt_deap.algorithms import eaElitist, same_uid, vary
 from epbt_deap.config import build_config, load_config
-from epbt_deap.learnability import is_learnable
+from epbt_deap.evolution.algorithms import eaElitist, same_uid, vary
+from epbt_deap.evolution.learnability import is_learnable
+from epbt_deap.evolution.space import PARAMETER_NAMES, Gene, SearchSpace
+from epbt_deap.evolution.toolbox import make_toolbox
+from epbt_deap.execution.training import TrainSettings, make_loss
 from epbt_deap.run import run
-from epbt_deap.space import PARAMETER_NAMES, Gene, SearchSpace
-from epbt_deap.toolbox import make_toolbox
-from epbt_deap.training import TrainSettings, make_loss
 from tests.helpers import PAPER_ALGORITHM, algorithm_options, read_jsonl
 
 THETA_SPACE = SearchSpace.taylorglo()
@@ -55,6 +55,7 @@ def run_loop(toolbox, generations=6, size=12, elites=6, **options):
     halloffame = tools.HallOfFame(1, similar=same_uid)
     rows = []
     callback = lambda g, pop, evaluated, logbook: rows.extend(evaluated)  # noqa: E731
+    options = {"elites_train": False, **options}  # Algorithm 1 as printed, unless a test asks otherwise
     _, logbook = eaElitist(population, toolbox, generations, elites, halloffame=halloffame, callback=callback,
                            start_gen=1, **options)
     return rows, logbook

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 
 from cli.main import main
 from epbt_deap.config import build_config
-from epbt_deap.contract import read_run_logs
 from epbt_deap.errors import RunDirError
 from epbt_deap.run import resume, run
-from epbt_deap.show import describe, read_view
+from epbt_deap.rundir.logs import read_run_logs
+from epbt_deap.rundir.show import describe, read_view
 from tests.helpers import TINY, RowObserver
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)

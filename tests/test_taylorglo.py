@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from epbt_deap import TaylorGLOLoss, taylorglo_loss
-from epbt_deap.taylorglo import binary_loss_curve, binary_loss_formula
+from epbt_deap.evolution.eq1 import binary_loss_curve, binary_loss_formula
 
 
 def bracket(x: float, y: float, t: list[float]) -> float:

@@ -4,10 +4,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from epbt_deap.checkpoints import load_checkpoint
-from epbt_deap.contract import EvalTask
 from epbt_deap.data import load_splits
-from epbt_deap.training import TrainingContext, TrainSettings, build_training_state, evaluate
+from epbt_deap.execution.protocol import EvalTask
+from epbt_deap.execution.training import TrainingContext, TrainSettings, build_training_state, evaluate
+from epbt_deap.rundir.checkpoints import load_checkpoint
 
 GOOD_THETA = {f"theta_{i}": value for i, value in enumerate([0, 0, 0, 0, 0, 10, 0, 0])}  # -10 y_true / n
 

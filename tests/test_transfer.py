@@ -6,10 +6,10 @@ import yaml
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.checkpoints import load_checkpoint
 from epbt_deap.config import build_config
 from epbt_deap.models import build_model
 from epbt_deap.run import run
+from epbt_deap.rundir.checkpoints import load_checkpoint
 from epbt_deap.schedule import LossSchedule
 from tests.helpers import OLD_ELITE, read_jsonl
 

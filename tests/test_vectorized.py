@@ -7,12 +7,12 @@ import os
 import pytest
 import torch
 
-from epbt_deap.checkpoints import load_checkpoint
-from epbt_deap.contract import EvalTask
 from epbt_deap.data import load_splits
-from epbt_deap.training import (TrainingContext, TrainSettings, build_training_state, draw_augmentation,
-                                epoch_batches, evaluate, make_loss, task_generator)
-from epbt_deap.vectorized import PopulationTrainer, evaluate_group
+from epbt_deap.execution.protocol import EvalTask
+from epbt_deap.execution.training import (TrainingContext, TrainSettings, build_training_state, draw_augmentation,
+                                          epoch_batches, evaluate, make_loss, task_generator)
+from epbt_deap.execution.vectorized import PopulationTrainer, evaluate_group
+from epbt_deap.rundir.checkpoints import load_checkpoint
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 DEVICE = os.environ.get("EPBT_TEST_DEVICE", "cpu")

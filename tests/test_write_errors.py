@@ -9,15 +9,25 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
-from cli.main import execute
-from epbt_deap import checkpoints, recorder
+from cli.main import main
 from epbt_deap.config import build_config
 from epbt_deap.errors import RunWriteError, raised_by_worker
-from epbt_deap.pool import InProcessPool
+from epbt_deap.execution.pool import InProcessPool
 from epbt_deap.run import resume, run
-from epbt_deap.tensorboard import TensorBoardScalars
+from epbt_deap.rundir import checkpoints, recorder
+from epbt_deap.rundir.tensorboard import TensorBoardScalars
 from tests.helpers import TINY, read_jsonl, read_logbook
+
+
+def evolve_on_the_command_line(config, run_dir, tmp_path):
+    """``epbt-deap evolve`` of ``config`` into ``run_dir``, in this process (so that patched writers apply)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return CliRunner().invoke(main, ["evolve", "--config", str(path), "--run-dir", str(run_dir)])
+
 
 FULL_DEVICE = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
 pytestmark = pytest.mark.skipif(not FULL_DEVICE.exists(), reason="the injected full disk is /dev/full, absent here")
@@ -93,17 +103,16 @@ WRITERS = {  # writer: (how the disk fills, the name its write starts with, whic
 
 @pytest.mark.parametrize("writer", WRITERS)
 def test_a_full_disk_in_any_writer_is_named_and_the_run_resumes_once_space_is_free(
-        tmp_path, monkeypatch, capsys, reference, writer):
+        tmp_path, monkeypatch, reference, writer):
     fill, name, nth, named = WRITERS[writer]
     run_dir = tmp_path / "run"
     with monkeypatch.context() as patches:
         full = FullOnce(name, nth)
         fill(patches, full)
-        with pytest.raises(SystemExit) as exited:
-            execute(lambda observer: run(build_config(TINY), run_dir, observer), run_dir)
+        exited = evolve_on_the_command_line(TINY, run_dir, tmp_path)
         assert full.seen >= nth, f"the {writer} was written fewer than {nth} times"
-    stderr = capsys.readouterr().err
-    assert exited.value.code == 1
+    stderr = exited.stderr
+    assert exited.exit_code == 1
     assert stderr.startswith(f"error: cannot write {run_dir}/{named}") and len(stderr.strip().splitlines()) == 1
     assert ": no space left on device; the completed generations are kept; continue with: epbt-deap resume" in stderr
     assert all(row.get("status", "ok") == "ok" for row in read_jsonl(run_dir / "lineage.jsonl"))
@@ -135,7 +144,7 @@ WORKERS = {"device": "cpu", "cpu_workers": 1, "threads_per_worker": 1}
 
 
 @pytest.mark.slow
-def test_a_real_full_tmpfs_stops_the_run_with_one_line_and_resume_finishes_it(tmp_path, capsys):
+def test_a_real_full_tmpfs_stops_the_run_with_one_line_and_resume_finishes_it(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
     if shutil.which("mount") is None or not can_mount_tmpfs(disk):
@@ -145,10 +154,9 @@ def test_a_real_full_tmpfs_stops_the_run_with_one_line_and_resume_finishes_it(tm
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)  # generation 0 fits
     try:
         run_dir = disk / "run"
-        with pytest.raises(SystemExit) as exited:  # the checkpoints are written by a worker
-            execute(lambda observer: run(build_config({**TINY, "resources": WORKERS}), run_dir, observer), run_dir)
-        stderr = capsys.readouterr().err
-        assert exited.value.code == 1
+        exited = evolve_on_the_command_line({**TINY, "resources": WORKERS}, run_dir, tmp_path)  # a worker writes
+        stderr = exited.stderr
+        assert exited.exit_code == 1
         assert stderr.startswith(f"error: cannot write {run_dir}/") and len(stderr.strip().splitlines()) == 1
         assert ": no space left on device; the completed generations are kept" in stderr
         assert all(row.get("status", "ok") == "ok" for row in read_jsonl(run_dir / "lineage.jsonl"))

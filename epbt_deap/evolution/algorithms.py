@@ -12,6 +12,8 @@ from typing import Any
 
 from deap import base, tools
 
+from epbt_deap.config import EvolutionConfig
+
 logger = logging.getLogger("epbt_deap")
 
 GenerationCallback = Callable[[int, list, list, tools.Logbook], None]
@@ -70,6 +72,19 @@ def mates_for(parent: Any, parents: Sequence, population: Sequence, partners: st
     return others
 
 
+def adopted(child: Any, offspring: Sequence) -> Any:
+    """``child`` with the genes of the first individual an operator returned (DEAP's tuple).
+
+    DEAP's operators change their argument and return it; one that returns a new individual
+    or a plain list instead has its genes copied into ``child``, which keeps its uid, parent
+    and checkpoint.
+    """
+    returned = offspring[0]
+    if returned is not child:
+        child[:] = list(returned)
+    return child
+
+
 def make_child(parent: Any, mates: Sequence, toolbox: base.Toolbox, generation: int, index: int,
                cxpb: float, mutpb: float) -> Any:
     """Stage 2 for one parent: clone it, mutate (``mutpb``), then cross (``cxpb``) with a random mate.
@@ -78,10 +93,10 @@ def make_child(parent: Any, mates: Sequence, toolbox: base.Toolbox, generation: 
     """
     child = clone_child(parent, toolbox, generation, index)
     if random.random() < mutpb:
-        toolbox.mutate(child)
+        child = adopted(child, toolbox.mutate(child))
     if random.random() < cxpb:
         partner = random.choice(mates)
-        toolbox.mate(child, toolbox.clone(partner))
+        child = adopted(child, toolbox.mate(child, toolbox.clone(partner)))
         child.partner_uid = partner.uid
     return child
 
@@ -150,16 +165,16 @@ def eaElitist(
     toolbox: base.Toolbox,
     ngen: int,
     k_elites: int,
-    cxpb: float = 1.0,
-    mutpb: float = 1.0,
+    cxpb: float = EvolutionConfig.default("cxpb"),
+    mutpb: float = EvolutionConfig.default("mutpb"),
     stats: Any = None,
     halloffame: tools.HallOfFame | None = None,
     callback: GenerationCallback | None = None,
     start_gen: int = 0,
     logbook: tools.Logbook | None = None,
-    partners: str = "population",
-    repair_tries: int = 0,
-    elites_train: bool = False,
+    partners: str = EvolutionConfig.default("partners"),
+    repair_tries: int = EvolutionConfig.default("repair_tries"),
+    elites_train: bool = EvolutionConfig.default("elites_train"),
 ) -> tuple[list, tools.Logbook]:
     """EPBT (Algorithm 1 of Liang, Gonzalez & Miikkulainen) with elitism.
 
@@ -171,11 +186,13 @@ def eaElitist(
         evaluate(children)                                          # Stage 3a
         population = best k_elites of population + children         # Stage 3b, 3c
 
-    As in Algorithm 1, elites are kept as they are, not retrained. Options beyond the
-    paper: ``partners="parents"`` crosses with the other selected parents instead;
-    ``repair_tries`` remakes children that ``toolbox.viable`` rejects (see :func:`vary`);
-    ``elites_train`` also trains each elite, as a copy with its own uid whose parent is
-    the elite, so that the whole population advances every generation.
+    The defaults are the config's (``evolution.*``). Algorithm 1 as printed is
+    ``elites_train=False`` (elites kept as they are, not retrained), ``partners="population"``
+    and ``repair_tries=0``, with a toolbox of ``make_toolbox(init="uniform")``. The options
+    beyond the paper: ``elites_train`` (the default) also trains each elite, as a copy with
+    its own uid whose parent is the elite, so that the whole population advances every
+    generation; ``partners="parents"`` crosses with the other selected parents instead;
+    ``repair_tries`` remakes children that ``toolbox.viable`` rejects (see :func:`vary`).
 
     ``callback(g, population, evaluated, logbook)`` runs after every generation. To
     continue an interrupted run, pass the population and logbook of the last finished
@@ -201,7 +218,7 @@ def eaTruncation(
     population: list,
     toolbox: base.Toolbox,
     ngen: int,
-    fraction: float = 0.25,
+    fraction: float = EvolutionConfig.default("truncation"),
     stats: Any = None,
     halloffame: tools.HallOfFame | None = None,
     callback: GenerationCallback | None = None,
@@ -229,7 +246,7 @@ def eaTruncation(
         sources = ranked[: len(ranked) - count] + ranked[:count]
         children = [clone_child(source, toolbox, generation, index) for index, source in enumerate(sources)]
         for child in children[len(ranked) - count:]:
-            toolbox.mutate(child)
+            adopted(child, toolbox.mutate(child))
         population[:] = children
         finish_generation(generation, population, evaluate_invalid(population, toolbox), logbook, stats,
                           halloffame, callback)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
 
+from epbt_deap.errors import EpbtError
 from epbt_deap.evolution.space import SearchSpace
 
 __all__ = ["mutMultiplicativeGaussian", "mutPerturb", "clip_to_bounds"]
@@ -59,14 +60,23 @@ def mutPerturb(
     return (individual,)
 
 
+class OperatorError(EpbtError):
+    """An operator spec that names no operator, passes it the wrong arguments, or an operator that
+    does not fit the individuals (an attribute they lack, a length it changes)."""
+
+
 def clip_to_bounds(space: SearchSpace) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A ``toolbox.decorate`` decorator: clip every individual an operator returns."""
+    """A ``toolbox.decorate`` decorator: clip every individual an operator returns; one that
+    changed an individual's length is an :class:`OperatorError`."""
 
     def decorator(operator: Callable[..., Sequence[list[float]]]) -> Callable[..., Any]:
         @wraps(operator)
         def wrapper(*args: Any, **kwargs: Any) -> Sequence[list[float]]:
             offspring = operator(*args, **kwargs)
             for child in offspring:
+                if len(child) != len(space):
+                    raise OperatorError(f"{operator.__name__} returned an individual of {len(child)} genes, "
+                                        f"not {len(space)}: it changes an individual's length")
                 space.clip(child)
             return offspring
 

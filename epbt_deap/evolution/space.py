@@ -7,7 +7,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-
 Scale = Literal["linear", "log"]
 
 #: The TaylorGLO parameters theta_0 .. theta_7 of Eq. 1, in the paper's order.

@@ -10,35 +10,36 @@ clip its offspring to the gene bounds.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from deap import base, tools
 
+from epbt_deap.config import ConfigError, EvolutionConfig, TaylorGLOConfig
 from epbt_deap.evolution import operators
-from epbt_deap.config import ConfigError
-from epbt_deap.errors import EpbtError
+from epbt_deap.evolution.operators import OperatorError
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.learnability import is_learnable
 from epbt_deap.evolution.space import PARAMETER_NAMES, SearchSpace
 
 #: How many draws ``init: learnable`` makes before giving up (about 1 in 7 uniform draws passes).
 LEARNABLE_DRAWS = 10_000
+DRY_RUN_SIZE = 4  # throwaway individuals the operators are tried on before any training
 
 # How many leading positional arguments (individuals, k, ...) the EA loop passes per role.
 ROLE_ARITY = {"select": 2, "mutate": 1, "mate": 2}
 ROLE_PREFIX = {"select": "sel", "mutate": "mut", "mate": "cx"}
 
 
-class OperatorError(EpbtError):
-    """An operator spec that names no operator or passes it the wrong arguments."""
-
-
 def available_operators(role: str) -> list[str]:
-    """Names usable for ``role`` ('select', 'mutate' or 'mate'), ours first."""
+    """Names usable for ``role`` ('select', 'mutate' or 'mate'), ours first: functions only (DEAP's
+    ``tools`` also holds modules and classes with these prefixes)."""
     prefix = ROLE_PREFIX[role]
     ours = [name for name in operators.__all__ if name.startswith(prefix)]
-    deaps = sorted(name for name in dir(tools) if name.startswith(prefix) and name not in ours)
+    deaps = sorted(name for name in dir(tools) if name.startswith(prefix) and name not in ours
+                   and inspect.isfunction(getattr(tools, name)))
     return ours + deaps
 
 
@@ -95,20 +96,26 @@ def has_learnable_theta(individual: list[float], positions: list[int] | None, nu
 
 def make_toolbox(
     space: SearchSpace,
-    select: Mapping[str, Any],
-    mutate: Mapping[str, Any],
-    mate: Mapping[str, Any],
-    evaluate: Callable[[Any], Any],
+    select: Mapping[str, Any] | None = None,
+    mutate: Mapping[str, Any] | None = None,
+    mate: Mapping[str, Any] | None = None,
+    evaluate: Callable[[Any], Any] | None = None,
     map_function: Callable[[Callable, Iterable], Iterable] = map,
     num_classes: int | None = None,
-    init: str = "uniform",
+    init: str = TaylorGLOConfig.default("init"),
 ) -> base.Toolbox:
     """A toolbox with individual/population factories, the three operators, evaluate and map.
 
+    The operators default to the config's (``evolution.select``, ``mutate``, ``mate``: the
+    paper's tournament of 2, multiplicative Gaussian with reset, uniform crossover).
     ``viable(individual)`` is the learnability check of the individual's theta for
-    ``num_classes`` classes, and ``init="learnable"`` makes the individual factory draw only
-    individuals that pass it.
+    ``num_classes`` classes, and ``init="learnable"`` (the config's default) makes the
+    individual factory draw only individuals that pass it; ``init="uniform"`` draws as
+    Algorithm 1 as printed does.
     """
+    select = EvolutionConfig.default("select") if select is None else select
+    mutate = EvolutionConfig.default("mutate") if mutate is None else mutate
+    mate = EvolutionConfig.default("mate") if mate is None else mate
     toolbox = base.Toolbox()
     toolbox.register("viable", has_learnable_theta, positions=theta_positions(space), num_classes=num_classes)
     if init == "learnable":
@@ -121,6 +128,42 @@ def make_toolbox(
         toolbox.register(role, function, **kwargs)
     toolbox.decorate("mutate", operators.clip_to_bounds(space))
     toolbox.decorate("mate", operators.clip_to_bounds(space))
-    toolbox.register("evaluate", evaluate)
+    if evaluate is not None:
+        toolbox.register("evaluate", evaluate)
     toolbox.register("map", map_function)
+    dry_run(toolbox, space, {role: spec.get("name") for role, spec in
+                             (("select", select), ("mutate", mutate), ("mate", mate))})
     return toolbox
+
+
+def dry_run(toolbox: base.Toolbox, space: SearchSpace, names: Mapping[str, Any]) -> None:
+    """Run select, mutate and mate once on throwaway individuals, before any training.
+
+    An operator that does not fit these individuals (an attribute they lack, a length it
+    changes, genes it cannot treat as floats) becomes a one-line :class:`OperatorError` that
+    names it. The random streams are restored, so a run is the same with and without it.
+    """
+    states = random.getstate(), np.random.get_state()
+    try:
+        draws = random.Random(0)
+        population = [Individual(space.sample(draws)) for _ in range(DRY_RUN_SIZE)]
+        for index, individual in enumerate(population):
+            individual.uid = f"dry-run-{index}"
+            individual.fitness.values = (index / DRY_RUN_SIZE,)
+        checks = {
+            "select": lambda: toolbox.select(population, DRY_RUN_SIZE - 1),
+            "mutate": lambda: toolbox.mutate(toolbox.clone(population[0])),
+            "mate": lambda: toolbox.mate(toolbox.clone(population[0]), toolbox.clone(population[1])),
+        }
+        for role, check in checks.items():
+            try:
+                returned = check()
+                if not all(isinstance(individual, Sequence) for individual in returned):
+                    raise TypeError("it returned something other than individuals")
+            except Exception as error:  # any failure of a user-chosen operator: refused in one line
+                reason = str(error) if isinstance(error, OperatorError) else f"{type(error).__name__}: {error}"
+                raise OperatorError(f"{role} operator {names[role]} does not fit these individuals "
+                                    f"({len(space)} float genes): {' '.join(reason.split())}") from None
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])

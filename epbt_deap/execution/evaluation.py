@@ -14,12 +14,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from epbt_deap.execution.protocol import EvalResult, EvalTask, Observer, Pool
-
-from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.errors import GenerationDivergedError, GenerationFailedError
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.space import SearchSpace
+from epbt_deap.execution.protocol import EvalResult, EvalTask, Observer, Pool
+from epbt_deap.rundir.layout import RunLayout
 
 T = TypeVar("T")
 

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 import torch.multiprocessing as torch_mp
 
-from epbt_deap.execution.protocol import Pool
 from epbt_deap.errors import EpbtError, WorkerError, raised_by_worker
+from epbt_deap.execution.protocol import Pool
 
 logger = logging.getLogger("epbt_deap")
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from epbt_deap.execution.protocol import Pool
 from epbt_deap.errors import EpbtError, WorkerError, raised_by_worker
 from epbt_deap.execution.pool import DeviceError, use_device
+from epbt_deap.execution.protocol import Pool
 
 logger = logging.getLogger("epbt_deap")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.execution.protocol import EvalResult, EvalTask, Pool
+from epbt_deap.rundir.checkpoints import write_atomically
 
 
 @dataclass(frozen=True)

@@ -13,26 +13,21 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from epbt_deap.rundir.checkpoints import load_checkpoint, save_checkpoint
 from epbt_deap.config import LOSSES, PRECISIONS, TRAINABLE_GENES, TrainConfig
-from epbt_deap.execution.protocol import EvalResult, EvalTask
 from epbt_deap.data import CropFlip, ImageSplits, normalize
 from epbt_deap.execution.losses import generalized_cross_entropy
 from epbt_deap.execution.measures import accuracy, expected_calibration_error, memorisation, negative_log_likelihood
-from epbt_deap.models import build_model
+from epbt_deap.execution.protocol import EvalResult, EvalTask
 from epbt_deap.execution.taylorglo import PARAMETER_NAMES, taylorglo_loss
+from epbt_deap.models import build_model
+from epbt_deap.rundir.checkpoints import load_checkpoint, save_checkpoint
 
 logger = logging.getLogger("epbt_deap")
-
-
-def config_default(key: str) -> Any:
-    """The config's default for ``train.<key>``: each default has its one home there."""
-    return TrainConfig.model_fields[key].default
 
 
 @dataclass(frozen=True)
@@ -40,20 +35,20 @@ class TrainSettings:
     """What every evaluation of a run shares (the config's ``train`` keys of the same names)."""
 
     model: str
-    batch_size: int = config_default("batch_size")
-    eval_batch_size: int = config_default("eval_batch_size")
-    lr: float = config_default("lr")
-    momentum: float = config_default("momentum")
-    weight_decay: float = config_default("weight_decay")
-    lr_milestones: tuple[int, ...] = tuple(config_default("lr_milestones"))
-    lr_gamma: float = config_default("lr_gamma")
-    loss: Literal[LOSSES] = config_default("loss")
-    label_smoothing: float = config_default("label_smoothing")
-    gce_q: float = config_default("gce_q")
-    taylorglo_scale: float = config_default("taylorglo_scale")
-    precision: Literal[PRECISIONS] = config_default("precision")
-    channels_last: bool = config_default("channels_last")
-    compile: bool = config_default("compile")
+    batch_size: int = TrainConfig.default("batch_size")
+    eval_batch_size: int = TrainConfig.default("eval_batch_size")
+    lr: float = TrainConfig.default("lr")
+    momentum: float = TrainConfig.default("momentum")
+    weight_decay: float = TrainConfig.default("weight_decay")
+    lr_milestones: tuple[int, ...] = tuple(TrainConfig.default("lr_milestones"))
+    lr_gamma: float = TrainConfig.default("lr_gamma")
+    loss: Literal[LOSSES] = TrainConfig.default("loss")
+    label_smoothing: float = TrainConfig.default("label_smoothing")
+    gce_q: float = TrainConfig.default("gce_q")
+    taylorglo_scale: float = TrainConfig.default("taylorglo_scale")
+    precision: Literal[PRECISIONS] = TrainConfig.default("precision")
+    channels_last: bool = TrainConfig.default("channels_last")
+    compile: bool = TrainConfig.default("compile")
 
     @classmethod
     def from_config(cls, train: TrainConfig) -> TrainSettings:

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 import torch
 from torch.func import functional_call, stack_module_state
 
-from epbt_deap.execution.protocol import EvalResult, EvalTask
 from epbt_deap.data import CropFlip
 from epbt_deap.execution.losses import generalized_cross_entropy, stacked_cross_entropy
+from epbt_deap.execution.protocol import EvalResult, EvalTask
 from epbt_deap.execution.taylorglo import PARAMETER_NAMES, stacked_taylorglo_loss
-from epbt_deap.execution.training import (TrainingContext, build_training_state, draw_augmentation,
-                                epoch_batches, measure_and_save, out_of_memory_hint, task_generator)
+from epbt_deap.execution.training import (TrainingContext, build_training_state, draw_augmentation, epoch_batches,
+                                          measure_and_save, out_of_memory_hint, task_generator)
 
 Stack = dict[str, torch.Tensor]
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from epbt_deap.evolution.eq1 import binary_loss_curve
+from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.report import ReportError
 from epbt_deap.report.runs import RunRecord, mean_curve
 from epbt_deap.report.tables import PERCENT
-from epbt_deap.space import PARAMETER_NAMES
-from epbt_deap.taylorglo import binary_loss_curve
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

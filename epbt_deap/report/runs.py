@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from epbt_deap.contract import RunLogs, read_run_logs
+from epbt_deap.rundir.logs import RunLogs, read_run_logs
 
 DEFAULT_ALGORITHM = "epbt"
 ALGORITHM_LABELS = {"epbt": "EPBT", "pbt": "PBT", "none": "no PBT", "replay": "replay"}

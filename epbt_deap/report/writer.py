@@ -6,17 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from epbt_deap.contract import best_ancestry
 from epbt_deap.report import ReportError
 from epbt_deap.report.figures import plot_accuracy, plot_genes, plot_loss_ancestry
 from epbt_deap.report.runs import group_runs, load_run
-from epbt_deap.report.tables import (
-    TABLE1_COLUMNS,
-    TABLE2_COLUMNS,
-    epochs_to_exceed_table,
-    final_accuracy_table,
-    write_csv,
-)
+from epbt_deap.report.tables import (TABLE1_COLUMNS, TABLE2_COLUMNS, epochs_to_exceed_table, final_accuracy_table,
+                                     write_csv)
+from epbt_deap.rundir.logs import best_ancestry
 
 logger = logging.getLogger("epbt_deap")
 

@@ -13,6 +13,7 @@ import torch
 
 from epbt_deap.errors import EpbtError, write_errors_named
 
+
 class CheckpointError(EpbtError):
     """A checkpoint or state file that is missing, truncated or corrupt."""
 

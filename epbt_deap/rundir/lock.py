@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from epbt_deap.rundir.layout import LOCK_FILE, utc_now
 from epbt_deap.errors import RunDirBusyError, write_errors_named
+from epbt_deap.rundir.layout import LOCK_FILE, utc_now
 
 logger = logging.getLogger("epbt_deap")
 

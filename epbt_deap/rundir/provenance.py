@@ -14,11 +14,11 @@ from typing import Any
 import torch
 
 import epbt_deap
-from epbt_deap.rundir.checkpoints import write_atomically
+from epbt_deap.errors import RunDirError
 from epbt_deap.execution.protocol import Pool
+from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.rundir.logs import read_provenance
-from epbt_deap.errors import RunDirError
 
 logger = logging.getLogger("epbt_deap")
 

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 from deap import tools
 
-from epbt_deap.rundir.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
-                                   save_checkpoint, save_pickle, write_atomically)
-from epbt_deap.execution.protocol import Observer
-from epbt_deap.rundir.layout import RunLayout, utc_now
-from epbt_deap.rundir.logs import read_jsonl
 from epbt_deap.errors import write_errors_named
 from epbt_deap.evolution.space import SearchSpace
+from epbt_deap.execution.protocol import Observer
+from epbt_deap.rundir.checkpoints import (CheckpointError, load_checkpoint, load_pickle, remove_unreferenced,
+                                          save_checkpoint, save_pickle, write_atomically)
+from epbt_deap.rundir.layout import RunLayout, utc_now
+from epbt_deap.rundir.logs import read_jsonl
 from epbt_deap.rundir.tensorboard import TensorBoardScalars
 
 logger = logging.getLogger("epbt_deap")

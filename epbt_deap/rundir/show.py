@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from epbt_deap.rundir.layout import RunLayout
-
-from epbt_deap.rundir.logs import RunLogs, best_ancestry, read_provenance, read_run_logs
-from epbt_deap.rundir.lock import Holder, lock_holder
+from epbt_deap.evolution.eq1 import binary_loss_formula
 from epbt_deap.evolution.space import PARAMETER_NAMES
-from epbt_deap.execution.taylorglo import binary_loss_formula
+from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.rundir.lock import Holder, lock_holder
+from epbt_deap.rundir.logs import RunLogs, best_ancestry, read_provenance, read_run_logs
 
 RECENT_GENERATIONS = 5  # the estimate to finish averages the latest generations of the latest start
 FAILURES_LISTED = 5

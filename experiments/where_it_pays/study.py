@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from epbt_deap.contract import RunLayout, read_provenance, read_run_logs
+from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.rundir.logs import read_provenance, read_run_logs
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -1,0 +1,142 @@
+"""The run directory read back, torch-free: its config, logbook, lineage and provenance (for report,
+replay and show), and the best individual's ancestry."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from epbt_deap.errors import RunDirError
+from epbt_deap.rundir.layout import RunLayout
+
+LOGBOOK_KEYS = ("epochs", "best_test")
+LINEAGE_KEYS = ("uid", "generation", "parent", "genes", "fitness", "epochs")
+
+
+@dataclass(frozen=True)
+class RunLogs:
+    """One run directory's config, logbook rows and lineage rows, as written."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    logbook: list[dict[str, Any]]
+    lineage: list[dict[str, Any]]
+
+    def setting(self, key: str) -> Any:
+        """The config value at a dotted ``key``, None when absent."""
+        value: Any = self.config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", self.run_dir.name))
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+
+def read_jsonl(path: Path, required: Sequence[str], live: bool = False) -> list[dict[str, Any]]:
+    """The JSON object on each line of ``path``, each holding the ``required`` keys.
+
+    With ``live`` (a run that may be writing the file now) a last line without its newline
+    is left out: it is a row still being written.
+    """
+    rows = []
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise RunDirError(f"{path}: cannot read ({error.strerror})") from error
+    lines = text.splitlines()
+    if live and lines and not text.endswith("\n"):
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise RunDirError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+        if not isinstance(row, dict):
+            raise RunDirError(f"{path}:{number}: expected a JSON object")
+        missing = [key for key in required if key not in row]
+        if missing:
+            raise RunDirError(f"{path}:{number}: missing {', '.join(missing)}")
+        rows.append(row)
+    return rows
+
+
+def read_config_mapping(path: Path) -> dict[str, Any]:
+    """A run's ``config.yaml`` as a plain mapping (unvalidated: runs of older versions read too)."""
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise RunDirError(f"{path}: cannot read ({error.strerror})") from error
+    except yaml.YAMLError as error:
+        raise RunDirError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
+    if not isinstance(config, dict):
+        raise RunDirError(f"{path}: expected a mapping of config keys")
+    return config
+
+
+def read_run_logs(run_dir: str | Path, live: bool = False) -> RunLogs:
+    """Read ``config.yaml``, ``logbook.jsonl`` and (when present) ``lineage.jsonl`` of ``run_dir``.
+
+    ``live``: the run may be in progress, so a half-written last line of either log is left
+    out, and an empty logbook (generation 0 still training) is no error.
+    """
+    run_dir = Path(run_dir)
+    layout = RunLayout.at(run_dir)
+    if not layout.root.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    for required in (layout.config, layout.logbook):
+        if not required.is_file():
+            raise RunDirError(f"{run_dir}: not a run directory (no {required.name})")
+    logbook = read_jsonl(layout.logbook, LOGBOOK_KEYS, live)
+    if not logbook and not live:
+        raise RunDirError(f"{layout.logbook}: empty, the run finished no generation")
+    lineage = read_jsonl(layout.lineage, LINEAGE_KEYS, live) if layout.lineage.is_file() else []
+    return RunLogs(run_dir, read_config_mapping(layout.config), logbook, lineage)
+
+
+def read_provenance(layout: RunLayout) -> list[dict[str, Any]]:
+    """The entries of ``provenance.json``, one per start, resume or replay, oldest first ([] when absent)."""
+    if not layout.provenance.exists():
+        return []
+    try:
+        entries = json.loads(layout.provenance.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{layout.provenance}: unreadable ({error})") from error
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise RunDirError(f"{layout.provenance}: expected a list of entries")
+    return entries
+
+
+def best_ancestry(lineage_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The best individual's ancestry, generation 0 first: the row with the highest fitness
+    (ties: the latest generation, then the latest row) and its ``parent`` links back.
+
+    A run without validation (``data.val_size: 0``, fitness null) has no best by fitness:
+    its best is the latest individual that trained (status ok).
+    """
+    scored = [(row["fitness"], row["generation"], index) for index, row in enumerate(lineage_rows)
+              if row["fitness"] is not None and not math.isnan(row["fitness"])]
+    if not scored:
+        scored = [(0.0, row["generation"], index) for index, row in enumerate(lineage_rows)
+                  if row["fitness"] is None and row.get("status", "ok") == "ok"]
+    if not scored:
+        return []
+    by_uid = {row["uid"]: row for row in lineage_rows}
+    chain = [lineage_rows[max(scored)[2]]]
+    while (parent := chain[-1]["parent"]) is not None:
+        if parent not in by_uid:
+            raise RunDirError(f"lineage: parent {parent} of {chain[-1]['uid']} is missing")
+        chain.append(by_uid[parent])
+    return chain[::-1]
