@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from epbt_deap.catalog import DATASETS, MODEL_NAMES
-from epbt_deap.config import BACKENDS, TRAINERS, Config, config_summary, load_config, named_configs, parse_assignment
+from epbt_deap.config import (BACKENDS, TRAINERS, Config, config_summary, default_of, describe, load_config,
+                              named_configs, parse_assignment)
 from epbt_deap.errors import EpbtError
 
 USER_ERROR_EXIT = 2
@@ -34,6 +35,12 @@ OPTION_KEYS = {
     "ray_address": "resources.ray_address",
     "seed": "seed",
 }
+
+
+def key_help(option: str) -> str:
+    """The help of a shorthand option: its config key's description and default, from the config models."""
+    key = OPTION_KEYS[option]
+    return f"{describe(key)} [{key}, default {default_of(key)}]"
 
 
 def fail(message: str, code: int = USER_ERROR_EXIT) -> None:
@@ -122,21 +129,20 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML config file, or the name of a packaged config (see `epbt-deap configs`).")
-@click.option("--dataset", type=click.Choice(DATASETS))
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Where the dataset lives (or is downloaded to).")
-@click.option("--model", help=f"One of {', '.join(MODEL_NAMES)}.")
-@click.option("--population", type=int)
-@click.option("--elites", type=int, help="Individuals kept unchanged each generation (k).")
-@click.option("--generations", type=int, help="Generations, generation 0 included.")
-@click.option("--epochs-per-generation", type=int)
-@click.option("--trainer", type=click.Choice(TRAINERS),
-              help="per_model (default) or vectorized: each worker trains its children as one batched model.")
-@click.option("--device", help="auto, cpu, cuda or a list such as cuda:0,cuda:1.")
-@click.option("--workers-per-gpu", type=int, help="Models trained side by side on each GPU.")
-@click.option("--cpu-workers", type=int, help="Worker processes on a CPU-only machine (0: in-process).")
-@click.option("--backend", type=click.Choice(BACKENDS), help="Where evaluations run (ray: pip install epbt-deap[ray]).")
-@click.option("--ray-address", help="Ray cluster to join: 'auto' or host:port (default: start a local Ray).")
-@click.option("--seed", type=int)
+@click.option("--dataset", type=click.Choice(DATASETS), help=key_help("dataset"))
+@click.option("--data-dir", type=click.Path(path_type=Path), help=key_help("data_dir"))
+@click.option("--model", help=key_help("model"))
+@click.option("--population", type=int, help=key_help("population"))
+@click.option("--elites", type=int, help=key_help("elites"))
+@click.option("--generations", type=int, help=key_help("generations"))
+@click.option("--epochs-per-generation", type=int, help=key_help("epochs_per_generation"))
+@click.option("--trainer", type=click.Choice(TRAINERS), help=key_help("trainer"))
+@click.option("--device", help=key_help("device"))
+@click.option("--workers-per-gpu", type=int, help=key_help("workers_per_gpu"))
+@click.option("--cpu-workers", type=int, help=key_help("cpu_workers"))
+@click.option("--backend", type=click.Choice(BACKENDS), help=key_help("backend"))
+@click.option("--ray-address", help=key_help("ray_address"))
+@click.option("--seed", type=int, help=key_help("seed"))
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default runs/<name>).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --run-dir (any other folder is refused).")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",

@@ -35,7 +35,9 @@ class ConfigError(EpbtError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """A config section: unknown keys refused, and each key described by the docstring under it."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
     @classmethod
     def default(cls, key: str) -> Any:
@@ -48,20 +50,37 @@ class LabelNoiseConfig(Section):
     """Flip a share of the training and validation labels (never the test labels): :mod:`epbt_deap.data.noise`."""
 
     rate: float = Field(0.0, ge=0, lt=1)
-    kind: NoiseKind = "symmetric"  # symmetric: another class uniformly; pairflip: class c -> c + 1 mod n
-    seed: int | None = None  # none: the run's seed
-    clean_validation: bool = False  # true: validation labels stay clean (by default they are as noisy as training's)
+    """share of training labels flipped, exactly round(rate x N), and as many validation labels unless
+    clean_validation; in [0, 1)"""
+    kind: NoiseKind = "symmetric"
+    """symmetric: another class drawn uniformly; pairflip: class c becomes c + 1 mod n"""
+    seed: int | None = None
+    """seeds the flips; none: the run's seed, so every method and resume sees the same flips (recorded in
+    label_noise.json); test labels never change"""
+    clean_validation: bool = False
+    """true: validation labels stay clean (by default they are as noisy as the training labels)"""
 
 
 class DataConfig(Section):
     dataset: Literal[DATASETS] = "cifar10"
+    """cifar10, svhn (train + extra), digits, imagefolder or fake"""
     dir: Path | None = None
+    """dataset folder (imagefolder: holds train/ and test/); none: ~/.cache/epbt-deap/data"""
     download: bool = True
-    val_size: int | None = Field(None, ge=0)  # 0: no validation set (Baseline 1 alone: one model, no selection)
+    """download CIFAR-10 / SVHN when they are missing (else read cifar-10-batches-py or the .mat files in data.dir)"""
+    val_size: int | None = Field(None, ge=0)
+    """validation images held out of training; none: the dataset's (CIFAR-10: 5,000, SVHN: 30,000); 0: none at all,
+    for one model without selection only (evolution.algorithm: none, population 1), validation then recorded as
+    null and the best model the latest"""
     train_subset: int | None = Field(None, ge=1)
+    """train on this many images only (CPU-scale runs); none: all"""
     test_subset: int | None = Field(None, ge=1)
+    """record test accuracy on this many images only (CPU-scale runs: the test pass of every child can cost more than
+    its training); none: all"""
     augment: bool | None = None
+    """random crop (4-pixel padding) + flip, on the training device; none: the dataset's choice"""
     split_seed: int = 0
+    """seeds the validation split and the subsets"""
     label_noise: LabelNoiseConfig = LabelNoiseConfig()
 
     def num_classes(self) -> int | None:
@@ -76,22 +95,42 @@ class DataConfig(Section):
 
 class TrainConfig(Section):
     model: str | None = None
+    """resnet8, resnet20, resnet32, resnet56, wrn16_8 or digits_cnn; none: the dataset's"""
     epochs_per_generation: int = Field(8, ge=1)
+    """E: epochs each child trains"""
     batch_size: int = Field(128, ge=2)
+    """training batch size"""
     eval_batch_size: int = Field(256, ge=1)
+    """batch size of the measuring passes"""
     lr: float = Field(0.1, gt=0)
+    """SGD's learning rate; an lr gene overrides it"""
     momentum: float = Field(0.9, ge=0, le=1)
+    """SGD's momentum; a momentum gene overrides it"""
     weight_decay: float = Field(1e-4, ge=0)
+    """SGD's weight decay; a weight_decay gene overrides it"""
     lr_milestones: list[int] = [100, 150]
+    """epochs on the run's clock (generation x E) where the learning rate is multiplied by lr_gamma"""
     lr_gamma: float = Field(0.1, gt=0)
+    """the step decay's factor"""
     loss: Literal[LOSSES] = "taylorglo"
-    label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross_entropy only: torch's label_smoothing
-    gce_q: float = Field(0.7, gt=0, le=1)  # gce only: its exponent q (0: cross-entropy, 1: MAE)
-    taylorglo_scale: float = Field(1.0, gt=0)  # multiplies Eq. 1 (its 1/n makes gradients ~1/3 of cross-entropy's)
-    trainer: Literal[TRAINERS] = "per_model"  # vectorized: a worker's children train as one
-    precision: Literal[PRECISIONS] = "float32"  # bfloat16: autocast forward passes
-    channels_last: bool = False  # per_model trainer only
-    compile: bool = False  # torch.compile the worker's one model, once (per_model trainer only)
+    """taylorglo; cross_entropy; or gce, generalised cross-entropy (1 - p_true^q) / q (Zhang & Sabuncu 2018), robust
+    to label noise (with cross_entropy or gce only evolution.genes evolve)"""
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    """cross-entropy's label smoothing, as torch's (train.loss: cross_entropy only); a label_smoothing gene overrides
+    it"""
+    gce_q: float = Field(0.7, gt=0, le=1)
+    """gce's q in (0, 1]: cross-entropy as q -> 0, MAE at 1"""
+    taylorglo_scale: float = Field(1.0, gt=0)
+    """multiplies Eq. 1 (its 1/n makes its gradients about 1/3 of cross-entropy's)"""
+    trainer: Literal[TRAINERS] = "per_model"
+    """per_model, or vectorized: each worker trains its share of the children as one batched computation"""
+    precision: Literal[PRECISIONS] = "float32"
+    """float32, or bfloat16: forward passes under bfloat16 autocast (weights, optimiser and loss stay float32)"""
+    channels_last: bool = False
+    """channels-last memory layout (per_model trainer)"""
+    compile: bool = False
+    """torch.compile the worker's one model, once per worker; each evaluation loads its weights into that model
+    (per_model trainer)"""
 
     @model_validator(mode="after")
     def _check_trainer_options(self) -> TrainConfig:
@@ -106,20 +145,29 @@ class TrainConfig(Section):
 
 class GeneConfig(Section):
     low: float
+    """the gene's lower bound"""
     high: float
+    """the gene's upper bound"""
     init_low: float | None = None
+    """the initial draw's lower bound; none: low"""
     init_high: float | None = None
+    """the initial draw's upper bound; none: high"""
     scale: Literal["linear", "log"] = "linear"
+    """linear, or log: mutation and draws act on the logarithm"""
 
 
 class TaylorGLOConfig(Section):
     low: float = -10.0
+    """theta's lower bound"""
     high: float = 10.0
+    """theta's upper bound"""
     init_low: float | None = None
+    """narrows the initial draw of theta; none: low"""
     init_high: float | None = None
-    # learnable (the measured default, docs/results.md): redraw theta that fail the learnability check;
-    # uniform: the paper's draw, kept whether or not the loss can learn
+    """narrows the initial draw of theta; none: high"""
     init: Literal["uniform", "learnable"] = "learnable"
+    """learnable (the measured default, docs/results.md): redraw initial theta that fail the learnability check;
+    uniform: keep them, as the paper does"""
 
 
 class OperatorConfig(BaseModel):
@@ -148,25 +196,41 @@ def operator_argument_problem(key: str, value: Any, population: int) -> str | No
 
 class EvolutionConfig(Section):
     algorithm: Literal["epbt", "pbt", "none"] = "epbt"
+    """epbt, pbt, or none: models trained without selection (Baseline 1)"""
     truncation: float = Field(0.25, ge=0, le=0.5)
+    """PBT: the fraction copied from the top over the bottom"""
     population: int = Field(40, ge=1)
+    """p: individuals per generation"""
     elites: int = Field(20, ge=1)
+    """k: the best kept every generation"""
     generations: int = Field(25, ge=1)
+    """generation 0 included: each lineage trains generations x E epochs"""
     cxpb: float = Field(1.0, ge=0, le=1)
+    """probability that a child is crossed"""
     mutpb: float = Field(1.0, ge=0, le=1)
+    """probability that a child is mutated"""
     select: OperatorConfig = OperatorConfig(name="selTournament", tournsize=2)
+    """any selection operator of epbt_deap.evolution.operators or deap.tools, with its arguments"""
     mutate: OperatorConfig = OperatorConfig(
         name="mutMultiplicativeGaussian", sigma=0.2, indpb=1.0, reset_prob=0.05
     )
+    """any mutation operator, with its arguments"""
     mate: OperatorConfig = OperatorConfig(name="cxUniform", indpb=0.5)
-    partners: Literal["population", "parents"] = "population"  # whom a child is crossed with (never its parent)
-    repair_tries: int = Field(0, ge=0)  # >0: redo mutate+mate until the child's theta is learnable, else parent's genes
-    # true (the measured default, docs/results.md): elites also train each generation, as retrained copies
-    # with their own uid; false: Algorithm 1 as printed, elites are kept as they are
+    """any crossover operator; the partner is another individual (never the parent), left unchanged"""
+    partners: Literal["population", "parents"] = "population"
+    """whom children are crossed with: any other member (population), or the other selected parents (parents)"""
+    repair_tries: int = Field(0, ge=0)
+    """> 0: a child whose loss fails the learnability check is made again (mutate and mate rerun), then keeps its
+    parent's genes"""
     elites_train: bool = True
+    """true (the measured default): elites also train every generation, as copies with their own uid; false:
+    Algorithm 1 as printed, elites kept as they are"""
     hall_of_fame: int = Field(1, ge=1)
+    """best individuals kept (and their checkpoints)"""
     taylorglo: TaylorGLOConfig = TaylorGLOConfig()
     genes: dict[str, GeneConfig] = {}
+    """more genes: lr, momentum, weight_decay, label_smoothing (bounds within [0, 0.5], with cross-entropy), each
+    {low, high, init_low, init_high, scale}"""
 
     @model_validator(mode="after")
     def _check_sizes_and_operator_arguments(self) -> EvolutionConfig:
@@ -183,30 +247,49 @@ class EvolutionConfig(Section):
 
 class ResourcesConfig(Section):
     device: str = "auto"
+    """auto, cpu, cuda (every GPU) or a list such as cuda:0,cuda:1"""
     workers_per_gpu: int = Field(1, ge=1)
+    """worker processes (models trained side by side) per GPU"""
     cpu_workers: int = Field(0, ge=0)
-    threads_per_worker: int | None = Field(None, ge=1)  # torch threads everywhere alike; none: by cores
+    """worker processes on a CPU-only machine; 0 evaluates in the main process"""
+    threads_per_worker: int | None = Field(None, ge=1)
+    """torch threads of every evaluator alike (main process, local workers, Ray actors); none: torch's default
+    in-process, the cores split among CPU workers, 1 per GPU worker or Ray actor; set it for bitwise the same CPU
+    run on any worker count or backend"""
     backend: Literal[BACKENDS] = "local"
-    ray_address: str | None = None  # 'auto' or host:port of a running cluster; none starts a local Ray
-    shared_storage: bool = True  # with Ray: does every node see the run directory (NFS or similar)?
+    """local processes, or ray actors (pip install epbt-deap[ray])"""
+    ray_address: str | None = None
+    """with Ray: auto or host:port of a cluster; none starts a local Ray"""
+    shared_storage: bool = True
+    """with Ray: every node sees the run directory (else checkpoints travel as bytes)"""
 
 
 class Extension(Section):
     """One ``epbt-deap resume --generations`` of a run (or change of its milestones), as config.yaml records it."""
 
-    after_generation: int  # the last generation completed when the run was extended (-1: none)
+    after_generation: int
+    """the last generation completed when the run was extended (-1: none)"""
     generations_before: int
+    """evolution.generations before the extension"""
     generations: int
+    """evolution.generations after it"""
     lr_milestones_before: list[int]
+    """train.lr_milestones before the extension"""
     lr_milestones: list[int]
-    time: str  # UTC, ISO 8601
+    """train.lr_milestones after it"""
+    time: str
+    """when, UTC, ISO 8601"""
 
 
 class Config(Section):
     name: str = "epbt"
+    """run name; the run directory defaults to runs/<name>"""
     seed: int = 0
-    replay_of: str | None = None  # set by `epbt-deap replay`: the run whose best lineage was replayed
-    extensions: list[Extension] = []  # set by `epbt-deap resume --generations`, oldest first
+    """seeds selection, variation, every evaluation (derived per individual) and label noise"""
+    replay_of: str | None = None
+    """set by epbt-deap replay: the run whose best lineage was replayed"""
+    extensions: list[Extension] = []
+    """set by epbt-deap resume --generations: each extension, oldest first"""
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     evolution: EvolutionConfig = EvolutionConfig()
@@ -262,6 +345,45 @@ class Config(Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def shown_default(value: Any) -> str:
+    """A default as YAML writes it inline (``none`` for null), for the reference table and ``--help``."""
+    if value is None:
+        return "none"
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip().removesuffix("...").strip()
+
+
+def reference_rows(section: type[BaseModel] | None = None, prefix: str = "") -> list[tuple[str, str, str]]:
+    """Every config key as (dotted key, default, description), sections expanded, in the models' order."""
+    rows = []
+    for name, field in (section or Config).model_fields.items():
+        key = f"{prefix}{name}"
+        nested = field.annotation if isinstance(field.annotation, type) else None
+        if nested is not None and issubclass(nested, Section) and nested is not Extension:
+            rows += reference_rows(nested, f"{key}.")
+        else:
+            rows.append((key, shown_default(field.default), " ".join((field.description or "").split())))
+    return rows
+
+
+def describe(key: str) -> str:
+    """The description of a dotted config key, on one line."""
+    return next(description for name, _, description in reference_rows() if name == key)
+
+
+def default_of(key: str) -> str:
+    """The default of a dotted config key, as the reference table shows it."""
+    return next(default for name, default, _ in reference_rows() if name == key)
+
+
+def reference_table() -> str:
+    """The README's configuration table, generated from the models (tests/test_config_reference.py keeps them equal)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{key}` | `{default}` | {description} |" for key, default, description in reference_rows()]
+    return "\n".join(lines)
 
 
 def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any, defaults: Mapping[str, Any]) -> None:
