@@ -21,7 +21,6 @@ uninterrupted run. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from epbt_deap.rundir.logs import read_jsonl
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PHASES = {"checkpoint": (".g",), "state": (".state.pkl.",), "logs": ("lineage.jsonl", "logbook.jsonl"),
@@ -92,13 +93,7 @@ class Kill:
 
 def read_rows(path: Path) -> list[dict]:
     """The complete JSON lines of a log (a half-written last line left out)."""
-    if not path.exists():
-        return []
-    text = path.read_text()
-    lines = text.splitlines()
-    if lines and not text.endswith("\n"):
-        lines.pop()
-    return [json.loads(line) for line in lines if line.strip()]
+    return read_jsonl(path, (), live=True) if path.exists() else []
 
 
 def comparable(run_dir: Path) -> tuple[list[dict], list[dict]]:

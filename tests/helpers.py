@@ -1,13 +1,12 @@
-"""Shared test helpers that must be importable: the tiny run, a JSON-lines reader, the benchmark-script loader,
-the paper's algorithmic options, and pool work functions (module-level, so spawned worker processes and Ray
-actors can unpickle them)."""
-import importlib.util
-import json
+"""Shared test helpers that must be importable: the tiny run, a JSON-lines reader, the paper's algorithmic
+options, and pool work functions (module-level, so spawned worker processes and Ray actors can unpickle them)."""
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from epbt_deap.rundir import logs
 
 TINY = {
     "name": "tiny",
@@ -17,15 +16,6 @@ TINY = {
     "evolution": {"population": 4, "elites": 2, "generations": 3},
     "resources": {"device": "cpu", "cpu_workers": 0},
 }
-
-
-def benchmark_script(name):
-    """benchmarks/<name>.py, imported as a module (the scripts are not a package)."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: Algorithm 1 as printed: (taylorglo.init, partners, repair_tries, elites_train, taylorglo_scale).
@@ -40,8 +30,8 @@ def algorithm_options(config):
 
 
 def read_jsonl(path):
-    """The rows of a JSON-lines file; none while it does not exist."""
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """The rows of a JSON-lines file (the package's reader); none while it does not exist."""
+    return logs.read_jsonl(Path(path), ()) if Path(path).exists() else []
 
 
 def untimed(rows):

@@ -1,4 +1,4 @@
-"""The ablation runner (benchmarks/paper_cpu_scale.py): each method resolves to the config its records ran with."""
+"""The ablation runner (experiments/cpu_scale/runner.py): each method resolves to the config its records ran with."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from epbt_deap.config import load_config, parse_assignment
-from tests.helpers import benchmark_script
+from experiments.cpu_scale import runner as cpu_scale_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 # A replay's config comes from its source run, not from the runner's methods.
@@ -18,7 +18,7 @@ RECORDS = sorted(path for path in (ROOT / "docs" / "results" / "records").glob("
 
 @pytest.fixture(scope="module")
 def runner():
-    return benchmark_script("paper_cpu_scale")
+    return cpu_scale_runner
 
 
 def on_keys_of(tree: Any, like: Any) -> Any:

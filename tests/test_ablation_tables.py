@@ -1,4 +1,4 @@
-"""The ablation tables (benchmarks/ablation_tables.py): the tuned Baseline 1 and the verdict."""
+"""The ablation tables (experiments/cpu_scale/tables.py): the tuned Baseline 1 and the verdict."""
 from __future__ import annotations
 
 import json
@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import benchmark_script
+from experiments.cpu_scale import tables as cpu_scale_tables
 
 
 @pytest.fixture(scope="module")
 def tables():
-    return benchmark_script("ablation_tables")
+    return cpu_scale_tables
 
 
 def record(method: str, seed: int, test: float, val: float) -> dict[str, Any]:

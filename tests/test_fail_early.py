@@ -17,11 +17,7 @@ from epbt_deap.execution.pool import DeviceError, resolve_devices
 from epbt_deap.execution.protocol import EvalResult
 from epbt_deap.execution.training import evaluate
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, untimed
-
-
-def rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+from tests.helpers import TINY, read_jsonl, untimed
 
 
 def evolve(tmp_path, *args):
@@ -83,7 +79,7 @@ def test_a_generation_where_all_diverged_stops_the_run_which_then_resumes(tmp_pa
     reference = run(build_config(TINY), tmp_path / "reference")
     with pytest.raises(GenerationFailedError, match="all 4 evaluations of generation 1 diverged"):
         run(build_config(TINY), tmp_path / "run", evaluate=diverging_after_generation_0)
-    assert [row["gen"] for row in rows(tmp_path / "run" / "logbook.jsonl")] == [0]
+    assert [row["gen"] for row in read_jsonl(tmp_path / "run" / "logbook.jsonl")] == [0]
     resumed = resume(tmp_path / "run")
     assert untimed(resumed.logbook) == untimed(reference.logbook)
     entries = json.loads((tmp_path / "run" / "provenance.json").read_text())

@@ -107,7 +107,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_csv(rows: list[dict[str, Any]], columns: Sequence[str], path: Path) -> None:
-    """``rows`` as a CSV file with a header of ``columns``."""
+    """``rows`` as a CSV file with a header of ``columns``, its folder made where missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=columns)
         writer.writeheader()

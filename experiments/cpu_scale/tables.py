@@ -1,7 +1,7 @@
 """Tables and figure of the CPU-scale ablation, rebuilt from its committed records alone.
 
-    python benchmarks/ablation_tables.py --records docs/results/records --stage screen --out docs/results
-    python benchmarks/ablation_tables.py --stage confirm --seeds 1000,1001,1002   # those seeds only
+    python -m experiments.cpu_scale.tables --records docs/results/records --stage screen --out docs/results
+    python -m experiments.cpu_scale.tables --stage confirm --seeds 1000,1001,1002   # those seeds only
 
 Prints a Markdown table (final test accuracy, mean and standard deviation over seeds; the
 mean final validation accuracy that chose the model; generation-0 learners; model-epochs;
@@ -15,7 +15,6 @@ seed that has not yet run every learning rate has no ``b1_tuned``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import statistics
@@ -23,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+from epbt_deap.report.tables import write_csv
 
 TUNED = "b1_tuned"
 COLUMNS = ["method", "seeds", "test_mean", "test_std", "val_mean", "vs_b1", "gen0_learners", "model_epochs", "eval_hours",
@@ -127,15 +128,6 @@ def markdown(rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> str:
     return "\n".join(lines)
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> None:
-    """``rows`` as a CSV file of ``columns``, its folder made if needed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"1001,1000"`` as ``(1000, 1001)``."""
     try:
@@ -159,7 +151,7 @@ def main() -> None:
     rows = [summarize(method, records, baseline) for method, records in groups.items()]
     rows.sort(key=lambda row: -row["test_mean"])
     stem = f"{args.stage}_seeds{listed.replace(', ', '_')}" if listed else args.stage
-    write_csv(args.out / f"{stem}_table.csv", rows)
+    write_csv(rows, COLUMNS, args.out / f"{stem}_table.csv")
     plot(groups, args.out / f"{stem}_accuracy.png",
          f"CPU-scale CIFAR-10, ResNet-8, {args.stage} stage" + (f", seeds {listed}" if listed else ""))
     print(markdown(rows))

@@ -1,13 +1,14 @@
 """The ablation runner for EPBT at CPU scale: every method, every seed, one small record each.
 
-The setting is frozen (configs/cpu_cifar10_*.yaml): ResNet-8 on 5,000 CIFAR-10 training
+The methods are experiments/cpu_scale/methods.yaml. The setting is frozen
+(configs/cpu_cifar10_*.yaml): ResNet-8 on 5,000 CIFAR-10 training
 JPEGs, 1,000 validation images, 12 epochs per lineage, population at most 16. Each run
 writes a JSON record (config, seed, commit, per-generation curves, generation-0 learners,
 model-epochs, time, torch version and threads) under --records; the tables and figure
-are rebuilt from those records alone (benchmarks/ablation_tables.py). Finished runs are
+are rebuilt from those records alone (experiments/cpu_scale/tables.py). Finished runs are
 skipped, interrupted ones resumed, so the sweep can span several sittings.
 
-    python benchmarks/paper_cpu_scale.py --data-dir /tmp/cifar10-jpeg --stage screen \
+    python -m experiments.cpu_scale.runner --data-dir /tmp/cifar10-jpeg --stage screen \
         --seeds 100 --methods b1_lr0.1,epbt_paper --runs runs/ablation --records docs/results/records
 
 Stages: ``screen`` records test accuracy on a seeded 2,000-image part of the test set
@@ -26,38 +27,14 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-EPBT = "cpu_cifar10_epbt"
-BASELINE1 = "cpu_cifar10_baseline1"
+from epbt_deap.rundir.logs import read_run_logs
+from epbt_deap.rundir.provenance import source_version
+
+ROOT = Path(__file__).resolve().parents[2]
 LEARNER_MARGIN = 0.10  # a learner's validation accuracy is at least this far above chance
-LR_GENE = "lr: {low: 0.0001, high: 1.0, init_low: 0.01, init_high: 0.2, scale: log}"  # a base lr, then the milestones
-PBT_SGD = [  # Baseline 3 at the frozen setting: PBT on lr and momentum with cross-entropy
-    "train.loss=cross_entropy", "evolution.algorithm=pbt", "evolution.truncation=0.25",
-    "evolution.mutate={name: mutPerturb, factors: [0.8, 1.2], reset_prob: 0.25}",
-    f"evolution.genes={{{LR_GENE}, momentum: {{low: 0.0, high: 0.99, init_low: 0.8, init_high: 0.95}}}}",
-]
-PAPER = [  # the paper's algorithmic options, pinned under every method so that defaults never move the sweep
-    "evolution.taylorglo.init=uniform", "evolution.repair_tries=0", "evolution.partners=population",
-    "train.taylorglo_scale=1.0", "evolution.elites_train=false",
-]
-CHANGES = {  # EPBT's options beyond the paper, one at a time
-    "init": ["evolution.taylorglo.init=learnable"],
-    "repair": ["evolution.repair_tries=10"],
-    "partners": ["evolution.partners=parents"],
-    "scale3": ["train.taylorglo_scale=3"],
-    "elites": ["evolution.elites_train=true"],
-}
-VARIANTS: dict[str, tuple[str, list[str]]] = {  # each method: its base config and what it changes
-    **{f"b1_lr{lr}": (BASELINE1, [f"train.lr={lr}"]) for lr in ("0.05", "0.1", "0.2", "0.4")},
-    "bestof16": (BASELINE1, ["evolution.population=16"]),
-    "pbt_sgd": (EPBT, PBT_SGD),
-    "epbt_paper": (EPBT, []),
-    **{f"epbt_{name}": (EPBT, assignments) for name, assignments in CHANGES.items()},
-    "epbt_all": (EPBT, [item for assignments in CHANGES.values() for item in assignments]),
-    "epbt_elites_init": (EPBT, CHANGES["elites"] + CHANGES["init"]),
-    "epbt_elites_lr": (EPBT, CHANGES["elites"] + [f"evolution.genes={{{LR_GENE}}}"]),
-}
-METHODS = {name: (base, PAPER + assignments) for name, (base, assignments) in VARIANTS.items()}
+MATRIX = yaml.safe_load((Path(__file__).with_name("methods.yaml")).read_text())
+#: Each method: its base config (in configs/) and its overrides, the paper's options pinned first.
+METHODS = {name: (method["base"], MATRIX["paper"] + method["set"]) for name, method in MATRIX["methods"].items()}
 REPLAYS = {f"replay_{method}": method for method in METHODS if method.startswith("epbt_")}  # its best schedule
 STAGES = {"screen": ["data.test_subset=2000"], "confirm": []}
 
@@ -66,30 +43,18 @@ def cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "cli.main", *args], check=True, cwd=ROOT)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a JSON-lines file (a half-written last line is ignored)."""
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
-
-
 def git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    return result.stdout.strip() + ("-dirty" if dirty else "")
+    """The short commit of this checkout, ``-dirty`` when tracked files differ from it."""
+    source = source_version()
+    return (source["git_commit"] or "")[:7] + ("-dirty" if source["git_dirty"] else "")
 
 
 def build_record(method: str, stage: str, seed: int, run_dir: Path, wall_seconds: float) -> dict[str, Any]:
     """The small, committed summary of one finished run directory."""
     import torch
 
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    logbook, lineage = read_jsonl(run_dir / "logbook.jsonl"), read_jsonl(run_dir / "lineage.jsonl")
+    logs = read_run_logs(run_dir)
+    config, logbook, lineage = logs.config, logs.logbook, logs.lineage
     epochs_per_generation = config["train"]["epochs_per_generation"]
     first = [row for row in lineage if row["generation"] == 0]
     chance = 1 / 10

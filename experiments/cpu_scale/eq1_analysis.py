@@ -6,7 +6,7 @@
    freshly initialised network gives), over all draws and over the learnable ones. This
    is the measurement behind ``train.taylorglo_scale``.
 
-    python benchmarks/eq1_analysis.py --draws 100000
+    python -m experiments.cpu_scale.eq1_analysis --draws 100000
 """
 from __future__ import annotations
 

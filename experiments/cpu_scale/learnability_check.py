@@ -7,7 +7,7 @@ at least 10 points above chance) with what ``epbt_deap.evolution.learnability.ch
 for several end points of the check's path (``confident``). The hypothesis is refuted if
 passing the check does not raise the share of learners.
 
-    python benchmarks/learnability_check.py --data-dir /tmp/cifar10-jpeg --samples 64 --seed 1 \
+    python -m experiments.cpu_scale.learnability_check --data-dir /tmp/cifar10-jpeg --samples 64 --seed 1 \
         --out docs/results/learnability_check_seed1.csv
 
 A CSV that exists already is read instead of trained again (delete it to measure anew),
@@ -21,11 +21,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from ablation_tables import write_csv
 
 from epbt_deap.config import load_config
 from epbt_deap.evolution.learnability import check
 from epbt_deap.evolution.space import PARAMETER_NAMES
+from epbt_deap.report.tables import write_csv
 from epbt_deap.run import run
 from epbt_deap.rundir.logs import read_run_logs
 
@@ -81,7 +81,7 @@ def main() -> None:
         if args.data_dir is None:
             parser.error(f"{args.out} does not exist: pass --data-dir to measure it")
         rows = [with_verdicts(row) for row in measure(args.data_dir, args.samples, args.seed)]
-        write_csv(args.out, rows, list(rows[0]))
+        write_csv(rows, list(rows[0]), args.out)
     print(f"{len(rows)} uniform draws ({args.out}): {summary(rows, [True] * len(rows))}")
     for condition in ("pushes_right_way", "no_wrong_class_reward", "learnable"):
         print(f"{condition:>22} met: {summary(rows, [row[condition] for row in rows])}; "

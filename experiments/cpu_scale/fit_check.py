@@ -1,6 +1,6 @@
 """Does a run's best model underfit or overfit, and how hard does its last loss push on the examples it gets wrong?
 
-    python benchmarks/fit_check.py RUN [RUN ...] --out docs/results/fit_check.csv
+    python -m experiments.cpu_scale.fit_check RUN [RUN ...] --out docs/results/fit_check.csv
 
 For each run directory: the accuracy of best.pt on its own training images (no
 augmentation), on validation and on test; then, on the training set's logits, the mean
@@ -17,13 +17,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from ablation_tables import markdown, write_csv
 
 from epbt_deap.config import load_config
+from epbt_deap.report.tables import write_csv
 from epbt_deap.execution.measures import accuracy
 from epbt_deap.execution.training import TrainingContext, TrainSettings, eval_logits, make_loss, new_model
 from epbt_deap.run import load_data
 from epbt_deap.rundir.checkpoints import load_checkpoint
+from experiments.cpu_scale.tables import markdown
 
 COLUMNS = ["run", "loss", "lr", "train_acc", "val_acc", "test_acc", "grad_wrong_vs_ce", "grad_right_vs_ce"]
 
@@ -69,7 +70,7 @@ def main() -> None:
     rows = [fit_row(run_dir) for run_dir in args.runs]
     print(markdown(rows, COLUMNS))
     if args.out:
-        write_csv(args.out, rows, COLUMNS)
+        write_csv(rows, COLUMNS, args.out)
 
 
 if __name__ == "__main__":
