@@ -83,7 +83,8 @@ class RunPlan:
         num_classes = config.data.num_classes()
         toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(),
                                evaluate or default_evaluate(config), num_classes=num_classes,
-                               init=evolution.taylorglo.init)
+                               init=evolution.taylorglo.init, partners=evolution.partners,
+                               repair_tries=evolution.repair_tries)
         if evolution.taylorglo.init == "learnable" and num_classes is not None:
             toolbox.individual()  # an init range without a learnable theta is refused here, before any work
         model_builder(train.model)
@@ -247,8 +248,7 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
         )
         if evolution.algorithm == "epbt":
             _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,
-                                   mutpb=evolution.mutpb, partners=evolution.partners,
-                                   repair_tries=evolution.repair_tries, elites_train=evolution.elites_train, **common)
+                                   mutpb=evolution.mutpb, elites_train=evolution.elites_train, **common)
         else:
             fraction = evolution.truncation if evolution.algorithm == "pbt" else 0.0
             _, logbook = eaTruncation(population, toolbox, fraction=fraction, **common)

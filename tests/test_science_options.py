@@ -37,8 +37,8 @@ def theta_fitness(individual):
     return (-sum((value - 1.0) ** 2 for value in individual[:8]),)
 
 
-def toolbox_for(space=THETA_SPACE, operators=PAPER_OPERATORS, num_classes=10, init="uniform"):
-    return make_toolbox(space, evaluate=theta_fitness, num_classes=num_classes, init=init, **operators)
+def toolbox_for(space=THETA_SPACE, operators=PAPER_OPERATORS, num_classes=10, init="uniform", **options):
+    return make_toolbox(space, evaluate=theta_fitness, num_classes=num_classes, init=init, **operators, **options)
 
 
 def evaluated_population(toolbox, size, seed=0):
@@ -64,19 +64,19 @@ def run_loop(toolbox, generations=6, size=12, elites=6, **options):
 @pytest.mark.parametrize("partners", ["population", "parents"])
 @pytest.mark.parametrize("operators", [PAPER_OPERATORS, SWAPPED_OPERATORS])
 def test_the_partner_is_never_the_parent(partners, operators):
-    children, _ = run_loop(toolbox_for(operators=operators), generations=30, size=6, elites=2, partners=partners)
+    children, _ = run_loop(toolbox_for(operators=operators, partners=partners), generations=30, size=6, elites=2)
     crossed = [child for child in children if child.partner_uid is not None]
     assert len(crossed) == len(children) == 30 * 4
     assert all(child.partner_uid != child.parent_uid for child in crossed)
 
 
 def test_partners_from_the_parents_are_other_selected_parents():
-    toolbox = toolbox_for()
+    toolbox = toolbox_for(partners="parents")
     population = evaluated_population(toolbox, 10)
     random.seed(1)
     for _ in range(50):
         parents = toolbox.select(population, 6)
-        children = vary(parents, population, toolbox, 1, cxpb=1.0, mutpb=1.0, partners="parents")
+        children = vary(parents, population, toolbox, 1, cxpb=1.0, mutpb=1.0)
         parent_uids = {parent.uid for parent in parents}
         for child in children:
             others = parent_uids - {child.parent_uid}
@@ -101,12 +101,12 @@ def test_learnable_init_with_an_impossible_range_is_one_clear_error():
 
 @pytest.mark.parametrize("operators", [PAPER_OPERATORS, SWAPPED_OPERATORS])
 def test_repair_keeps_every_child_learnable_or_gives_it_its_parents_genes(operators):
-    toolbox = toolbox_for(operators=operators, init="learnable")
+    toolbox = toolbox_for(operators=operators, init="learnable", repair_tries=10)
     population = evaluated_population(toolbox, 12)
     before = {ind.uid: list(ind) for ind in population}
     random.seed(5)
     parents = toolbox.select(population, 6)
-    children = vary(parents, population, toolbox, 1, cxpb=1.0, mutpb=1.0, repair_tries=10)
+    children = vary(parents, population, toolbox, 1, cxpb=1.0, mutpb=1.0)
     assert {ind.uid: list(ind) for ind in population} == before  # partner clones are thrown away, not repaired
     for child in children:
         assert is_learnable(child[:8], 10) or list(child) == before[child.parent_uid]
@@ -121,7 +121,7 @@ def test_without_repair_some_children_of_learnable_parents_are_not_learnable():
 
 
 def test_repair_reruns_mutate_and_mate_then_falls_back_to_the_parents_genes():
-    toolbox = toolbox_for()
+    toolbox = toolbox_for(repair_tries=4)
     calls = {"mutate": 0, "mate": 0, "viable": 0}
     for role in ("mutate", "mate"):
         toolbox.decorate(role, lambda operator, role=role: lambda *a, **k: calls.__setitem__(role, calls[role] + 1)
@@ -129,7 +129,7 @@ def test_repair_reruns_mutate_and_mate_then_falls_back_to_the_parents_genes():
     toolbox.register("viable", lambda individual: calls.__setitem__("viable", calls["viable"] + 1) or False)
     population = evaluated_population(toolbox, 6)
     random.seed(2)
-    (child,) = vary(population[:1], population, toolbox, 1, cxpb=1.0, mutpb=1.0, repair_tries=4)
+    (child,) = vary(population[:1], population, toolbox, 1, cxpb=1.0, mutpb=1.0)
     assert calls == {"mutate": 4, "mate": 4, "viable": 4}
     assert list(child) == list(population[0]) and child.partner_uid is None
     assert child.parent_uid == population[0].uid and not child.fitness.valid
@@ -138,11 +138,10 @@ def test_repair_reruns_mutate_and_mate_then_falls_back_to_the_parents_genes():
 def test_repair_does_nothing_without_theta_genes():
     def children(repair_tries):
         toolbox = make_toolbox(LR_SPACE, evaluate=lambda ind: (-abs(ind[0] - 0.01),), num_classes=10,
-                               **PAPER_OPERATORS)
+                               repair_tries=repair_tries, **PAPER_OPERATORS)
         population = evaluated_population(toolbox, 8)
         random.seed(3)
-        return [list(child) for child in vary(toolbox.select(population, 4), population, toolbox, 1, 1.0, 1.0,
-                                              repair_tries=repair_tries)]
+        return [list(child) for child in vary(toolbox.select(population, 4), population, toolbox, 1, 1.0, 1.0)]
 
     assert children(0) == children(10)
 

@@ -62,7 +62,7 @@ def clone_child(parent: Any, toolbox: base.Toolbox, generation: int, index: int)
     return child
 
 
-def mates_for(parent: Any, parents: Sequence, population: Sequence, partners: str) -> list:
+def mates_for(parent: Any, parents: Sequence, population: Sequence, partners: str = "population") -> list:
     """Whom ``parent``'s child may be crossed with: any other member of the population, or,
     with ``partners="parents"``, the other selected parents (the population when there are none)."""
     others = [ind for ind in population if ind.uid != parent.uid]
@@ -102,27 +102,24 @@ def make_child(parent: Any, mates: Sequence, toolbox: base.Toolbox, generation: 
 
 
 def vary(parents: Sequence, population: Sequence, toolbox: base.Toolbox, generation: int, cxpb: float,
-         mutpb: float, partners: str = "population", repair_tries: int = 0) -> list:
+         mutpb: float) -> list:
     """Stage 2: one child per parent, crossed with another individual, never the parent itself.
 
-    With ``repair_tries`` > 0 a child that ``toolbox.viable`` rejects is made again from its
-    parent (mutate and mate rerun), up to that many times in all; after the last try it
-    keeps its parent's genes from before mutation.
+    The toolbox says whom: ``toolbox.partners(parent, parents, population)`` (by default any
+    other member, :func:`mates_for`), and how a child is made: ``toolbox.child`` (by default
+    :func:`make_child`; with the learnability repair, :func:`viable_child`). ``make_toolbox``
+    registers both from its ``partners`` and ``repair_tries``.
     """
-    children = []
-    for index, parent in enumerate(parents):
-        mates = mates_for(parent, parents, population, partners)
-        if repair_tries:
-            children.append(viable_child(parent, mates, toolbox, generation, index, cxpb, mutpb, repair_tries))
-        else:
-            children.append(make_child(parent, mates, toolbox, generation, index, cxpb, mutpb))
-    return children
+    partners = getattr(toolbox, "partners", mates_for)
+    child = getattr(toolbox, "child", make_child)
+    return [child(parent, partners(parent, parents, population), toolbox, generation, index, cxpb, mutpb)
+            for index, parent in enumerate(parents)]
 
 
 def viable_child(parent: Any, mates: Sequence, toolbox: base.Toolbox, generation: int, index: int, cxpb: float,
                  mutpb: float, tries: int) -> Any:
-    """The first of up to ``tries`` children of ``parent`` that ``toolbox.viable`` accepts,
-    else a copy of the parent with its genes unchanged."""
+    """The first of up to ``tries`` children of ``parent`` that ``toolbox.viable`` accepts
+    (mutate and mate rerun each time), else a copy of the parent with its genes unchanged."""
     for _ in range(tries):
         child = make_child(parent, mates, toolbox, generation, index, cxpb, mutpb)
         if toolbox.viable(child):
@@ -172,8 +169,6 @@ def eaElitist(
     callback: GenerationCallback | None = None,
     start_gen: int = 0,
     logbook: tools.Logbook | None = None,
-    partners: str = EvolutionConfig.default("partners"),
-    repair_tries: int = EvolutionConfig.default("repair_tries"),
     elites_train: bool = EvolutionConfig.default("elites_train"),
 ) -> tuple[list, tools.Logbook]:
     """EPBT (Algorithm 1 of Liang, Gonzalez & Miikkulainen) with elitism.
@@ -187,12 +182,12 @@ def eaElitist(
         population = best k_elites of population + children         # Stage 3b, 3c
 
     The defaults are the config's (``evolution.*``). Algorithm 1 as printed is
-    ``elites_train=False`` (elites kept as they are, not retrained), ``partners="population"``
-    and ``repair_tries=0``, with a toolbox of ``make_toolbox(init="uniform")``. The options
-    beyond the paper: ``elites_train`` (the default) also trains each elite, as a copy with
+    ``elites_train=False`` (elites kept as they are, not retrained) with a toolbox of
+    ``make_toolbox(init="uniform")`` (whose ``partners="population"`` and ``repair_tries=0``
+    are the defaults). ``elites_train`` (the default) also trains each elite, as a copy with
     its own uid whose parent is the elite, so that the whole population advances every
-    generation; ``partners="parents"`` crosses with the other selected parents instead;
-    ``repair_tries`` remakes children that ``toolbox.viable`` rejects (see :func:`vary`).
+    generation. Whom children are crossed with and how they are made come from the
+    toolbox (see :func:`vary`).
 
     ``callback(g, population, evaluated, logbook)`` runs after every generation. To
     continue an interrupted run, pass the population and logbook of the last finished
@@ -203,7 +198,7 @@ def eaElitist(
     logbook = start(population, toolbox, stats, halloffame, callback, start_gen, logbook)
     for generation in range(max(start_gen, 1), ngen + 1):
         parents = toolbox.select(population, len(population) - k_elites)
-        children = vary(parents, population, toolbox, generation, cxpb, mutpb, partners, repair_tries)
+        children = vary(parents, population, toolbox, generation, cxpb, mutpb)
         elites = tools.selBest(population, k_elites)
         if elites_train:
             elites = [clone_child(elite, toolbox, generation, len(children) + index)

@@ -19,6 +19,7 @@ from deap import base, tools
 
 from epbt_deap.config import ConfigError, EvolutionConfig, TaylorGLOConfig
 from epbt_deap.evolution import operators
+from epbt_deap.evolution.algorithms import make_child, mates_for, viable_child
 from epbt_deap.evolution.operators import OperatorError
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.learnability import is_learnable
@@ -103,6 +104,8 @@ def make_toolbox(
     map_function: Callable[[Callable, Iterable], Iterable] = map,
     num_classes: int | None = None,
     init: str = TaylorGLOConfig.default("init"),
+    partners: str = EvolutionConfig.default("partners"),
+    repair_tries: int = EvolutionConfig.default("repair_tries"),
 ) -> base.Toolbox:
     """A toolbox with individual/population factories, the three operators, evaluate and map.
 
@@ -111,7 +114,10 @@ def make_toolbox(
     ``viable(individual)`` is the learnability check of the individual's theta for
     ``num_classes`` classes, and ``init="learnable"`` (the config's default) makes the
     individual factory draw only individuals that pass it; ``init="uniform"`` draws as
-    Algorithm 1 as printed does.
+    Algorithm 1 as printed does. ``partners(parent, parents, population)`` gives whom a child
+    may be crossed with (``"population"``: any other member; ``"parents"``: the other selected
+    parents), and ``child`` makes one child; with ``repair_tries`` > 0 it remakes a child that
+    ``viable`` rejects up to that many times, then keeps the parent's genes.
     """
     select = EvolutionConfig.default("select") if select is None else select
     mutate = EvolutionConfig.default("mutate") if mutate is None else mutate
@@ -123,6 +129,11 @@ def make_toolbox(
     else:
         toolbox.register("individual", new_individual, space)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("partners", mates_for, partners=partners)
+    if repair_tries:
+        toolbox.register("child", viable_child, tries=repair_tries)
+    else:
+        toolbox.register("child", make_child)
     for role, spec in (("select", select), ("mutate", mutate), ("mate", mate)):
         function, kwargs = resolve_operator(role, spec, space)
         toolbox.register(role, function, **kwargs)
