@@ -1,21 +1,31 @@
-"""The names a config may use for datasets (with their class counts) and models.
+"""The names a config may use for datasets (one spec row each) and models.
 
 Torch-free, so the command line offers them without importing torch. The data and model
 packages register one loader or builder under each name (tests/test_names.py checks it)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MODELS = {  # dataset -> the model trained on it unless train.model says otherwise
-    "cifar10": "resnet32",
-    "digits": "digits_cnn",
-    "fake": "resnet8",
-    "imagefolder": "resnet32",
-    "svhn": "resnet32",
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset is known to be before its images load; None where an image folder decides."""
+
+    default_model: str  # trained on it unless train.model says otherwise
+    num_classes: int | None  # None: the image folder's class folders
+    val_size: int | None  # validation images held out by default; None: 10 % of the folder, at most 5,000
+    augment: bool | None  # crop and flip by default; None: for images of 32 pixels or more
+
+
+DATASET_SPECS = {
+    "cifar10": DatasetSpec("resnet32", num_classes=10, val_size=5000, augment=True),
+    "digits": DatasetSpec("digits_cnn", num_classes=10, val_size=180, augment=False),
+    "fake": DatasetSpec("resnet8", num_classes=4, val_size=64, augment=False),
+    "imagefolder": DatasetSpec("resnet32", num_classes=None, val_size=None, augment=None),
+    "svhn": DatasetSpec("resnet32", num_classes=10, val_size=30000, augment=False),
 }
-DATASETS = tuple(DEFAULT_MODELS)
-CLASS_COUNTS = {"cifar10": 10, "digits": 10, "fake": 4, "svhn": 10}  # imagefolder: its class folders
+DATASETS = tuple(DATASET_SPECS)
 MODEL_NAMES = ("digits_cnn", "resnet20", "resnet32", "resnet56", "resnet8", "wrn16_8")  # sorted
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from epbt_deap.catalog import CLASS_COUNTS, DATASETS, DEFAULT_MODELS, class_folders
+from epbt_deap.catalog import DATASET_SPECS, DATASETS, class_folders
 from epbt_deap.errors import EpbtError
 from epbt_deap.evolution.space import Gene, SearchSpace
 
@@ -85,8 +85,9 @@ class DataConfig(Section):
 
     def num_classes(self) -> int | None:
         """The dataset's number of classes, known before its images load; None for a missing image folder."""
-        if self.dataset in CLASS_COUNTS:
-            return CLASS_COUNTS[self.dataset]
+        known = DATASET_SPECS[self.dataset].num_classes
+        if known is not None:
+            return known
         train = Path(self.dir or ".").expanduser() / "train"
         if not train.is_dir():
             return None
@@ -298,7 +299,7 @@ class Config(Section):
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Config:
         if self.train.model is None:
-            self.train.model = DEFAULT_MODELS[self.data.dataset]
+            self.train.model = DATASET_SPECS[self.data.dataset].default_model
         for name in self.evolution.genes:
             if name not in TRAINABLE_GENES:
                 raise ValueError(f"evolution.genes.{name}: training understands only {', '.join(TRAINABLE_GENES)}")

@@ -3,7 +3,7 @@ import subprocess
 import sys
 from dataclasses import asdict
 
-from epbt_deap.catalog import DATASETS, DEFAULT_MODELS, MODEL_NAMES
+from epbt_deap.catalog import DATASET_SPECS, DATASETS, MODEL_NAMES
 from epbt_deap.config import TrainConfig
 from epbt_deap.data import LOADERS
 from epbt_deap.execution.training import TrainSettings
@@ -23,7 +23,7 @@ def test_every_training_setting_comes_from_the_config_key_of_its_name():
 
 def test_every_catalogued_dataset_and_model_has_a_loader_or_builder():
     assert set(LOADERS) == set(DATASETS)
-    assert set(DEFAULT_MODELS.values()) <= set(MODEL_NAMES)
+    assert {spec.default_model for spec in DATASET_SPECS.values()} <= set(MODEL_NAMES)
     assert all(callable(model_builder(name)) for name in MODEL_NAMES)
 
 

@@ -9,12 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from epbt_deap.catalog import CLASS_COUNTS
+from epbt_deap.catalog import DATASET_SPECS
 from epbt_deap.data.splits import DataError, Source, one_line
 
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "epbt-deap" / "data"
 
 logger = logging.getLogger("epbt_deap")
+
+
+def specified(name: str, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
+              test_labels: torch.Tensor) -> Source:
+    """The images and labels of dataset ``name`` with its spec row's classes, validation size and augmentation."""
+    spec = DATASET_SPECS[name]
+    return Source(train_images, train_labels, test_images, test_labels, spec.num_classes, spec.val_size, spec.augment)
 
 
 def load_digits(data_dir: Path | None, download: bool, split_seed: int) -> Source:
@@ -26,8 +33,7 @@ def load_digits(data_dir: Path | None, download: bool, split_seed: int) -> Sourc
     labels = torch.from_numpy(digits.target).long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(split_seed))
     test, train = order[:360], order[360:]
-    return Source(images[train], labels[train], images[test], labels[test], CLASS_COUNTS["digits"], val_size=180,
-                  augment=False)
+    return specified("digits", images[train], labels[train], images[test], labels[test])
 
 
 def load_fake(data_dir: Path | None, download: bool, split_seed: int) -> Source:
@@ -37,8 +43,7 @@ def load_fake(data_dir: Path | None, download: bool, split_seed: int) -> Source:
     labels = torch.randint(0, 4, (320,), generator=generator)
     noise = torch.randn(320, 3, 16, 16, generator=generator) * 40
     images = (palette[labels].view(320, 3, 1, 1) + noise).clamp(0, 255).round().to(torch.uint8)
-    return Source(images[:256], labels[:256], images[256:], labels[256:], CLASS_COUNTS["fake"], val_size=64,
-                  augment=False)
+    return specified("fake", images[:256], labels[:256], images[256:], labels[256:])
 
 
 def load_cifar10(data_dir: Path | None, download: bool, split_seed: int) -> Source:
@@ -55,8 +60,7 @@ def load_cifar10(data_dir: Path | None, download: bool, split_seed: int) -> Sour
     require_files(root, batches, fetch if download else None, "CIFAR-10",
                    "point the data dir at a folder holding cifar-10-batches-py, allow download, "
                    "or use the imagefolder dataset")
-    return Source(*read_cifar_batches(root, batches[:-1]), *read_cifar_batches(root, batches[-1:]),
-                  CLASS_COUNTS["cifar10"], val_size=5000, augment=True)
+    return specified("cifar10", *read_cifar_batches(root, batches[:-1]), *read_cifar_batches(root, batches[-1:]))
 
 
 def read_cifar_batches(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,8 +96,7 @@ def load_svhn(data_dir: Path | None, download: bool, split_seed: int) -> Source:
 
     require_files(root, [*train_files, test], fetch if download else None, "SVHN",
                    f"put {train}, {test} and (optional) {extra} there, allow download, or use the imagefolder dataset")
-    return Source(*read_svhn([root / name for name in train_files]), *read_svhn([root / test]),
-                  CLASS_COUNTS["svhn"], val_size=30000, augment=False)
+    return specified("svhn", *read_svhn([root / name for name in train_files]), *read_svhn([root / test]))
 
 
 def read_svhn(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
