@@ -26,6 +26,7 @@ from epbt_deap.evolution.statistics import PopulationStatistics
 from epbt_deap.evolution.toolbox import make_toolbox
 from epbt_deap.execution.evaluation import EvaluationMap
 from epbt_deap.execution.pool import make_pool, resolve_devices
+from epbt_deap.execution.shipping import ShippingPool
 from epbt_deap.execution.protocol import Observer, Pool
 from epbt_deap.execution.training import TrainingContext, TrainSettings, evaluate
 from epbt_deap.execution.vectorized import evaluate_group
@@ -103,16 +104,16 @@ class RunPlan:
         if resources.backend == "ray":
             from epbt_deap.execution.ray_pool import RayPool
 
-            return RayPool(TrainingContext.create, (self.settings, splits), resources.device, resources.workers_per_gpu,
-                           resources.cpu_workers, resources.ray_address, max_workers, resources.threads_per_worker)
+            actors = RayPool(TrainingContext.create, (self.settings, splits), resources.device,
+                             resources.workers_per_gpu, resources.cpu_workers, resources.ray_address, max_workers,
+                             resources.threads_per_worker)
+            return actors if resources.shared_storage else ShippingPool(actors)
         return make_pool(TrainingContext.create, (self.settings, splits), self.devices[:max_workers],
                          resources.threads_per_worker)
 
     def evaluation_map(self, pool: Pool, layout: RunLayout, observer: Observer | None) -> EvaluationMap:
-        train, resources = self.config.train, self.config.resources
-        return EvaluationMap(pool, self.space, layout, self.config.seed, train.epochs_per_generation, observer,
-                             grouped=train.trainer == "vectorized",
-                             ship_checkpoints=resources.backend == "ray" and not resources.shared_storage)
+        return EvaluationMap(pool, self.space, layout, self.config.seed, self.config.train.epochs_per_generation,
+                             observer, grouped=self.config.train.trainer == "vectorized")
 
 
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:

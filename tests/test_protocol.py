@@ -10,7 +10,7 @@ import pytest
 from epbt_deap.execution.pool import InProcessPool, ProcessPool
 from epbt_deap.execution.protocol import EvalResult, EvalTask, Pool
 from epbt_deap.execution.ray_pool import RayPool
-from epbt_deap.execution.shipping import Parcel, map_shipped
+from epbt_deap.execution.shipping import Parcel, ShippingPool
 
 
 TORCH_FREE = ("epbt_deap.evolution", "epbt_deap.execution.protocol", "epbt_deap.execution.evaluation",
@@ -30,7 +30,7 @@ def test_the_loop_the_seam_and_the_run_directory_readers_import_without_torch():
     assert int(result.stdout) >= 8 + len(TORCH_FREE)  # evolution/ holds eight modules or more
 
 
-@pytest.mark.parametrize("pool", [InProcessPool, ProcessPool, RayPool])
+@pytest.mark.parametrize("pool", [InProcessPool, ProcessPool, RayPool, ShippingPool])
 def test_every_pool_has_the_protocols_methods_with_its_parameters(pool):
     for method in ("map", "close"):
         assert list(inspect.signature(getattr(pool, method)).parameters) == \
@@ -64,8 +64,8 @@ def test_shipped_checkpoints_arrive_and_come_back_as_bytes(tmp_path, pool_class)
                         1, 0, 0)
 
     heard = []
-    with pool_class(lambda device: str(run_dir), ()) as pool:
-        results = map_shipped(pool, grow, [task("child", "parent.pt"), task("fresh", None)], heard.append)
+    with ShippingPool(pool_class(lambda device: str(run_dir), ())) as pool:
+        results = pool.map(grow, [task("child", "parent.pt"), task("fresh", None)], heard.append)
     assert [result.checkpoint for result in results] == [str(run_dir / "checkpoints" / f"{uid}.pt")
                                                          for uid in ("child", "fresh")]
     assert (run_dir / "checkpoints" / "child.pt").read_bytes() == b"weights+"

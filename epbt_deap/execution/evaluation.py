@@ -60,14 +60,12 @@ class EvaluationMap:
     """A DEAP ``map`` that trains individuals on a pool and returns their fitness tuples.
 
     With ``grouped`` the tasks are split into one group per worker, and ``evaluate`` takes
-    a list of tasks and returns a list of results (the vectorised trainer). With
-    ``ship_checkpoints`` the workers do not see the run directory: checkpoints travel as
-    bytes (single tasks only).
+    a list of tasks and returns a list of results (the vectorised trainer). Workers that do
+    not see the run directory get a :class:`~epbt_deap.execution.shipping.ShippingPool`.
     """
 
     def __init__(self, pool: Pool, space: SearchSpace, layout: RunLayout, run_seed: int,
-                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False,
-                 ship_checkpoints: bool = False) -> None:
+                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False) -> None:
         self.pool = pool
         self.space = space
         self.layout = layout
@@ -75,7 +73,6 @@ class EvaluationMap:
         self.epochs_per_generation = epochs_per_generation
         self.observer = observer
         self.grouped = grouped
-        self.ship_checkpoints = ship_checkpoints
 
     def task_for(self, individual: Individual) -> EvalTask:
         """The individual's task, its checkpoint paths absolute: workers need not share our working directory."""
@@ -115,10 +112,6 @@ class EvaluationMap:
     def _run(self, evaluate: Callable[[Any, Any], Any], tasks: list[EvalTask]) -> list[EvalResult]:
         """Results in task order, from single tasks or from one group per worker."""
         observed = self.observer.evaluation_finished if self.observer is not None else None
-        if self.ship_checkpoints:
-            from epbt_deap.execution.shipping import map_shipped  # torch (for atomic writes) only where needed
-
-            return map_shipped(self.pool, evaluate, tasks, observed)
         if not self.grouped:
             return self.pool.map(evaluate, tasks, observed, EvalResult.failed)
 

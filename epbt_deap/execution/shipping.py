@@ -1,7 +1,7 @@
 """Evaluations on workers that cannot see the run directory: checkpoints travel as bytes.
 
 :class:`ShippedEvaluation` wraps any evaluation function ``fn(context, task)`` so that
-any pool runs it on such workers (:func:`map_shipped`): the main process hands out
+any pool runs it on such workers (:class:`ShippingPool`): the main process hands out
 :class:`Parcel` items (a task whose parent checkpoint's bytes go with it when it is
 pickled for the trip) and turns each returned :class:`Delivery` back into a result,
 writing the child's checkpoint into the run directory itself.
@@ -9,7 +9,7 @@ writing the child's checkpoint into the run directory itself.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,6 @@ class Delivery:
     result: EvalResult
     checkpoint: bytes | None = None
 
-    @classmethod
-    def failed(cls, parcel: Parcel, reason: str) -> Delivery:
-        return cls(EvalResult.failed(parcel.task, reason))
-
     def unpack(self, task: EvalTask) -> EvalResult:
         """Write the checkpoint where ``task`` asked for it; the result then names that path."""
         if self.checkpoint is None:
@@ -72,9 +68,26 @@ class ShippedEvaluation:
             return Delivery(result, output.read_bytes() if result.checkpoint is not None else None)
 
 
-def map_shipped(pool: Pool, evaluate: Callable[[Any, EvalTask], EvalResult], tasks: list[EvalTask],
-                on_result: Callable[[EvalResult], None] | None) -> list[EvalResult]:
-    """``evaluate`` for every task on ``pool``, its checkpoints shipped as bytes; results in task order."""
-    deliveries = pool.map(ShippedEvaluation(evaluate), [Parcel(task) for task in tasks],
-                          None if on_result is None else lambda delivery: on_result(delivery.result), Delivery.failed)
-    return [delivery.unpack(task) for delivery, task in zip(deliveries, tasks)]
+class ShippingPool(Pool):
+    """A pool whose workers do not see the run directory: each task's checkpoints travel as bytes.
+
+    It wraps any :class:`Pool` (Ray actors on nodes without shared storage): ``map`` hands
+    the workers :class:`Parcel` items and writes each child's checkpoint into the run
+    directory from the :class:`Delivery` that comes back. Single tasks only (not groups).
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.workers, self.devices, self.threads_per_worker = pool.workers, pool.devices, pool.threads_per_worker
+
+    def map(self, fn: Callable[[Any, EvalTask], EvalResult], items: Sequence[EvalTask],
+            on_result: Callable[[EvalResult], None] | None = None,
+            on_failure: Callable[[EvalTask, str], EvalResult] | None = None) -> list[EvalResult]:
+        """``fn`` for every task, its checkpoints shipped as bytes; results in task order."""
+        heard = None if on_result is None else lambda delivery: on_result(delivery.result)
+        failed = None if on_failure is None else lambda parcel, reason: Delivery(on_failure(parcel.task, reason))
+        deliveries = self.pool.map(ShippedEvaluation(fn), [Parcel(task) for task in items], heard, failed)
+        return [delivery.unpack(task) for delivery, task in zip(deliveries, items)]
+
+    def close(self) -> None:
+        self.pool.close()
