@@ -23,6 +23,7 @@ _EXPORTS = {
     "Config": "epbt_deap.config",
     "load_config": "epbt_deap.config",
     "LossSchedule": "epbt_deap.schedule",
+    "register_model": "epbt_deap.models",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -28,9 +28,9 @@ from epbt_deap.execution.evaluation import EvaluationMap
 from epbt_deap.execution.pool import make_pool, resolve_devices
 from epbt_deap.execution.shipping import ShippingPool
 from epbt_deap.execution.protocol import Observer, Pool
-from epbt_deap.execution.training import TrainingContext, TrainSettings, evaluate
+from epbt_deap.execution.training import TrainingContext, TrainSettings, check_model, evaluate
 from epbt_deap.execution.vectorized import evaluate_group
-from epbt_deap.models import model_builder
+from epbt_deap.models import UnknownModelError, is_session_only, model_builder
 from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.extension import extended
 from epbt_deap.rundir.layout import LOCK_FILE, RunLayout
@@ -94,8 +94,13 @@ class RunPlan:
             from epbt_deap.execution.ray_pool import check_ray_backend
 
             check_ray_backend(resources.device, resources.ray_address)
-            return cls(config, space, toolbox, settings, [])
-        devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
+            devices, workers = [], True
+        else:
+            devices = resolve_devices(resources.device, resources.workers_per_gpu, resources.cpu_workers)
+            workers = bool(devices)
+        if workers and is_session_only(train.model):
+            raise UnknownModelError(f"train.model {train.model!r} was registered in this Python session, which "
+                                    "worker processes never see; give it as an import path, module:factory")
         return cls(config, space, toolbox, settings, devices)
 
     def pool(self, splits: ImageSplits, max_workers: int | None = None) -> Pool:
@@ -196,7 +201,7 @@ def seed_everything(seed: int) -> None:
 
 
 def load_data(config: Config) -> ImageSplits:
-    """The run's data split, its labels flipped where ``data.label_noise`` asks."""
+    """The run's data split, its labels flipped where ``data.label_noise`` asks; the model is checked on it."""
     data = config.data
     splits = load_splits(data.dataset, data.dir, download=data.download, val_size=data.val_size,
                          train_subset=data.train_subset, augment=data.augment, split_seed=data.split_seed,
@@ -207,6 +212,7 @@ def load_data(config: Config) -> ImageSplits:
         splits = with_label_noise(splits, noise)
         logger.info("label noise: %s, rate %g, seed %d, validation %s", noise.kind, noise.rate, noise.seed,
                     "clean" if noise.clean_validation else "noisy")
+    check_model(TrainSettings.from_config(config.train), splits)
     return splits
 
 

@@ -11,7 +11,7 @@ from epbt_deap.models import model_builder
 
 
 def test_every_training_setting_comes_from_the_config_key_of_its_name():
-    changed = {"model": "resnet20", "batch_size": 64, "eval_batch_size": 100, "lr": 0.3, "momentum": 0.5,
+    changed = {"model": "resnet20", "model_args": {"width": 2}, "batch_size": 64, "eval_batch_size": 100, "lr": 0.3, "momentum": 0.5,
                "weight_decay": 0.01, "lr_milestones": [3, 7], "lr_gamma": 0.5, "loss": "cross_entropy",
                "label_smoothing": 0.1, "gce_q": 0.4, "taylorglo_scale": 2.0, "precision": "bfloat16",
                "channels_last": True, "compile": True}

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ from epbt_deap.execution.losses import generalized_cross_entropy
 from epbt_deap.execution.measures import accuracy, expected_calibration_error, memorisation, negative_log_likelihood
 from epbt_deap.execution.protocol import EvalResult, EvalTask
 from epbt_deap.execution.taylorglo import PARAMETER_NAMES, taylorglo_loss
-from epbt_deap.models import build_model
+from epbt_deap.models import UnknownModelError, build_model
 from epbt_deap.rundir.checkpoints import load_checkpoint, save_checkpoint
 
 logger = logging.getLogger("epbt_deap")
@@ -35,6 +35,7 @@ class TrainSettings:
     """What every evaluation of a run shares (the config's ``train`` keys of the same names)."""
 
     model: str
+    model_args: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = TrainConfig.default("batch_size")
     eval_batch_size: int = TrainConfig.default("eval_batch_size")
     lr: float = TrainConfig.default("lr")
@@ -230,10 +231,27 @@ def weights_are_finite(model: torch.nn.Module) -> bool:
 def new_model(context: TrainingContext) -> torch.nn.Module:
     """A newly initialised model (from torch's global random stream) on the device, in the settings' layout."""
     settings, splits = context.settings, context.data.splits
-    model = build_model(settings.model, splits.num_classes, splits.in_channels).to(context.device)
+    model = build_model(settings.model, splits.num_classes, splits.in_channels, settings.model_args).to(context.device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def check_model(settings: TrainSettings, splits: ImageSplits) -> None:
+    """Before any training: the model builds and gives ``num_classes`` logits for two training images;
+    a one-line UnknownModelError else. Torch's random stream is left as it was."""
+    context = TrainingContext.create("cpu", settings, splits)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        model = new_model(context).eval()
+        try:
+            logits = model(context.prepare(splits.train_images[:2].to("cpu")))
+        except Exception as error:  # any failure of the user's network on the data is theirs to fix
+            raise UnknownModelError(f"model {settings.model!r} fails on {splits.describe()}: "
+                                    f"{type(error).__name__}: {' '.join(str(error).split())}") from None
+    expected = (min(2, len(splits.train_labels)), splits.num_classes)
+    if tuple(logits.shape) != expected:
+        raise UnknownModelError(f"model {settings.model!r} gives outputs of shape {tuple(logits.shape)} for "
+                                f"{expected[0]} images; a classifier of {splits.num_classes} classes gives {expected}")
 
 
 def build_training_state(context: TrainingContext, task: EvalTask, model: torch.nn.Module | None = None,

@@ -1,7 +1,18 @@
-"""Model registry: build networks by name."""
+"""Networks by name or by import path: the built-in ones, ``register_model``, or ``"module:factory"``.
+
+A factory is any callable ``factory(num_classes, in_channels, **model_args) -> nn.Module``.
+An import path resolves from the current folder too, as ``python -m`` would, and travels
+to worker processes and Ray actors as a string; a name registered in a Python session with
+:func:`register_model` exists in that session only.
+"""
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+import os
+import platform
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -11,7 +22,9 @@ from epbt_deap.models.resnet import resnet8, resnet20, resnet32, resnet56
 from epbt_deap.models.small import digits_cnn
 from epbt_deap.models.wrn import wrn16_8
 
-_REGISTRY: dict[str, Callable[[int, int], nn.Module]] = {
+Factory = Callable[..., nn.Module]
+
+_BUILT_IN: dict[str, Factory] = {
     "digits_cnn": digits_cnn,
     "resnet8": resnet8,
     "resnet20": resnet20,
@@ -19,25 +32,75 @@ _REGISTRY: dict[str, Callable[[int, int], nn.Module]] = {
     "resnet56": resnet56,
     "wrn16_8": wrn16_8,
 }
+_REGISTERED: dict[str, Factory] = {}  # by register_model, in this Python session
 
 
 class UnknownModelError(EpbtError, ValueError):  # a ValueError too, as callers of build_model expect
-    """Raised for a model name that is not in the registry."""
+    """A model name that is not registered, an import path that does not import, or a factory that
+    does not build a network."""
 
 
-def model_builder(name: str) -> Callable[[int, int], nn.Module]:
-    """The builder registered as ``name``; a one-line UnknownModelError lists the others."""
+def register_model(name: str) -> Callable[[Factory], Factory]:
+    """A decorator that makes ``factory`` buildable as ``train.model: name`` in this Python session.
+
+    Worker processes never see it: with workers, give the model as an import path instead.
+    """
+    if name in _BUILT_IN or ":" in name:
+        raise UnknownModelError(f"register_model({name!r}): the name is built in or looks like an import path")
+
+    def decorator(factory: Factory) -> Factory:
+        _REGISTERED[name] = factory
+        return factory
+
+    return decorator
+
+
+def is_session_only(name: str) -> bool:
+    """Whether ``name`` was registered in this session (so worker processes cannot build it)."""
+    return name in _REGISTERED
+
+
+def import_factory(path: str) -> Factory:
+    """The callable at ``"package.module:attribute"``, the current folder searched too."""
+    module_name, _, attribute = path.partition(":")
+    where = f"on {platform.node()}"
+    if not module_name or not attribute:
+        raise UnknownModelError(f"model {path!r}: an import path is 'module:factory'")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would; the console script does not
     try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownModelError(
-            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
-        ) from None
+        module = importlib.import_module(module_name)
+    except Exception as error:  # any failure to import the user's module is theirs to fix
+        raise UnknownModelError(f"model {path!r}: cannot import module {module_name!r} {where} "
+                                f"({type(error).__name__}: {' '.join(str(error).split())})") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise UnknownModelError(f"model {path!r}: module {module_name!r} has no callable {attribute!r}")
+    return factory
 
 
-def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
-    """Build the registered model ``name`` for the given classes and input channels."""
-    return model_builder(name)(num_classes, in_channels)
+def model_builder(name: str) -> Factory:
+    """The factory of a built-in or registered name, or of an import path; a one-line UnknownModelError else."""
+    if ":" in name:
+        return import_factory(name)
+    factory = _BUILT_IN.get(name) or _REGISTERED.get(name)
+    if factory is None:
+        registered = f", or registered: {', '.join(sorted(_REGISTERED))}" if _REGISTERED else ""
+        raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}{registered}, "
+                                "or give an import path, module:factory")
+    return factory
 
 
-__all__ = ["UnknownModelError", "build_model", "model_builder"]
+def build_model(name: str, num_classes: int, in_channels: int, model_args: Mapping[str, Any] = {}) -> nn.Module:
+    """Build ``name`` for the given classes and input channels, with ``model_args`` as keyword arguments."""
+    try:
+        model = model_builder(name)(num_classes, in_channels, **model_args)
+    except TypeError as error:
+        raise UnknownModelError(f"model {name!r} must be callable as factory(num_classes, in_channels, "
+                                f"**model_args): {' '.join(str(error).split())}") from None
+    if not isinstance(model, nn.Module):
+        raise UnknownModelError(f"model {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+__all__ = ["UnknownModelError", "build_model", "model_builder", "register_model"]
