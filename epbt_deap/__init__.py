@@ -24,6 +24,10 @@ _EXPORTS = {
     "load_config": "epbt_deap.config",
     "LossSchedule": "epbt_deap.schedule",
     "register_model": "epbt_deap.models",
+    "evolve": "epbt_deap.api",
+    "resume": "epbt_deap.api",
+    "load_run": "epbt_deap.api",
+    "Run": "epbt_deap.api",
 }
 
 __all__ = sorted(_EXPORTS)
