@@ -20,9 +20,13 @@ class DatasetSpec:
 
 DATASET_SPECS = {
     "cifar10": DatasetSpec("resnet32", num_classes=10, val_size=5000, augment=True),
+    "cifar100": DatasetSpec("resnet32", num_classes=100, val_size=5000, augment=True),
     "digits": DatasetSpec("digits_cnn", num_classes=10, val_size=180, augment=False),
     "fake": DatasetSpec("resnet8", num_classes=4, val_size=64, augment=False),
+    "fashion_mnist": DatasetSpec("resnet8", num_classes=10, val_size=5000, augment=False),
     "imagefolder": DatasetSpec("resnet32", num_classes=None, val_size=None, augment=None),
+    "kmnist": DatasetSpec("resnet8", num_classes=10, val_size=5000, augment=False),
+    "mnist": DatasetSpec("resnet8", num_classes=10, val_size=5000, augment=False),
     "svhn": DatasetSpec("resnet32", num_classes=10, val_size=30000, augment=False),
 }
 DATASETS = tuple(DATASET_SPECS)

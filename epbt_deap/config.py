@@ -63,7 +63,7 @@ class LabelNoiseConfig(Section):
 
 class DataConfig(Section):
     dataset: Literal[DATASETS] = "cifar10"
-    """cifar10, svhn (train + extra), digits, imagefolder or fake"""
+    """cifar10, cifar100, svhn (train + extra), mnist, fashion_mnist, kmnist, digits, imagefolder or fake"""
     dir: Path | None = None
     """dataset folder (imagefolder: holds train/ and test/); none: ~/.cache/epbt-deap/data"""
     download: bool = True

@@ -143,7 +143,7 @@ def test_bad_arguments_raise_one_line_data_error(kwargs: dict) -> None:
 
 def test_unknown_name_lists_datasets() -> None:
     with pytest.raises(DataError, match=", ".join(DATASETS)):
-        load_splits("mnist")
+        load_splits("emnist")
 
 
 def test_cifar10_missing_without_download(tmp_path: Path) -> None:

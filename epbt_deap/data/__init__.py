@@ -12,14 +12,16 @@ from pathlib import Path
 
 from epbt_deap.catalog import DATASETS
 from epbt_deap.data.imagefolder import load_imagefolder
-from epbt_deap.data.sources import load_cifar10, load_digits, load_fake, load_svhn
+from epbt_deap.data.idx import load_fashion_mnist, load_kmnist, load_mnist
+from epbt_deap.data.sources import load_cifar10, load_cifar100, load_digits, load_fake, load_svhn
 from epbt_deap.data.splits import DataError, ImageSplits, Source, split
 from epbt_deap.data.transforms import CropFlip, normalize, random_crop_flip
 
 __all__ = ["CropFlip", "DataError", "ImageSplits", "load_splits", "normalize", "random_crop_flip"]
 
 LOADERS: dict[str, Callable[[Path | None, bool, int], Source]] = {
-    "cifar10": load_cifar10, "digits": load_digits, "fake": load_fake, "imagefolder": load_imagefolder,
+    "cifar10": load_cifar10, "cifar100": load_cifar100, "digits": load_digits, "fake": load_fake,
+    "fashion_mnist": load_fashion_mnist, "imagefolder": load_imagefolder, "kmnist": load_kmnist, "mnist": load_mnist,
     "svhn": load_svhn,
 }
 

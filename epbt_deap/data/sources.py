@@ -1,4 +1,4 @@
-"""Datasets by name: digits (bundled), fake (for tests), CIFAR-10 and SVHN (files or download)."""
+"""Datasets by name: digits (bundled), fake (for tests), CIFAR-10, CIFAR-100 and SVHN (files or download)."""
 from __future__ import annotations
 
 import logging
@@ -63,18 +63,37 @@ def load_cifar10(data_dir: Path | None, download: bool, split_seed: int) -> Sour
     return specified("cifar10", *read_cifar_batches(root, batches[:-1]), *read_cifar_batches(root, batches[-1:]))
 
 
-def read_cifar_batches(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 3, 32, 32) and labels of CIFAR python batches: pickled dicts of b'data' (N, 3072) and b'labels'."""
+def read_cifar_batches(root: Path, names: list[str], label_key: bytes = b"labels",
+                       dataset: str = "CIFAR-10") -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 3, 32, 32) and labels of CIFAR python batches: pickled dicts of b'data' (N, 3072) and
+    ``label_key`` (CIFAR-100: b'fine_labels')."""
     data, labels = [], []
     for name in names:
         try:
             with (root / name).open("rb") as file:
                 batch = pickle.load(file, encoding="bytes")
             data.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels += batch[b"labels"]
+            labels += batch[label_key]
         except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
-            raise DataError(f"cannot read CIFAR-10 batch '{root / name}': {one_line(error)}") from error
+            raise DataError(f"cannot read {dataset} batch '{root / name}': {one_line(error)}") from error
     return torch.from_numpy(np.concatenate(data)), torch.tensor(labels)
+
+
+def load_cifar100(data_dir: Path | None, download: bool, split_seed: int) -> Source:
+    """CIFAR-100's python files in ``data_dir/cifar-100-python`` (its 100 fine labels), downloaded if allowed."""
+    from torchvision.datasets import CIFAR100
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    root = data_dir or DEFAULT_DATA_DIR
+    train, test = (f"{CIFAR100.base_folder}/{name}" for name, _ in CIFAR100.train_list + CIFAR100.test_list)
+
+    def fetch(missing: list[str]) -> None:
+        download_and_extract_archive(CIFAR100.url, str(root), filename=CIFAR100.filename, md5=CIFAR100.tgz_md5)
+
+    require_files(root, [train, test], fetch if download else None, "CIFAR-100",
+                  "point the data dir at a folder holding cifar-100-python, or allow download")
+    return specified("cifar100", *read_cifar_batches(root, [train], b"fine_labels", "CIFAR-100"),
+                     *read_cifar_batches(root, [test], b"fine_labels", "CIFAR-100"))
 
 
 def load_svhn(data_dir: Path | None, download: bool, split_seed: int) -> Source:

@@ -110,12 +110,14 @@ def common_channels(*parts: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images in [0, 1] units, exact, from 256-bin histograms."""
+    """Per-channel mean and std of uint8 images in [0, 1] units, exact, from 256-bin histograms; a
+    constant channel gets std 1 (normalising it by 0 would make every input nan)."""
     counts = torch.stack([torch.bincount(channel.reshape(-1), minlength=256) for channel in images.unbind(1)])
     values = torch.arange(256, dtype=torch.float64) / 255
     counts = counts.double() / counts.sum(1, keepdim=True)
     mean = counts @ values
     std = (counts @ values**2 - mean**2).clamp_min(0).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
     return tuple(mean.tolist()), tuple(std.tolist())
 
 
