@@ -19,6 +19,7 @@ class DatasetSpec:
 
 
 DATASET_SPECS = {
+    "arrays": DatasetSpec("mlp", num_classes=None, val_size=None, augment=False),
     "cifar10": DatasetSpec("resnet32", num_classes=10, val_size=5000, augment=True),
     "cifar100": DatasetSpec("resnet32", num_classes=100, val_size=5000, augment=True),
     "digits": DatasetSpec("digits_cnn", num_classes=10, val_size=180, augment=False),
@@ -30,7 +31,8 @@ DATASET_SPECS = {
     "svhn": DatasetSpec("resnet32", num_classes=10, val_size=30000, augment=False),
 }
 DATASETS = tuple(DATASET_SPECS)
-MODEL_NAMES = ("digits_cnn", "resnet20", "resnet32", "resnet56", "resnet8", "wrn16_8")  # sorted
+USER_DATA = DatasetSpec("resnet8", num_classes=None, val_size=None, augment=False)  # a loader of your own
+MODEL_NAMES = ("digits_cnn", "mlp", "resnet20", "resnet32", "resnet56", "resnet8", "wrn16_8")  # sorted
 
 
 def class_folders(split_dir: Path) -> list[str]:

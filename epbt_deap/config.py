@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from epbt_deap.catalog import DATASET_SPECS, DATASETS, class_folders
+from epbt_deap.catalog import DATASET_SPECS, DATASETS, USER_DATA, class_folders
 from epbt_deap.errors import EpbtError
 from epbt_deap.evolution.space import Gene, SearchSpace
 
@@ -62,10 +62,12 @@ class LabelNoiseConfig(Section):
 
 
 class DataConfig(Section):
-    dataset: Literal[DATASETS] = "cifar10"
-    """cifar10, cifar100, svhn (train + extra), mnist, fashion_mnist, kmnist, digits, imagefolder or fake"""
+    dataset: str = "cifar10"
+    """cifar10, cifar100, svhn (train + extra), mnist, fashion_mnist, kmnist, digits, imagefolder, fake, arrays
+    (an .npz file of x_train, y_train, x_test, y_test at data.dir), or an import path, module:loader, to a
+    loader of your own (docs/your-own-model-and-data.md)"""
     dir: Path | None = None
-    """dataset folder (imagefolder: holds train/ and test/); none: ~/.cache/epbt-deap/data"""
+    """dataset folder (imagefolder: holds train/ and test/; arrays: the .npz file); none: ~/.cache/epbt-deap/data"""
     download: bool = True
     """download CIFAR-10 / SVHN when they are missing (else read cifar-10-batches-py or the .mat files in data.dir)"""
     val_size: int | None = Field(None, ge=0)
@@ -83,11 +85,20 @@ class DataConfig(Section):
     """seeds the validation split and the subsets"""
     label_noise: LabelNoiseConfig = LabelNoiseConfig()
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_or_import_path(cls, dataset: str) -> str:
+        if dataset not in DATASETS and ":" not in dataset:
+            raise ValueError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}, or give an import "
+                             "path, module:loader")
+        return dataset
+
     def num_classes(self) -> int | None:
-        """The dataset's number of classes, known before its images load; None for a missing image folder."""
-        known = DATASET_SPECS[self.dataset].num_classes
-        if known is not None:
-            return known
+        """The dataset's number of classes, known before its images load; None for a missing image folder,
+        arrays and a loader of your own (known once they load)."""
+        spec = DATASET_SPECS.get(self.dataset)
+        if spec is None or spec.num_classes is not None or self.dataset != "imagefolder":
+            return None if spec is None else spec.num_classes
         train = Path(self.dir or ".").expanduser() / "train"
         if not train.is_dir():
             return None
@@ -303,7 +314,7 @@ class Config(Section):
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Config:
         if self.train.model is None:
-            self.train.model = DATASET_SPECS[self.data.dataset].default_model
+            self.train.model = DATASET_SPECS.get(self.data.dataset, USER_DATA).default_model
         for name in self.evolution.genes:
             if name not in TRAINABLE_GENES:
                 raise ValueError(f"evolution.genes.{name}: training understands only {', '.join(TRAINABLE_GENES)}")

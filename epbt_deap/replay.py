@@ -79,7 +79,7 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
         prepare_run_dir(layout, config, overwrite, splits)
         seed_everything(config.seed)
         logger.info("replaying %d steps of %s's best lineage", len(schedule.steps), source_dir)
-        return replay_schedule(plan, layout, splits, schedule, observer)
+        return replay_schedule(plan.for_data(splits), layout, splits, schedule, observer)
 
 
 def replay_schedule(plan: RunPlan, layout: RunLayout, splits: ImageSplits, schedule: LossSchedule,

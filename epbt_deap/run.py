@@ -74,14 +74,15 @@ class RunPlan:
     devices: list[str]  # one per local worker; empty: one in-process CPU evaluator (or the Ray backend)
 
     @classmethod
-    def of(cls, config: Config, evaluate: Evaluate | None = None) -> RunPlan:
+    def of(cls, config: Config, evaluate: Evaluate | None = None, num_classes: int | None = None) -> RunPlan:
         """Raises a one-line error for a bad operator, model or device.
 
-        ``evaluate`` is what a worker runs per task (by default the trainer's: see :func:`default_evaluate`).
+        ``evaluate`` is what a worker runs per task (by default the trainer's: see :func:`default_evaluate`);
+        ``num_classes`` is the data's, where the config cannot know it before the data loads.
         """
         evolution, train, resources = config.evolution, config.train, config.resources
         space = config.search_space()
-        num_classes = config.data.num_classes()
+        num_classes = num_classes or config.data.num_classes()
         toolbox = make_toolbox(space, evolution.select.spec(), evolution.mutate.spec(), evolution.mate.spec(),
                                evaluate or default_evaluate(config), num_classes=num_classes,
                                init=evolution.taylorglo.init, partners=evolution.partners,
@@ -102,6 +103,13 @@ class RunPlan:
             raise UnknownModelError(f"train.model {train.model!r} was registered in this Python session, which "
                                     "worker processes never see; give it as an import path, module:factory")
         return cls(config, space, toolbox, settings, devices)
+
+    def for_data(self, splits: ImageSplits) -> RunPlan:
+        """This plan, made again with the loaded data's number of classes where the config could not know it
+        (arrays and loaders of your own: Eq. 1's n and the learnability check depend on it)."""
+        if self.config.data.num_classes() is not None:
+            return self
+        return RunPlan.of(self.config, self.toolbox.evaluate.func, splits.num_classes)
 
     def pool(self, splits: ImageSplits, max_workers: int | None = None) -> Pool:
         """The local worker pool, or Ray actors with ``resources.backend: ray``; ``max_workers`` caps either."""
@@ -276,7 +284,7 @@ def run(config: Config, run_dir: Path, observer: Observer | None = None, overwri
     check_new_run_dir(layout, overwrite)
     splits = load_data(config)
     with locked(layout):
-        return start(plan, layout, splits, observer, overwrite)
+        return start(plan.for_data(splits), layout, splits, observer, overwrite)
 
 
 def locked(layout: RunLayout) -> contextlib.AbstractContextManager[None]:
@@ -326,7 +334,8 @@ def resume_locked(layout: RunLayout, observer: Observer | None, generations: int
         config = longer
     if state is None:  # killed during generation 0: nothing to keep
         logger.warning("no generation of %s had completed; starting it again", run_dir)
-        return start(plan, layout, load_data(config), observer, overwrite=True)
+        splits = load_data(config)
+        return start(plan.for_data(splits), layout, splits, observer, overwrite=True)
     if state.generation >= config.evolution.generations - 1:
         logger.info("%s is complete; nothing to resume", run_dir)
         return summarize(layout.root, state.logbook, state.halloffame)
@@ -335,4 +344,4 @@ def resume_locked(layout: RunLayout, observer: Observer | None, generations: int
     logger.info("resuming %s after generation %d", run_dir, state.generation)
     rewind_logs(layout, state)
     state.restore_rng()
-    return evolve(plan, layout, splits, observer, state)
+    return evolve(plan.for_data(splits), layout, splits, observer, state)

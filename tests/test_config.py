@@ -70,7 +70,7 @@ def test_extra_genes_join_the_taylorglo_space_and_cross_entropy_drops_theta():
     ({"evolution": {"taylorglo": {"low": 5, "high": -5}}}, "low (5.0) must be below high (-5.0)"),
     ({"evolution": {"genes": {"dropout": {"low": 0, "high": 1}}}}, "training understands only lr, momentum, weight_decay"),
     ({"train": {"loss": "cross_entropy"}}, "at least one gene"),
-    ({"data": {"dataset": "mnist"}}, "data.dataset: Input should be"),
+    ({"data": {"dataset": "emnist"}}, "data.dataset: unknown dataset 'emnist': choose one of"),
     ({"train": {"trainer": "vectorized", "compile": True}}, "train.compile works with the per_model trainer"),
     ({"train": {"trainer": "vectorized"}, "resources": {"backend": "ray", "shared_storage": False}},
      "vectorized with Ray needs resources.shared_storage: true"),

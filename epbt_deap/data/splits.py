@@ -90,6 +90,8 @@ def split(source: Source, name: str, val_size: int | None, train_subset: int | N
     order = torch.randperm(total, generator=generator)
     val, train = order[:val_size], order[val_size:][:train_subset]
     test = torch.randperm(tests, generator=generator)[:test_subset].sort().values
+    if augment and isinstance(source.train_images, torch.Tensor) and source.train_images.is_floating_point():
+        raise DataError(f"data.augment crops and flips images; {name} holds features")
     train_images, val_images, test_images = common_channels(
         source.train_images[train], source.train_images[val], source.test_images[test])
     mean, std = channel_stats(train_images)
@@ -111,7 +113,13 @@ def common_channels(*parts: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images in [0, 1] units, exact, from 256-bin histograms; a
-    constant channel gets std 1 (normalising it by 0 would make every input nan)."""
+    constant channel gets std 1 (normalising it by 0 would make every input nan). Float features
+    (N, D, 1, 1) get their own mean and std per feature."""
+    if images.is_floating_point():
+        values64 = images.double().transpose(0, 1).reshape(images.shape[1], -1)
+        mean, std = values64.mean(1), values64.std(1, unbiased=False)
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        return tuple(mean.tolist()), tuple(std.tolist())
     counts = torch.stack([torch.bincount(channel.reshape(-1), minlength=256) for channel in images.unbind(1)])
     values = torch.arange(256, dtype=torch.float64) / 255
     counts = counts.double() / counts.sum(1, keepdim=True)

@@ -8,8 +8,11 @@ import torch.nn.functional as F
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float32 ``(x / 255 - mean) / std`` with per-channel (C,) mean and std."""
-    return images.float().sub_(mean.view(-1, 1, 1) * 255).div_(std.view(-1, 1, 1) * 255)
+    """uint8 (B, C, H, W) -> float32 ``(x / 255 - mean) / std`` with per-channel (C,) mean and std;
+    float features (B, D, 1, 1) -> ``(x - mean) / std``, a copy."""
+    if images.dtype == torch.uint8:
+        return images.float().sub_(mean.view(-1, 1, 1) * 255).div_(std.view(-1, 1, 1) * 255)
+    return images.to(torch.float32, copy=True).sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))
 
 
 class CropFlip(NamedTuple):

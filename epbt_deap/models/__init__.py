@@ -19,13 +19,14 @@ from torch import nn
 from epbt_deap.catalog import MODEL_NAMES
 from epbt_deap.errors import EpbtError
 from epbt_deap.models.resnet import resnet8, resnet20, resnet32, resnet56
-from epbt_deap.models.small import digits_cnn
+from epbt_deap.models.small import digits_cnn, mlp
 from epbt_deap.models.wrn import wrn16_8
 
 Factory = Callable[..., nn.Module]
 
 _BUILT_IN: dict[str, Factory] = {
     "digits_cnn": digits_cnn,
+    "mlp": mlp,
     "resnet8": resnet8,
     "resnet20": resnet20,
     "resnet32": resnet32,

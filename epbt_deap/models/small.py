@@ -1,4 +1,4 @@
-"""Small CNN for 1x8x8 scikit-learn digits images."""
+"""Small networks: a CNN for 1x8x8 scikit-learn digits images, an MLP for features."""
 from __future__ import annotations
 
 from torch import nn
@@ -21,3 +21,12 @@ def digits_cnn(num_classes: int, in_channels: int = 1) -> nn.Sequential:
     )
     init_he(model)
     return model
+
+
+def mlp(num_classes: int, in_channels: int, hidden: tuple[int, ...] | list[int] = (64, 64)) -> nn.Sequential:
+    """Linear-ReLU layers of ``hidden`` sizes on ``in_channels`` features (N x D x 1 x 1, or flattened), then linear."""
+    sizes = [in_channels, *hidden]
+    layers: list[nn.Module] = [nn.Flatten()]
+    for size_in, size_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(size_in, size_out), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(sizes[-1], num_classes))

@@ -1,0 +1,120 @@
+"""A user's own data: a loader by import path (``data.dataset: module:loader``), or arrays in an
+``.npz`` file (``data.dataset: arrays``, ``data.dir`` the file).
+
+A loader returns ``(x_train, y_train, x_test, y_test)`` or ``(..., class_names)``, or a mapping
+with those keys (``classes`` for the names). Images are uint8, N x C x H x W, N x H x W x C or
+grey N x H x W; features are floats, N x D, standardised with the training split's statistics.
+Labels are integers in 0..n-1. Every mistake is one line, before any training.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from epbt_deap.data.splits import DataError, Source, one_line
+
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def import_loader(path: str) -> Any:
+    """The callable at ``module:attribute``, the current folder searched too (as ``python -m`` would)."""
+    import importlib
+
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise DataError(f"dataset {path!r}: an import path is 'module:loader'")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # any failure to import the user's module is theirs to fix
+        raise DataError(f"dataset {path!r}: cannot import module {module_name!r} "
+                        f"({type(error).__name__}: {one_line(error)})") from None
+    loader = getattr(module, attribute, None)
+    if not callable(loader):
+        raise DataError(f"dataset {path!r}: module {module_name!r} has no callable {attribute!r}")
+    return loader
+
+
+def as_inputs(values: Any, name: str, part: str) -> torch.Tensor:
+    """uint8 images as N x C x H x W, or float features as N x D x 1 x 1; a DataError for anything else."""
+    tensor = torch.as_tensor(np.asarray(values)) if not isinstance(values, torch.Tensor) else values
+    shape = tuple(tensor.shape)
+    if tensor.dtype == torch.uint8 and tensor.dim() == 3:
+        return tensor.unsqueeze(1)
+    if tensor.dtype == torch.uint8 and tensor.dim() == 4:
+        if shape[1] in (1, 3):
+            return tensor
+        if shape[3] in (1, 3):
+            return tensor.permute(0, 3, 1, 2).contiguous()
+    if tensor.is_floating_point() and tensor.dim() == 2:
+        return tensor.to(torch.float32).view(*shape, 1, 1)
+    raise DataError(f"{name}: {part} must be uint8 images (N x C x H x W, N x H x W x C or N x H x W, 1 or 3 "
+                    f"channels) or float features (N x D), got {tensor.dtype} {list(shape)}")
+
+
+def as_labels(values: Any, count: int, name: str, part: str) -> torch.Tensor:
+    tensor = torch.as_tensor(np.asarray(values)) if not isinstance(values, torch.Tensor) else values
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dim() != 1 or len(tensor) != count:
+        raise DataError(f"{name}: {part} must be {count} integer labels, got {tensor.dtype} {list(tensor.shape)}")
+    return tensor.to(torch.int64)
+
+
+def source_of(parts: Sequence[Any], classes: Sequence[str] | None, name: str) -> Source:
+    """The train and test inputs and labels as a Source, checked: shapes, dtypes, labels in 0..n-1."""
+    x_train, y_train, x_test, y_test = parts
+    train_inputs, test_inputs = as_inputs(x_train, name, "x_train"), as_inputs(x_test, name, "x_test")
+    if train_inputs.shape[1:] != test_inputs.shape[1:] or train_inputs.dtype != test_inputs.dtype:
+        raise DataError(f"{name}: x_train and x_test differ: {train_inputs.dtype} {list(train_inputs.shape[1:])} "
+                        f"against {test_inputs.dtype} {list(test_inputs.shape[1:])} per sample")
+    train_labels = as_labels(y_train, len(train_inputs), name, "y_train")
+    test_labels = as_labels(y_test, len(test_inputs), name, "y_test")
+    labels = torch.cat([train_labels, test_labels])
+    num_classes = len(classes) if classes is not None else int(labels.max()) + 1
+    if labels.min() < 0 or labels.max() >= num_classes or num_classes < 2:
+        raise DataError(f"{name}: labels must lie in 0..{num_classes - 1} ({num_classes} classes, at least 2), "
+                        f"got {int(labels.min())}..{int(labels.max())}")
+    val_size = max(1, min(5000, round(0.1 * len(train_labels))))
+    return Source(train_inputs, train_labels, test_inputs, test_labels, num_classes, val_size, augment=False)
+
+
+def load_by_import_path(path: str, data_dir: Path | None, download: bool, split_seed: int) -> Source:
+    """The data a user's loader returns (it is called without arguments)."""
+    try:
+        returned = import_loader(path)()
+    except DataError:
+        raise
+    except Exception as error:  # the user's loader failed: theirs to fix, in one line
+        raise DataError(f"dataset {path!r}: the loader failed ({type(error).__name__}: {one_line(error)})") from None
+    if isinstance(returned, Mapping):
+        missing = [key for key in ARRAY_KEYS if key not in returned]
+        if missing:
+            raise DataError(f"dataset {path!r}: the loader's mapping lacks {', '.join(missing)}")
+        return source_of([returned[key] for key in ARRAY_KEYS], returned.get("classes"), path)
+    if not isinstance(returned, Sequence) or len(returned) not in (4, 5):
+        raise DataError(f"dataset {path!r}: the loader must return (x_train, y_train, x_test, y_test[, classes]) "
+                        f"or a mapping of those, got {type(returned).__name__}")
+    return source_of(returned[:4], returned[4] if len(returned) == 5 else None, path)
+
+
+def load_arrays(data_dir: Path | None, download: bool, split_seed: int) -> Source:
+    """``x_train``, ``y_train``, ``x_test`` and ``y_test`` of the ``.npz`` file at ``data.dir``."""
+    if data_dir is None or not data_dir.is_file():
+        raise DataError(f"the arrays dataset needs data.dir to be an .npz file holding {', '.join(ARRAY_KEYS)}"
+                        f"{f'; {data_dir} is not a file' if data_dir is not None else ''}")
+    try:
+        with np.load(data_dir, allow_pickle=False) as arrays:
+            missing = [key for key in ARRAY_KEYS if key not in arrays]
+            if missing:
+                raise DataError(f"'{data_dir}' lacks {', '.join(missing)}")
+            parts = [arrays[key] for key in ARRAY_KEYS]
+            classes = [str(name) for name in arrays["classes"]] if "classes" in arrays else None
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read '{data_dir}' as .npz arrays: {one_line(error)}") from None
+    return source_of(parts, classes, "arrays")

@@ -1,0 +1,109 @@
+"""A user's own data: a loader by import path, tabular arrays in an .npz with the built-in MLP, and every
+mistake one line before training (issue 24, items 2, 3 and 7)."""
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from sklearn.datasets import load_breast_cancer
+
+from cli.main import main
+from epbt_deap.config import build_config
+from epbt_deap.data import DataError, load_splits
+from epbt_deap.run import run
+from tests.helpers import read_jsonl
+
+MYDATA = '''
+import numpy as np
+
+
+def rng():
+    return np.random.default_rng(0)
+
+
+def images_nhwc():
+    x = rng().integers(0, 256, (60, 8, 8, 3)).astype(np.uint8)
+    y = np.arange(60) % 3
+    return x[:48], y[:48], x[48:], y[48:], ["a", "b", "c"]
+
+
+def grey_mapping():
+    x = rng().integers(0, 256, (40, 8, 8)).astype(np.uint8)
+    return {"x_train": x[:30], "y_train": np.arange(30) % 2, "x_test": x[30:], "y_test": np.arange(10) % 2}
+
+
+def labels_out_of_range():
+    x = rng().integers(0, 256, (20, 8, 8)).astype(np.uint8)
+    return x[:10], np.arange(10), x[10:], np.arange(10) % 2, ["a", "b"]
+
+
+def float_images():
+    return np.zeros((10, 3, 8, 8)), np.zeros(10), np.zeros((4, 3, 8, 8)), np.zeros(4)
+
+
+def three_parts():
+    return np.zeros((10, 4)), np.zeros(10)
+'''
+
+
+@pytest.fixture
+def user_folder(tmp_path, monkeypatch):
+    (tmp_path / "mydata.py").write_text(textwrap.dedent(MYDATA))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_a_loaders_images_in_any_layout_become_the_split(user_folder):
+    splits = load_splits("mydata:images_nhwc")
+    assert splits.num_classes == 3 and splits.train_images.shape[1:] == (3, 8, 8) and not splits.augment
+    assert len(splits.train_labels) + len(splits.val_labels) == 48 and len(splits.test_labels) == 12
+    grey = load_splits("mydata:grey_mapping", val_size=5)
+    assert grey.num_classes == 2 and grey.train_images.shape[1:] == (1, 8, 8) and len(grey.val_labels) == 5
+
+
+@pytest.mark.parametrize("loader, message", [
+    ("mydata:labels_out_of_range", "labels must lie in 0..1 (2 classes, at least 2), got 0..9"),
+    ("mydata:float_images", "x_train must be uint8 images"),
+    ("mydata:three_parts", "the loader must return (x_train, y_train, x_test, y_test[, classes])"),
+    ("mydata:missing", "module 'mydata' has no callable 'missing'"),
+    ("nodata:load", "cannot import module 'nodata'"),
+])
+def test_each_data_mistake_is_one_line_before_training(user_folder, loader, message):
+    result = CliRunner().invoke(main, ["evolve", "--config", "quickstart", "--set", f"data.dataset={loader}",
+                                       "--run-dir", str(user_folder / "run")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert message in result.output and not (user_folder / "run" / "lineage.jsonl").exists()
+
+
+def breast_cancer_npz(path):
+    data = load_breast_cancer()
+    order = np.random.default_rng(0).permutation(len(data.target))
+    x, y = data.data[order].astype(np.float32), data.target[order]
+    np.savez(path, x_train=x[:450], y_train=y[:450], x_test=x[450:], y_test=y[450:],
+             classes=np.array(data.target_names))
+    return path
+
+
+def test_features_are_standardised_with_the_training_statistics(tmp_path):
+    splits = load_splits("arrays", breast_cancer_npz(tmp_path / "cancer.npz"), val_size=50)
+    assert splits.train_images.shape[1:] == (30, 1, 1) and splits.train_images.dtype == torch.float32
+    from epbt_deap.data import normalize
+
+    features = normalize(splits.train_images, torch.tensor(splits.mean), torch.tensor(splits.std))
+    assert features.mean(0).abs().max() < 1e-4 and (features.std(0, unbiased=False) - 1).abs().max() < 1e-4
+    with pytest.raises(DataError, match="data.augment crops and flips images; arrays holds features"):
+        load_splits("arrays", tmp_path / "cancer.npz", augment=True)
+
+
+def test_a_tabular_run_with_the_built_in_mlp_reaches_90_percent_on_breast_cancer(tmp_path):
+    config = build_config({"name": "cancer", "seed": 1,
+                           "data": {"dataset": "arrays", "dir": str(breast_cancer_npz(tmp_path / "cancer.npz"))},
+                           "train": {"epochs_per_generation": 5, "batch_size": 32, "lr": 0.05, "lr_milestones": [15]},
+                           "evolution": {"population": 4, "elites": 2, "generations": 4},
+                           "resources": {"device": "cpu"}})
+    assert config.train.model == "mlp"
+    summary = run(config, tmp_path / "run")
+    assert summary.best_test_accuracy >= 0.90
+    assert all(row["status"] == "ok" for row in read_jsonl(tmp_path / "run" / "lineage.jsonl"))
