@@ -1,9 +1,4 @@
 """The Python entry point: epbt_deap.evolve, resume and load_run return a Run (issue 24, item 6)."""
-import subprocess
-import sys
-
-import pytest
-
 import epbt_deap
 from epbt_deap.schedule import LossSchedule
 from tests.helpers import TINY
@@ -26,11 +21,3 @@ def test_resume_extends_and_load_run_reads_the_same_run(tmp_path):
     assert [row["gen"] for row in resumed.logbook] == [0, 1, 2]
     loaded = epbt_deap.load_run(tmp_path / "run")
     assert loaded.lineage == resumed.lineage and loaded.best_uid == resumed.best_uid
-
-
-@pytest.mark.slow
-def test_the_one_liner_of_the_issue_prints_a_test_accuracy(tmp_path):
-    code = "import epbt_deap; run = epbt_deap.evolve('quickstart', evolution={'generations': 2}); print(run.best_test)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert 0 < float(result.stdout) <= 1 and (tmp_path / "runs" / "quickstart" / "logbook.jsonl").exists()

@@ -1,5 +1,6 @@
 """Packaged configs by name, and the wheel working without the repository."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,3 +86,38 @@ def test_the_wheel_runs_the_quickstart_without_the_repository(tmp_path):
                           "--run-dir", "RUN"], cwd=empty, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert len((empty / "RUN" / "logbook.jsonl").read_text().splitlines()) == 2
+    users_own_model_and_data_run_from_the_wheel(empty, env, script)
+
+
+def doc_files(page: Path) -> dict[str, str]:
+    """The page's Python examples that start with a ``# name.py`` line, by file name."""
+    blocks = re.findall(r"```python\n# (\w+\.py)\n(.*?)```", page.read_text(), flags=re.S)
+    return {name: body for name, body in blocks}
+
+
+def users_own_model_and_data_run_from_the_wheel(folder: Path, env: dict[str, str], script: Path) -> None:
+    """docs/your-own-model-and-data.md's files and commands, as a user runs them in their own folder."""
+    for name, body in doc_files(ROOT / "docs" / "your-own-model-and-data.md").items():
+        (folder / name).write_text(body)
+
+    def epbt(*args: str) -> None:
+        done = subprocess.run([sys.executable, str(script), *args], cwd=folder, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    def python(*args: str) -> str:
+        done = subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    epbt("evolve", "--config", "quickstart", "--set", "train.model=mynet:build", "--set", "data.dataset=mydata:load",
+         "--generations", "2", "--population", "4", "--elites", "2", "--run-dir", "MINE")
+    assert "mynet:build" in (folder / "MINE" / "config.yaml").read_text()
+    assert "test accuracy 0." in python("notebook.py")
+    python("make_wine.py")
+    epbt("evolve", "--config", "quickstart", "--set", "data.dataset=arrays", "--set", "data.dir=wine.npz",
+         "--set", "train.model=mlp", "--set", "data.val_size=20", "--generations", "2", "--run-dir", "WINE")
+    one_liner = ("import epbt_deap; run = epbt_deap.evolve('quickstart', evolution={'generations': 2}); "
+                 "print(run.best_test)")
+    assert 0 < float(python("-c", one_liner)) <= 1
