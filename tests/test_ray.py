@@ -87,3 +87,18 @@ def test_ray_actors_use_the_threads_asked_for(local_ray):
 
     with RayPool(make_context, (None,), "cpu", cpu_workers=1, threads=2) as pool:
         assert pool.map(torch_threads, [0]) == [2] and pool.threads_per_worker == 2
+
+
+@pytest.mark.slow
+def test_a_users_model_by_import_path_trains_on_ray_actors(local_ray, tmp_path, monkeypatch):
+    """The import path travels as a string; the actors import the user's module from the driver's folder."""
+    (tmp_path / "raynet.py").write_text(
+        "from torch import nn\n\n\ndef build(num_classes, in_channels):\n"
+        "    return nn.Sequential(nn.Conv2d(in_channels, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
+        "                         nn.Linear(4, num_classes))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = build_config(TINY, {"train.model": "raynet:build", "evolution.generations": 1,
+                                 "resources.backend": "ray", "resources.cpu_workers": 2})
+    run(config, tmp_path / "run")
+    assert all(row["status"] == "ok" for row in read_jsonl(tmp_path / "run" / "lineage.jsonl"))

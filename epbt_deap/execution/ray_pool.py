@@ -9,7 +9,9 @@ sees, the evaluation function itself ships checkpoints as bytes: see :mod:`epbt_
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -30,8 +32,10 @@ class RayEvaluator:
     """A Ray actor: builds the context once, then runs ``fn(context, item)`` calls."""
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
-                 threads: int) -> None:
+                 threads: int, driver_folder: str | None = None) -> None:
         torch.set_num_threads(threads)
+        if driver_folder and os.path.isdir(driver_folder) and driver_folder not in sys.path:
+            sys.path.insert(0, driver_folder)  # the driver's folder, where it is on this node too (shared storage)
         if device == "cuda":  # Ray shows the actor only its own GPU
             device = "cuda:0"
         use_device(device)
@@ -104,7 +108,7 @@ class RayPool(Pool):
         shared_args = ray.put(tuple(context_args))
         self.threads_per_worker = threads or ACTOR_THREADS
         self._new_actor = lambda: actor_class.remote(make_context, shared_args, "cuda" if gpus else "cpu",
-                                                     self.threads_per_worker)
+                                                     self.threads_per_worker, os.getcwd())
         self.actors = [self._new_actor() for _ in range(count)]
         self.workers = count
         self.devices = ["cuda" if gpus else "cpu"] * count
