@@ -21,15 +21,24 @@ def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_registry_holds_the_documented_models() -> None:
-    assert set(MODEL_NAMES) == {"digits_cnn", "resnet8", "resnet20", "resnet32", "resnet56", "wrn16_8"}
+    assert set(MODEL_NAMES) == {"digits_cnn", "mlp", "resnet8", "resnet20", "resnet32", "resnet56", "wrn16_8"}
+
+
+IMAGE_MODELS = [name for name in MODEL_NAMES if name != "mlp"]  # the mlp takes features, N x D (x 1 x 1)
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in DEEP else name
-                                  for name in MODEL_NAMES])
+                                  for name in IMAGE_MODELS])
 def test_output_shape(name: str, shape: tuple[int, int, int]) -> None:
     model = build_model(name, num_classes=7, in_channels=shape[0])
     assert model(torch.randn(2, *shape)).shape == (2, 7)
+
+
+def test_the_mlp_takes_features_with_its_hidden_sizes() -> None:
+    model = build_model("mlp", num_classes=3, in_channels=13, model_args={"hidden": [32, 16]})
+    assert model(torch.randn(5, 13, 1, 1)).shape == (5, 3) and model(torch.randn(5, 13)).shape == (5, 3)
+    assert [layer.out_features for layer in model if isinstance(layer, nn.Linear)] == [32, 16, 3]
 
 
 def test_resnet32_parameter_count() -> None:

@@ -29,4 +29,6 @@ def mlp(num_classes: int, in_channels: int, hidden: tuple[int, ...] | list[int] 
     layers: list[nn.Module] = [nn.Flatten()]
     for size_in, size_out in zip(sizes, sizes[1:]):
         layers += [nn.Linear(size_in, size_out), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(sizes[-1], num_classes))
+    model = nn.Sequential(*layers, nn.Linear(sizes[-1], num_classes))
+    init_he(model)
+    return model
