@@ -108,8 +108,8 @@ class DataConfig(Section):
 class TrainConfig(Section):
     model: str | None = None
     """resnet8, resnet20, resnet32, resnet56, wrn16_8, digits_cnn, mlp (for features), a name given to
-    epbt_deap.register_model, or an import path, module:factory, to any factory(num_classes, in_channels, **model_args) -> nn.Module (the
-    current folder is searched too); none: the dataset's"""
+    epbt_deap.register_model, or an import path, module:factory, to any factory(num_classes, in_channels,
+    **model_args) -> nn.Module (the current folder is searched too); none: the dataset's"""
     model_args: dict[str, Any] = {}
     """keyword arguments of the model's factory"""
     epochs_per_generation: int = Field(8, ge=1)
