@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-#: The best individual's measures (:func:`epbt_deap.execution.training.measure`) that its logbook row carries as ``best_<name>``.
+#: The best individual's measures (:func:`epbt_deap.execution.training.measure`) that its logbook row
+#: carries as ``best_<name>``.
 BEST_MEASURES = ("val_nll", "test_nll", "test_ece", "train_accuracy", "memorised")
 
 
