@@ -13,19 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deap import tools
-
 from epbt_deap.config import Config, ConfigError, build_config, load_config
 from epbt_deap.data import ImageSplits
 from epbt_deap.errors import RunDirError
-from epbt_deap.evolution.algorithms import evaluate_invalid, finish_generation
+from epbt_deap.evolution.algorithms import eaSchedule
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.statistics import PopulationStatistics
 from epbt_deap.execution.protocol import Observer
-from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, hall_of_fame, load_data, locked,
-                           prepare_run_dir, seed_everything, summarize)
+from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, evaluating, hall_of_fame, load_data,
+                           locked, prepare_run_dir, seed_everything, summarize)
 from epbt_deap.rundir.layout import RunLayout
-from epbt_deap.rundir.provenance import provenance, record_provenance
 from epbt_deap.rundir.recorder import RunRecorder
 from epbt_deap.schedule import LossSchedule
 
@@ -84,22 +81,12 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
 
 def replay_schedule(plan: RunPlan, layout: RunLayout, splits: ImageSplits, schedule: LossSchedule,
                     observer: Observer | None) -> RunSummary:
-    """Train one fresh model on ``schedule``'s steps, recording each as a generation."""
-    config = plan.config
-    toolbox, space = plan.toolbox, plan.space
+    """Train one fresh model on ``schedule``'s steps (:func:`eaSchedule`), recording each as a generation."""
+    config, space = plan.config, plan.space
     halloffame = hall_of_fame(config, 1)
-    recorder = RunRecorder(layout, space, halloffame, observer)
+    steps = [(step.generation, [step.genes[name] for name in space.names]) for step in schedule.steps]
     stats = PopulationStatistics(config.train.epochs_per_generation)
-    logbook = tools.Logbook()
-    replayed = Individual()
-    with plan.pool(splits, max_workers=1) as pool:  # one model: one worker
-        record_provenance(layout, provenance("replay", pool, config.resources.backend))
-        toolbox.register("map", plan.evaluation_map(pool, layout, observer))
-        for step in schedule.steps:
-            replayed[:] = [step.genes[name] for name in space.names]
-            replayed.parent_uid, replayed.uid = replayed.uid, f"g{step.generation:03d}-replay"
-            replayed.generation = step.generation
-            del replayed.fitness.values
-            evaluated = evaluate_invalid([replayed], toolbox)
-            finish_generation(step.generation, [replayed], evaluated, logbook, stats, halloffame, recorder)
+    with evaluating(plan, layout, splits, observer, "replay", max_workers=1):  # one model: one worker
+        _, logbook = eaSchedule(Individual(), plan.toolbox, steps, stats, halloffame,
+                                RunRecorder(layout, space, halloffame, observer))
     return summarize(layout.root, logbook, halloffame)

@@ -7,7 +7,7 @@ import logging
 import os
 import random
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,14 +241,22 @@ def check_label_noise(layout: RunLayout, config: Config, splits: ImageSplits) ->
                           "the data changed since the run started, so it cannot be resumed")
 
 
+@contextlib.contextmanager
+def evaluating(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Observer | None, command: str,
+               max_workers: int | None = None) -> Iterator[None]:
+    """The plan's worker pool as the toolbox's ``map`` while a loop runs inside; its provenance recorded."""
+    with plan.pool(splits, max_workers) as pool:
+        record_provenance(layout, provenance(command, pool, plan.config.resources.backend))
+        plan.toolbox.register("map", plan.evaluation_map(pool, layout, observer))
+        yield
+
+
 def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Observer | None,
            state: RunState | None) -> RunSummary:
     """Run (or continue from ``state``) the evolutionary loop with a worker pool."""
     config, toolbox, space = plan.config, plan.toolbox, plan.space
     evolution = config.evolution
-    with plan.pool(splits) as pool:
-        record_provenance(layout, provenance("run" if state is None else "resume", pool, config.resources.backend))
-        toolbox.register("map", plan.evaluation_map(pool, layout, observer))
+    with evaluating(plan, layout, splits, observer, "run" if state is None else "resume"):
         if state is None:
             halloffame = hall_of_fame(config, evolution.hall_of_fame)
             population, logbook, start_gen = toolbox.population(n=evolution.population), None, 0

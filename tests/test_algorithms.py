@@ -175,3 +175,16 @@ def test_truncation_zero_is_independent_training():
     last, evaluated = generations[3]
     assert evaluated == 8
     assert [list(ind) for ind in last] == [list(ind) for ind in sorted(first, key=lambda i: i.fitness, reverse=True)]
+
+
+def test_the_replay_loop_trains_one_individual_through_the_steps_genes():
+    from epbt_deap.evolution.algorithms import eaSchedule
+    from epbt_deap.evolution.individual import Individual
+
+    seen = []
+    toolbox = make_toolbox(SPACE, evaluate=lambda ind: seen.append((ind.uid, ind.parent_uid, list(ind))) or (1.0,))
+    steps = [(0, [0.01, 0.9]), (1, [0.02, 0.8]), (3, [0.03, 0.7])]  # an old elite's child skips generation 2
+    population, logbook = eaSchedule(Individual(), toolbox, steps, stats=fitness_stats())
+    assert seen == [("g000-replay", None, [0.01, 0.9]), ("g001-replay", "g000-replay", [0.02, 0.8]),
+                    ("g003-replay", "g001-replay", [0.03, 0.7])]
+    assert [row["gen"] for row in logbook] == [0, 1, 3] and len(population) == 1

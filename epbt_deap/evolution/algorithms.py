@@ -246,3 +246,30 @@ def eaTruncation(
         finish_generation(generation, population, evaluate_invalid(population, toolbox), logbook, stats,
                           halloffame, callback)
     return population, logbook
+
+
+def eaSchedule(
+    individual: Any,
+    toolbox: base.Toolbox,
+    steps: Sequence[tuple[int, Sequence[float]]],
+    stats: Any = None,
+    halloffame: tools.HallOfFame | None = None,
+    callback: GenerationCallback | None = None,
+) -> tuple[list, tools.Logbook]:
+    """Replay: one individual trained step after step with given genes, no selection and no variation.
+
+    Each step ``(generation, genes)`` sets the individual's genes, names it
+    ``g<generation>-replay`` (its parent the previous step) and evaluates it, so that it keeps
+    training from its own weights on the run's clock; each step is a logbook row and a
+    ``callback``, as a generation of the other loops. Returns ``([individual], logbook)``.
+    """
+    logbook = tools.Logbook()
+    logbook.header = ["gen", "evals"] + (list(stats.fields) if stats is not None else [])
+    for generation, genes in steps:
+        individual[:] = list(genes)
+        individual.parent_uid, individual.uid = individual.uid, f"g{generation:03d}-replay"
+        individual.generation = generation
+        del individual.fitness.values
+        finish_generation(generation, [individual], evaluate_invalid([individual], toolbox), logbook, stats,
+                          halloffame, callback)
+    return [individual], logbook
