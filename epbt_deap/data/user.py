@@ -8,8 +8,6 @@ Labels are integers in 0..n-1. Every mistake is one line, before any training.
 """
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,28 +16,9 @@ import numpy as np
 import torch
 
 from epbt_deap.data.splits import DataError, Source, one_line
+from epbt_deap.imports import import_callable
 
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-def import_loader(path: str) -> Any:
-    """The callable at ``module:attribute``, the current folder searched too (as ``python -m`` would)."""
-    import importlib
-
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise DataError(f"dataset {path!r}: an import path is 'module:loader'")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # any failure to import the user's module is theirs to fix
-        raise DataError(f"dataset {path!r}: cannot import module {module_name!r} "
-                        f"({type(error).__name__}: {one_line(error)})") from None
-    loader = getattr(module, attribute, None)
-    if not callable(loader):
-        raise DataError(f"dataset {path!r}: module {module_name!r} has no callable {attribute!r}")
-    return loader
 
 
 def as_inputs(values: Any, name: str, part: str) -> torch.Tensor:
@@ -87,7 +66,7 @@ def source_of(parts: Sequence[Any], classes: Sequence[str] | None, name: str) ->
 def load_by_import_path(path: str, data_dir: Path | None, download: bool, split_seed: int) -> Source:
     """The data a user's loader returns (it is called without arguments)."""
     try:
-        returned = import_loader(path)()
+        returned = import_callable(path, "dataset", "loader", DataError)()
     except DataError:
         raise
     except Exception as error:  # the user's loader failed: theirs to fix, in one line

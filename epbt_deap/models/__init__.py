@@ -7,10 +7,6 @@ to worker processes and Ray actors as a string; a name registered in a Python se
 """
 from __future__ import annotations
 
-import importlib
-import os
-import platform
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +14,7 @@ from torch import nn
 
 from epbt_deap.catalog import MODEL_NAMES
 from epbt_deap.errors import EpbtError
+from epbt_deap.imports import import_callable
 from epbt_deap.models.resnet import resnet8, resnet20, resnet32, resnet56
 from epbt_deap.models.small import digits_cnn, mlp
 from epbt_deap.models.wrn import wrn16_8
@@ -61,29 +58,10 @@ def is_session_only(name: str) -> bool:
     return name in _REGISTERED
 
 
-def import_factory(path: str) -> Factory:
-    """The callable at ``"package.module:attribute"``, the current folder searched too."""
-    module_name, _, attribute = path.partition(":")
-    where = f"on {platform.node()}"
-    if not module_name or not attribute:
-        raise UnknownModelError(f"model {path!r}: an import path is 'module:factory'")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` would; the console script does not
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # any failure to import the user's module is theirs to fix
-        raise UnknownModelError(f"model {path!r}: cannot import module {module_name!r} {where} "
-                                f"({type(error).__name__}: {' '.join(str(error).split())})") from None
-    factory = getattr(module, attribute, None)
-    if not callable(factory):
-        raise UnknownModelError(f"model {path!r}: module {module_name!r} has no callable {attribute!r}")
-    return factory
-
-
 def model_builder(name: str) -> Factory:
     """The factory of a built-in or registered name, or of an import path; a one-line UnknownModelError else."""
     if ":" in name:
-        return import_factory(name)
+        return import_callable(name, "model", "factory", UnknownModelError)
     factory = _BUILT_IN.get(name) or _REGISTERED.get(name)
     if factory is None:
         registered = f", or registered: {', '.join(sorted(_REGISTERED))}" if _REGISTERED else ""
