@@ -117,7 +117,8 @@ def users_own_model_and_data_run_from_the_wheel(folder: Path, env: dict[str, str
     assert "test accuracy 0." in python("notebook.py")
     python("make_wine.py")
     epbt("evolve", "--config", "quickstart", "--set", "data.dataset=arrays", "--set", "data.dir=wine.npz",
-         "--set", "train.model=mlp", "--set", "data.val_size=20", "--generations", "2", "--run-dir", "WINE")
+         "--set", "train.model=mymlp:build", "--set", "data.val_size=20", "--generations", "2", "--run-dir", "WINE")
+    assert "mymlp:build" in (folder / "WINE" / "config.yaml").read_text()
     one_liner = ("import epbt_deap; run = epbt_deap.evolve('quickstart', evolution={'generations': 2}); "
                  "print(run.best_test)")
     assert 0 < float(python("-c", one_liner)) <= 1
