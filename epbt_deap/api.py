@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,9 @@ class Run:
     logbook: list[dict[str, Any]]
     lineage: list[dict[str, Any]]
 
-    @property
+    @cached_property
     def best(self) -> dict[str, Any]:
-        """The best individual's lineage row (uid, genes, fitness, test_accuracy, measures)."""
+        """The best individual's lineage row (uid, genes, fitness, test_accuracy, measures), found once."""
         return best_ancestry(self.lineage)[-1]
 
     @property
@@ -61,8 +62,8 @@ class Run:
 
 def load_run(run_dir: str | Path) -> Run:
     """The run in ``run_dir``, from its files alone (finished or not)."""
-    logs = read_run_logs(run_dir)
-    return Run(RunLayout.at(run_dir).root, load_config(RunLayout.at(run_dir).config), logs.logbook, logs.lineage)
+    layout, logs = RunLayout.at(run_dir), read_run_logs(run_dir)
+    return Run(layout.root, load_config(layout.config), logs.logbook, logs.lineage)
 
 
 def dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -71,12 +71,13 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     plan = RunPlan.of(config)
     check_new_run_dir(layout, overwrite)
     splits = load_data(config)
+    plan = plan.for_data(splits)
     warn_unlearnable(schedule, splits.num_classes)
     with locked(layout):
         prepare_run_dir(layout, config, overwrite, splits)
         seed_everything(config.seed)
         logger.info("replaying %d steps of %s's best lineage", len(schedule.steps), source_dir)
-        return replay_schedule(plan.for_data(splits), layout, splits, schedule, observer)
+        return replay_schedule(plan, layout, splits, schedule, observer)
 
 
 def replay_schedule(plan: RunPlan, layout: RunLayout, splits: ImageSplits, schedule: LossSchedule,

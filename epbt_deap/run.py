@@ -105,8 +105,10 @@ class RunPlan:
         return cls(config, space, toolbox, settings, devices)
 
     def for_data(self, splits: ImageSplits) -> RunPlan:
-        """This plan, made again with the loaded data's number of classes where the config could not know it
-        (arrays and loaders of your own: Eq. 1's n and the learnability check depend on it)."""
+        """This plan checked against the loaded data, before any training: the model builds and gives one
+        logit per class (:func:`check_model`); made again with the data's number of classes where the config
+        could not know it (arrays and loaders of your own: Eq. 1's n and the learnability check depend on it)."""
+        check_model(self.settings, splits)
         if self.config.data.num_classes() is not None:
             return self
         return RunPlan.of(self.config, self.toolbox.evaluate.func, splits.num_classes)
@@ -209,7 +211,7 @@ def seed_everything(seed: int) -> None:
 
 
 def load_data(config: Config) -> ImageSplits:
-    """The run's data split, its labels flipped where ``data.label_noise`` asks; the model is checked on it."""
+    """The run's data split, its labels flipped where ``data.label_noise`` asks."""
     data = config.data
     splits = load_splits(data.dataset, data.dir, download=data.download, val_size=data.val_size,
                          train_subset=data.train_subset, augment=data.augment, split_seed=data.split_seed,
@@ -220,7 +222,6 @@ def load_data(config: Config) -> ImageSplits:
         splits = with_label_noise(splits, noise)
         logger.info("label noise: %s, rate %g, seed %d, validation %s", noise.kind, noise.rate, noise.seed,
                     "clean" if noise.clean_validation else "noisy")
-    check_model(TrainSettings.from_config(config.train), splits)
     return splits
 
 
@@ -291,8 +292,9 @@ def run(config: Config, run_dir: Path, observer: Observer | None = None, overwri
     layout = RunLayout.at(run_dir)
     check_new_run_dir(layout, overwrite)
     splits = load_data(config)
+    plan = plan.for_data(splits)
     with locked(layout):
-        return start(plan.for_data(splits), layout, splits, observer, overwrite)
+        return start(plan, layout, splits, observer, overwrite)
 
 
 def locked(layout: RunLayout) -> contextlib.AbstractContextManager[None]:

@@ -1,4 +1,7 @@
 """The study runner's declared methods build valid configs, and the pilot's entry rule is as declared."""
+import csv
+import json
+
 import pytest
 
 from epbt_deap.config import load_config, parse_assignment
@@ -58,7 +61,7 @@ def record(method, seed, tests, vals, commit="abc", dirty=False, model_epochs=60
 def write_records(folder, records):
     folder.mkdir(parents=True)
     for item in records:
-        (folder / f"{item['method']}-seed{item['seed']}.json").write_text(__import__("json").dumps(item))
+        (folder / f"{item['method']}-seed{item['seed']}.json").write_text(json.dumps(item))
 
 
 def test_the_tables_resolve_tuning_early_stopping_and_the_bar(tmp_path):
@@ -72,11 +75,11 @@ def test_the_tables_resolve_tuning_early_stopping_and_the_bar(tmp_path):
                     record("epbt", seed, [0.5, 0.7 + shift], [0.5, 0.7], model_epochs=480)]
     write_records(tmp_path / "noisy", records)
     markdown = tables.write_setting("noisy", tmp_path, tmp_path / "out", "abc")
-    rows = {row["method"]: row for row in __import__("csv").DictReader((tmp_path / "out" / "noisy.csv").open())}
+    rows = {row["method"]: row for row in csv.DictReader((tmp_path / "out" / "noisy.csv").open())}
     assert float(rows["b1"]["test"]) == pytest.approx(56.0)  # the final 0.55 and 0.57 of lr 0.1
     assert float(rows["b1_es"]["test"]) == pytest.approx(61.0)  # its best validation epoch
     assert float(rows["b1"]["model_epochs"]) == 180 and float(rows["epbt"]["with_tuning"]) == 660
-    bar = {row["control"]: row for row in __import__("csv").DictReader((tmp_path / "out" / "noisy_bar.csv").open())}
+    bar = {row["control"]: row for row in csv.DictReader((tmp_path / "out" / "noisy_bar.csv").open())}
     assert bar["b1_es"]["verdict"] == "wins" and float(bar["b1_es"]["difference"]) == pytest.approx(10.0)
     assert bar["b1_es"]["epbt_epochs_to_pass"] == "12"
     assert "Setting noisy" in markdown and (tmp_path / "out" / "noisy.png").exists()

@@ -21,9 +21,14 @@ from epbt_deap.imports import import_callable
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
+def tensor_of(values: Any) -> torch.Tensor:
+    """An array, a tensor or a list as a tensor (a tensor is kept as it is)."""
+    return values if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+
+
 def as_inputs(values: Any, name: str, part: str) -> torch.Tensor:
     """uint8 images as N x C x H x W, or float features as N x D x 1 x 1; a DataError for anything else."""
-    tensor = torch.as_tensor(np.asarray(values)) if not isinstance(values, torch.Tensor) else values
+    tensor = tensor_of(values)
     shape = tuple(tensor.shape)
     if tensor.dtype == torch.uint8 and tensor.dim() == 3:
         return tensor.unsqueeze(1)
@@ -39,7 +44,8 @@ def as_inputs(values: Any, name: str, part: str) -> torch.Tensor:
 
 
 def as_labels(values: Any, count: int, name: str, part: str) -> torch.Tensor:
-    tensor = torch.as_tensor(np.asarray(values)) if not isinstance(values, torch.Tensor) else values
+    """``count`` integer labels as int64; a DataError for anything else."""
+    tensor = tensor_of(values)
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dim() != 1 or len(tensor) != count:
         raise DataError(f"{name}: {part} must be {count} integer labels, got {tensor.dtype} {list(tensor.shape)}")
     return tensor.to(torch.int64)
