@@ -1,13 +1,17 @@
-"""Shared test helpers that must be importable: the tiny run, a JSON-lines reader, the paper's algorithmic
+"""Shared test helpers that must be importable: the tiny run's config, a JSON-lines reader, the paper's algorithmic
 options, and pool work functions (module-level, so spawned worker processes and Ray actors can unpickle them)."""
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from epbt_deap.config import Config, build_config
 from epbt_deap.rundir import logs
 
+#: The tiny run: 4 ResNet-8s on fake data, 3 generations of 1 epoch. Tests build it only through tiny().
 TINY = {
     "name": "tiny",
     "seed": 3,
@@ -16,6 +20,18 @@ TINY = {
     "evolution": {"population": 4, "elites": 2, "generations": 3},
     "resources": {"device": "cpu", "cpu_workers": 0},
 }
+
+
+def tiny(overrides: Mapping[str, Any] = {}) -> Config:
+    """The tiny run's config with dotted-key ``overrides`` (``{"evolution.generations": 2}``): the one way
+    tests build it, the way ``--set`` does."""
+    return build_config(TINY, overrides)
+
+
+def tiny_yaml(path: Path, overrides: Mapping[str, Any] = {}) -> Path:
+    """Write ``tiny(overrides)`` as a config file at ``path``, for the command line; returns ``path``."""
+    path.write_text(tiny(overrides).to_yaml())
+    return path
 
 
 #: Algorithm 1 as printed: (taylorglo.init, partners, repair_tries, elites_train, taylorglo_scale).

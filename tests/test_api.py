@@ -1,11 +1,11 @@
 """The Python entry point: epbt_deap.evolve, resume and load_run return a Run (issue 24, item 6)."""
 import epbt_deap
 from epbt_deap.schedule import LossSchedule
-from tests.helpers import TINY
+from tests.helpers import tiny
 
 
 def test_evolve_returns_the_best_its_genes_and_its_schedule(tmp_path, capsys):
-    run = epbt_deap.evolve(TINY, run_dir=tmp_path / "run", evolution={"generations": 2}, seed=5)
+    run = epbt_deap.evolve(tiny(), run_dir=tmp_path / "run", evolution={"generations": 2}, seed=5)
     assert run.config.seed == 5 and run.config.evolution.generations == 2
     assert run.run_dir == tmp_path / "run" and len(run.logbook) == 2
     assert 0 <= run.best_test <= 1 and 0 <= run.best_validation <= 1
@@ -16,7 +16,7 @@ def test_evolve_returns_the_best_its_genes_and_its_schedule(tmp_path, capsys):
 
 
 def test_resume_extends_and_load_run_reads_the_same_run(tmp_path):
-    epbt_deap.evolve(TINY, run_dir=tmp_path / "run", evolution={"generations": 2}, progress=False)
+    epbt_deap.evolve(tiny(), run_dir=tmp_path / "run", evolution={"generations": 2}, progress=False)
     resumed = epbt_deap.resume(tmp_path / "run", generations=3, lr_milestones=[2], progress=False)
     assert [row["gen"] for row in resumed.logbook] == [0, 1, 2]
     loaded = epbt_deap.load_run(tmp_path / "run")

@@ -4,29 +4,34 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import execute, main
+from epbt_deap.config import load_config
 from epbt_deap.errors import EpbtError
-from tests.helpers import read_jsonl
-
-TINY_ARGS = ["--dataset", "fake", "--model", "resnet8", "--population", "4", "--elites", "2",
-             "--generations", "2", "--epochs-per-generation", "1", "--device", "cpu", "--seed", "1",
-             "--set", "train.batch_size=32"]
+from tests.helpers import read_jsonl, tiny_yaml
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, ["evolve", *args])
+@pytest.fixture
+def evolve(tmp_path):
+    """``epbt-deap evolve`` of the tiny run (2 generations) with more options, into ``tmp_path/run``."""
+    config = tiny_yaml(tmp_path / "tiny.yaml", {"evolution.generations": 2})
+
+    def invoke(*args):
+        return CliRunner().invoke(main, ["evolve", "--config", str(config), *args, "--run-dir", str(tmp_path / "run")])
+    return invoke
 
 
-def test_evolve_runs_and_prints_one_summary_line_per_generation(tmp_path):
-    result = invoke(*TINY_ARGS, "--run-dir", str(tmp_path / "run"))
+def test_evolve_runs_and_prints_one_summary_line_per_generation(tmp_path, evolve):
+    result = evolve("--population", "3", "--elites", "1", "--seed", "1", "--set", "train.batch_size=16")
     assert result.exit_code == 0, result.output
+    config = load_config(tmp_path / "run" / "config.yaml")  # the shorthands and --set outrank the file
+    assert (config.evolution.population, config.evolution.elites, config.seed, config.train.batch_size) == (3, 1, 1, 16)
     lines = [line for line in result.output.splitlines() if line.startswith("gen ")]
     assert len(lines) == 2 and "best" in lines[0] and "test of best" in lines[0]
     assert len((tmp_path / "run" / "logbook.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow
-def test_the_vectorised_trainer_from_the_command_line(tmp_path):
-    result = invoke(*TINY_ARGS, "--trainer", "vectorized", "--run-dir", str(tmp_path / "run"))
+def test_the_vectorised_trainer_from_the_command_line(tmp_path, evolve):
+    result = evolve("--trainer", "vectorized")
     assert result.exit_code == 0, result.output
     assert "trainer: vectorized" in (tmp_path / "run" / "config.yaml").read_text()
     lineage = read_jsonl(tmp_path / "run" / "lineage.jsonl")
@@ -35,9 +40,9 @@ def test_the_vectorised_trainer_from_the_command_line(tmp_path):
 
 @pytest.mark.slow
 def test_swapped_operators_from_a_config_file(tmp_path):
-    config = tmp_path / "ablation.yaml"
-    config.write_text("evolution:\n  select: {name: selBest}\n  mate: {name: cxBlend, alpha: 0.3}\n")
-    result = invoke("--config", str(config), *TINY_ARGS, "--run-dir", str(tmp_path / "run"))
+    config = tiny_yaml(tmp_path / "ablation.yaml", {"evolution.select": {"name": "selBest"},
+                                                     "evolution.mate": {"name": "cxBlend", "alpha": 0.3}})
+    result = CliRunner().invoke(main, ["evolve", "--config", str(config), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "best.pt").exists()
 
@@ -56,8 +61,8 @@ def test_swapped_operators_from_a_config_file(tmp_path):
     (["--backend", "slurm"], "Invalid value for '--backend'"),
     (["--trainer", "batched"], "Invalid value for '--trainer'"),
 ])
-def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
-    result = invoke(*TINY_ARGS, *args, "--run-dir", str(tmp_path / "run"))
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, evolve, args, message):
+    result = evolve(*args)
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
@@ -72,14 +77,14 @@ def test_a_folder_without_a_run_is_a_one_line_error(tmp_path, command):
 
 
 @pytest.mark.slow
-def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path):
+def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path, evolve):
     run_dir = tmp_path / "run"
-    assert invoke(*TINY_ARGS, "--run-dir", str(run_dir)).exit_code == 0
+    assert evolve().exit_code == 0
     before = (run_dir / "logbook.jsonl").read_text()
-    refused = invoke(*TINY_ARGS, "--run-dir", str(run_dir))
+    refused = evolve()
     assert refused.exit_code == 2 and "--overwrite" in refused.output
     assert (run_dir / "logbook.jsonl").read_text() == before
-    again = invoke(*TINY_ARGS, "--run-dir", str(run_dir), "--overwrite", "--seed", "2")
+    again = evolve("--overwrite", "--seed", "2")
     assert again.exit_code == 0
     assert [row["gen"] for row in read_jsonl(run_dir / "logbook.jsonl")] == [0, 1]
 

@@ -6,13 +6,12 @@ import random
 import pytest
 from deap import tools
 
-from epbt_deap.config import build_config
 from epbt_deap.evolution import operators
 from epbt_deap.evolution.algorithms import eaElitist, make_child
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.toolbox import OperatorError, available_operators
 from epbt_deap.run import RunPlan
-from tests.helpers import TINY
+from tests.helpers import tiny
 
 ARGUMENTS = {  # what the operators that need arguments are given
     "selTournament": {"tournsize": 2}, "selDoubleTournament": {"fitness_size": 2, "parsimony_size": 1.4,
@@ -25,9 +24,9 @@ ARGUMENTS = {  # what the operators that need arguments are given
     "mutPerturb": {}, "cxBlend": {"alpha": 0.5}, "cxESBlend": {"alpha": 0.5}, "cxSimulatedBinary": {"eta": 20},
     "cxSimulatedBinaryBounded": {"eta": 20}, "cxUniform": {"indpb": 0.5}, "cxUniformPartialyMatched": {"indpb": 0.5},
 }
-DEFAULTS = {"select": {"name": "selTournament", "tournsize": 2},
-            "mutate": {"name": "mutMultiplicativeGaussian", "sigma": 0.2},
-            "mate": {"name": "cxUniform", "indpb": 0.5}}
+DEFAULTS = {"evolution.select": {"name": "selTournament", "tournsize": 2},
+            "evolution.mutate": {"name": "mutMultiplicativeGaussian", "sigma": 0.2},
+            "evolution.mate": {"name": "cxUniform", "indpb": 0.5}}
 
 
 def deap_operators():
@@ -48,7 +47,7 @@ def loop_with_fake_training(toolbox, population=8, generations=3):
 @pytest.mark.parametrize("role, name", deap_operators())
 def test_every_operator_completes_a_run_or_is_refused_in_one_line_before_training(role, name):
     spec = {"name": name, **ARGUMENTS.get(name, {})}
-    config = build_config({**TINY, "evolution": {**TINY["evolution"], **DEFAULTS, role: spec}})
+    config = tiny({**DEFAULTS, f"evolution.{role}": spec})
     try:
         plan = RunPlan.of(config)  # what `evolve` checks before it loads data or trains
     except OperatorError as error:
@@ -64,7 +63,7 @@ def test_most_of_deaps_operators_run_and_the_known_misfits_are_refused():
     for role, name in deap_operators():
         spec = {"name": name, **ARGUMENTS.get(name, {})}
         try:
-            RunPlan.of(build_config({**TINY, "evolution": {**TINY["evolution"], **DEFAULTS, role: spec}}))
+            RunPlan.of(tiny({**DEFAULTS, f"evolution.{role}": spec}))
         except OperatorError:
             refused.add(name)
     assert {"mutESLogNormal", "cxMessyOnePoint"} <= refused  # no ES strategy; changes the length
@@ -81,7 +80,7 @@ def fresh_individual_crossover(first, second):
 
 @pytest.mark.parametrize("role, operator", [("mutate", plain_list_mutation), ("mate", fresh_individual_crossover)])
 def test_what_an_operator_returns_is_kept_and_the_child_keeps_its_identity(role, operator):
-    plan = RunPlan.of(build_config({**TINY, "evolution": {**TINY["evolution"], "cxpb": 1.0, "mutpb": 1.0}}))
+    plan = RunPlan.of(tiny({"evolution.cxpb": 1.0, "evolution.mutpb": 1.0}))
     toolbox = plan.toolbox
     toolbox.register(role, operator)
     toolbox.decorate(role, operators.clip_to_bounds(plan.space))

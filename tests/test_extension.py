@@ -5,20 +5,20 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.config import ConfigError, build_config, load_config
+from epbt_deap.config import ConfigError, load_config
 from epbt_deap.run import resume, run
 from epbt_deap.rundir.extension import extended
-from tests.helpers import TINY, read_jsonl, read_logbook, run_files
+from tests.helpers import read_jsonl, read_logbook, run_files, tiny
 
-SHORT = {**TINY, "evolution": {"population": 2, "elites": 1, "generations": 2}}  # lr milestone at epoch 2
-LONG = {**SHORT, "evolution": {**SHORT["evolution"], "generations": 4}}
+SHORT = {"evolution.population": 2, "evolution.elites": 1, "evolution.generations": 2}  # lr milestone at epoch 2
+LONG = {**SHORT, "evolution.generations": 4}
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A run of 2 generations, finished."""
     run_dir = tmp_path_factory.mktemp("short") / "run"
-    run(build_config(SHORT), run_dir)
+    run(tiny(SHORT), run_dir)
     return run_dir
 
 
@@ -27,7 +27,7 @@ def test_extending_g_to_2g_generations_gives_the_logbook_of_an_uninterrupted_2g_
     run_dir = tmp_path / "extended"
     shutil.copytree(finished, run_dir)
     resume(run_dir, generations=4, lr_milestones=[2])
-    run(build_config(LONG), tmp_path / "long")
+    run(tiny(LONG), tmp_path / "long")
     assert [row["gen"] for row in read_jsonl(run_dir / "logbook.jsonl")] == [0, 1, 2, 3]
     assert read_logbook(run_dir / "logbook.jsonl") == read_logbook(tmp_path / "long" / "logbook.jsonl")
     lineage, reference = read_jsonl(run_dir / "lineage.jsonl"), read_jsonl(tmp_path / "long" / "lineage.jsonl")
@@ -38,7 +38,7 @@ def test_extending_g_to_2g_generations_gives_the_logbook_of_an_uninterrupted_2g_
     (extension,) = config.extensions
     assert (extension.after_generation, extension.generations_before, extension.generations) == (1, 2, 4)
     assert extension.lr_milestones_before == extension.lr_milestones == [2]
-    assert config.model_copy(update={"extensions": []}) == build_config(LONG)
+    assert config.model_copy(update={"extensions": []}) == tiny(LONG)
 
 
 def resume_cli(run_dir, *args):
@@ -64,15 +64,15 @@ def test_an_extension_that_would_go_wrong_is_one_line_and_changes_nothing(finish
 
 
 def test_a_resume_that_changes_nothing_records_no_extension():
-    config = build_config(SHORT)
+    config = tiny(SHORT)
     assert extended(config, 2) is config
     assert extended(config, 2, generations=2, lr_milestones=[2]) is config
 
 
 def test_milestones_ahead_of_the_clock_may_move():
-    longer = extended(build_config(SHORT), 2, generations=6, lr_milestones=[4, 5])
+    longer = extended(tiny(SHORT), 2, generations=6, lr_milestones=[4, 5])
     assert longer.train.lr_milestones == [4, 5] and longer.extensions[0].lr_milestones_before == [2]
-    passed = build_config(SHORT, {"train.lr_milestones": [1]})  # epoch 1 trained at the decayed rate
+    passed = tiny({**SHORT, "train.lr_milestones": [1]})  # epoch 1 trained at the decayed rate
     with pytest.raises(ConfigError, match=r"milestones \[1\] before epoch 2; those must stay \(got \[\]\)"):
         extended(passed, 2, generations=6, lr_milestones=[4])
 

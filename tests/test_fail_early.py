@@ -6,23 +6,20 @@ import platform
 
 import pytest
 import torch
-import yaml
 from click.testing import CliRunner
 
 import epbt_deap
 from cli.main import main
-from epbt_deap.config import build_config
 from epbt_deap.errors import GenerationFailedError
 from epbt_deap.execution.pool import DeviceError, resolve_devices
 from epbt_deap.execution.protocol import EvalResult
 from epbt_deap.execution.training import evaluate
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, read_jsonl, untimed
+from tests.helpers import read_jsonl, tiny, tiny_yaml, untimed
 
 
 def evolve(tmp_path, *args):
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    return CliRunner().invoke(main, ["evolve", "--config", str(tmp_path / "tiny.yaml"), *args,
+    return CliRunner().invoke(main, ["evolve", "--config", str(tiny_yaml(tmp_path / "tiny.yaml")), *args,
                                      "--run-dir", str(tmp_path / "run")])
 
 
@@ -76,9 +73,9 @@ def diverging_after_generation_0(context, task):
 
 
 def test_a_generation_where_all_diverged_stops_the_run_which_then_resumes(tmp_path):
-    reference = run(build_config(TINY), tmp_path / "reference")
+    reference = run(tiny(), tmp_path / "reference")
     with pytest.raises(GenerationFailedError, match="all 4 evaluations of generation 1 diverged"):
-        run(build_config(TINY), tmp_path / "run", evaluate=diverging_after_generation_0)
+        run(tiny(), tmp_path / "run", evaluate=diverging_after_generation_0)
     assert [row["gen"] for row in read_jsonl(tmp_path / "run" / "logbook.jsonl")] == [0]
     resumed = resume(tmp_path / "run")
     assert untimed(resumed.logbook) == untimed(reference.logbook)

@@ -9,9 +9,9 @@ from epbt_deap.config import ConfigError, build_config
 from epbt_deap.data.noise import flip_labels, with_label_noise
 from epbt_deap.errors import RunDirError
 from epbt_deap.run import load_data, resume, run
-from tests.helpers import TINY, read_jsonl
+from tests.helpers import read_jsonl, tiny
 
-NOISY = {**TINY, "data": {**TINY["data"], "label_noise": {"rate": 0.25}}}
+NOISY = {"data.label_noise.rate": 0.25}
 
 
 def draw(seed):
@@ -38,9 +38,9 @@ def test_pairflip_maps_each_class_to_the_next():
 
 def test_the_same_seed_gives_the_same_flips_for_every_method_and_test_labels_never_change():
     def data(overrides):
-        return load_data(build_config(NOISY, overrides))
+        return load_data(tiny({**NOISY, **overrides}))
 
-    clean = load_data(build_config(TINY))
+    clean = load_data(tiny())
     epbt, pbt = data({}), data({"evolution.algorithm": "pbt"})
     assert torch.equal(epbt.train_labels, pbt.train_labels) and torch.equal(epbt.val_labels, pbt.val_labels)
     assert torch.equal(epbt.test_labels, clean.test_labels)
@@ -49,13 +49,13 @@ def test_the_same_seed_gives_the_same_flips_for_every_method_and_test_labels_nev
     assert int((epbt.val_labels != clean.val_labels).sum()) == round(0.25 * len(clean.val_labels))
     other_seed = data({"seed": 4})
     assert not torch.equal(other_seed.train_labels, epbt.train_labels)
-    assert torch.equal(data({"seed": 4, "data.label_noise.seed": TINY["seed"]}).train_labels, epbt.train_labels)
+    assert torch.equal(data({"seed": 4, "data.label_noise.seed": tiny().seed}).train_labels, epbt.train_labels)
 
 
 def test_a_clean_validation_set_keeps_the_same_training_flips():
-    clean = load_data(build_config(TINY))
-    kept = with_label_noise(clean, build_config(NOISY, {"data.label_noise.clean_validation": True}).label_noise())
-    noisy = with_label_noise(clean, build_config(NOISY).label_noise())
+    clean = load_data(tiny())
+    kept = with_label_noise(clean, tiny({**NOISY, "data.label_noise.clean_validation": True}).label_noise())
+    noisy = with_label_noise(clean, tiny(NOISY).label_noise())
     assert torch.equal(kept.val_labels, clean.val_labels) and not torch.equal(noisy.val_labels, clean.val_labels)
     assert torch.equal(kept.train_labels, noisy.train_labels)
 
@@ -72,11 +72,11 @@ def test_bad_label_noise_is_a_one_line_error(noise, message):
 
 def test_a_noisy_run_records_its_flips_and_memorisation_and_resumes_only_with_the_same_flips(tmp_path):
     run_dir = tmp_path / "run"
-    run(build_config(NOISY, {"evolution.generations": 2}), run_dir)
+    run(tiny({**NOISY, "evolution.generations": 2}), run_dir)
     record = json.loads((run_dir / "label_noise.json").read_text())
-    splits = load_data(build_config(NOISY))
+    splits = load_data(tiny(NOISY))
     flipped = (splits.train_labels != splits.train_true_labels).nonzero().flatten().tolist()
-    assert record["seed"] == TINY["seed"] and record["kind"] == "symmetric" and record["train"]["positions"] == flipped
+    assert record["seed"] == tiny().seed and record["kind"] == "symmetric" and record["train"]["positions"] == flipped
     assert record["train"]["noisy"] == splits.train_labels[flipped].tolist()
     assert len(record["validation"]["positions"]) == round(0.25 * len(splits.val_labels))
     for row in read_jsonl(run_dir / "lineage.jsonl"):
@@ -92,7 +92,7 @@ def test_a_noisy_run_records_its_flips_and_memorisation_and_resumes_only_with_th
 
 
 def test_every_evaluation_records_nll_ece_and_training_accuracy(tmp_path):
-    run(build_config(TINY, {"evolution.generations": 1}), tmp_path / "run")
+    run(tiny({"evolution.generations": 1}), tmp_path / "run")
     rows = read_jsonl(tmp_path / "run" / "lineage.jsonl")
     for row in rows:
         assert row["val_nll"] > 0 and row["test_nll"] > 0 and 0 <= row["test_ece"] <= 1

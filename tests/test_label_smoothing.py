@@ -13,10 +13,9 @@ from epbt_deap.execution.training import TrainSettings, make_loss
 from epbt_deap.replay import replay
 from epbt_deap.run import run
 from epbt_deap.schedule import LossSchedule
-from tests.helpers import TINY, read_jsonl
+from tests.helpers import read_jsonl, tiny
 
-SMOOTHED_PBT = {**TINY, "train": {**TINY["train"], "loss": "cross_entropy"},
-                "evolution": {**TINY["evolution"], "genes": {"label_smoothing": {"low": 0.0, "high": 0.3}}}}
+SMOOTHED_PBT = {"train.loss": "cross_entropy", "evolution.genes": {"label_smoothing": {"low": 0.0, "high": 0.3}}}
 
 
 def test_the_setting_and_the_gene_give_torchs_label_smoothing():
@@ -75,7 +74,7 @@ def evolved_smoothing(run_dir):
 @pytest.mark.parametrize("trainer", ["per_model", "vectorized"])
 def test_the_gene_reaches_the_loss_in_both_trainers_and_in_replay(tmp_path, monkeypatch, trainer):
     seen = spy_on_smoothing(monkeypatch)
-    config = build_config({**SMOOTHED_PBT, "train": {**SMOOTHED_PBT["train"], "trainer": trainer}})
+    config = tiny({**SMOOTHED_PBT, "train.trainer": trainer})
     run(config, tmp_path / "run")
     genes = evolved_smoothing(tmp_path / "run")
     assert len(genes) >= 3 and set(seen) == genes  # each child trained with its own gene, and only those

@@ -12,20 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.config import build_config
 from epbt_deap.errors import RunDirBusyError, RunDirError
 from epbt_deap.run import check_run_dir, resume, run
 from epbt_deap.rundir import lock as lock_module
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.rundir.lock import lock_holder, lock_run_dir
 from epbt_deap.rundir.show import describe, read_view
-from tests.helpers import TINY, read_jsonl, run_files
+from tests.helpers import read_jsonl, run_files, tiny, tiny_yaml
 
-LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 5}}
+LONGER = {"evolution.generations": 5}
 
 
 def cli(*args):
@@ -72,10 +70,10 @@ def test_where_the_file_system_has_no_flock_the_run_goes_on_unlocked_and_says_so
 
 def test_a_run_refuses_a_locked_run_directory_and_touches_nothing(tmp_path):
     run_dir = tmp_path / "run"
-    run(build_config(TINY), run_dir)
+    run(tiny(), run_dir)
     before = run_files(run_dir)
     with lock_run_dir(run_dir):
-        for attempt in (lambda: run(build_config(TINY), run_dir, overwrite=True), lambda: resume(run_dir)):
+        for attempt in (lambda: run(tiny(), run_dir, overwrite=True), lambda: resume(run_dir)):
             with pytest.raises(RunDirBusyError):
                 attempt()
     assert run_files(run_dir) == before
@@ -83,8 +81,7 @@ def test_a_run_refuses_a_locked_run_directory_and_touches_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_while_a_run_trains_writers_are_refused_and_readers_work(tmp_path):
-    config = tmp_path / "longer.yaml"
-    config.write_text(yaml.safe_dump(LONGER))
+    config = tiny_yaml(tmp_path / "longer.yaml", LONGER)
     run_dir = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "evolve", "--config", str(config),
                                 "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -163,7 +160,7 @@ def test_a_file_the_root_and_the_home_folder_are_refused(tmp_path, monkeypatch):
 
 def test_show_says_whether_a_process_holds_the_lock(tmp_path):
     run_dir = tmp_path / "run"
-    run(build_config(TINY), run_dir)
+    run(tiny(), run_dir)
     assert ": finished\n" in "\n".join(describe(read_view(run_dir))) + "\n"
     with lock_run_dir(run_dir):
         assert f": running, pid {os.getpid()} on {socket.gethostname()}, since " in describe(read_view(run_dir))[0]
@@ -192,10 +189,10 @@ def alive(pid):
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finding a process's children here reads /proc")
 def test_workers_exit_when_the_main_process_is_killed(tmp_path):
-    config = tmp_path / "workers.yaml"
-    slow_epochs = {**TINY["train"], "epochs_per_generation": 6}  # an evaluation (about 1 s) outlasts the check below
-    config.write_text(yaml.safe_dump({**LONGER, "train": slow_epochs, "evolution": {"population": 2, "elites": 1},
-                                      "resources": {"device": "cpu", "cpu_workers": 1, "threads_per_worker": 1}}))
+    config = tiny_yaml(tmp_path / "workers.yaml", {
+        **LONGER, "evolution.population": 2, "evolution.elites": 1,
+        "train.epochs_per_generation": 6,  # an evaluation (about 1 s) outlasts the check below
+        "resources.cpu_workers": 1, "resources.threads_per_worker": 1})
     run_dir = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "evolve", "--config", str(config),
                                 "--run-dir", str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

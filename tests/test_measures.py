@@ -84,14 +84,13 @@ def test_the_gce_setting_builds_gce_with_its_q():
 
 def test_both_trainers_train_with_gce_alike(tmp_path):
     from epbt_deap.run import run
-    from tests.helpers import TINY, read_jsonl
+    from tests.helpers import read_jsonl, tiny
 
-    gce = {**TINY, "train": {**TINY["train"], "loss": "gce", "gce_q": 0.5},
-           "evolution": {**TINY["evolution"], "algorithm": "pbt", "generations": 1,
-                         "genes": {"lr": {"low": 0.01, "high": 0.2}}}}
+    gce = {"train.loss": "gce", "train.gce_q": 0.5, "evolution.algorithm": "pbt", "evolution.generations": 1,
+           "evolution.genes": {"lr": {"low": 0.01, "high": 0.2}}}
     losses = {}
     for trainer in ("per_model", "vectorized"):
-        run(build_config({**gce, "train": {**gce["train"], "trainer": trainer}}), tmp_path / trainer)
+        run(tiny({**gce, "train.trainer": trainer}), tmp_path / trainer)
         losses[trainer] = [row["train_loss"] for row in read_jsonl(tmp_path / trainer / "lineage.jsonl")]
     assert all(0 < loss < 1 / 0.5 for loss in losses["per_model"])  # GCE lies in [0, 1/q)
     assert losses["vectorized"] == pytest.approx(losses["per_model"], rel=2e-3)  # float32 summation order differs

@@ -12,7 +12,7 @@ from PIL import Image
 from epbt_deap.config import build_config
 from epbt_deap.data import DataError, load_splits
 from epbt_deap.run import run
-from tests.helpers import TINY, read_jsonl
+from tests.helpers import read_jsonl, tiny
 
 IDX_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}
 
@@ -84,9 +84,9 @@ def test_a_corrupt_idx_file_is_one_line(tmp_path):
 
 
 def tiny_run(dataset, data_dir, run_dir, **data):
-    config = build_config({**TINY, "data": {"dataset": dataset, "dir": str(data_dir), "download": False, **data},
-                           "train": {**TINY["train"], "model": "resnet8"},
-                           "evolution": {"population": 2, "elites": 1, "generations": 2}})
+    config = tiny({"data.dataset": dataset, "data.dir": str(data_dir), "data.download": False,
+                   **{f"data.{key}": value for key, value in data.items()},
+                   "evolution.population": 2, "evolution.elites": 1, "evolution.generations": 2})
     run(config, run_dir)
     return read_jsonl(run_dir / "lineage.jsonl")
 

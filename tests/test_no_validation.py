@@ -4,17 +4,17 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.config import ConfigError, build_config, load_config, named_configs
+from epbt_deap.config import ConfigError, load_config, named_configs
 from epbt_deap.data import load_splits
 from epbt_deap.replay import replay
 from epbt_deap.report.writer import write_report
 from epbt_deap.run import run
 from epbt_deap.rundir.show import describe, read_view
-from tests.helpers import TINY, read_jsonl
+from tests.helpers import read_jsonl, tiny
 
-BASELINE = {**TINY, "name": "b1", "data": {"dataset": "fake", "val_size": 0},
-            "train": {**TINY["train"], "loss": "cross_entropy"},
-            "evolution": {"algorithm": "none", "population": 1, "generations": 2}}
+NO_VALIDATION = {"data.val_size": 0}
+BASELINE = {**NO_VALIDATION, "name": "b1", "train.loss": "cross_entropy", "evolution.algorithm": "none",
+            "evolution.population": 1, "evolution.generations": 2}
 
 
 @pytest.mark.parametrize("evolution", [{"algorithm": "epbt", "population": 4, "elites": 2},
@@ -22,7 +22,7 @@ BASELINE = {**TINY, "name": "b1", "data": {"dataset": "fake", "val_size": 0},
                                        {"algorithm": "none", "population": 2}])
 def test_refused_where_selection_needs_validation_in_one_line(evolution):
     with pytest.raises(ConfigError) as error:
-        build_config({**BASELINE, "train": TINY["train"], "evolution": evolution})
+        tiny({**NO_VALIDATION, **{f"evolution.{key}": value for key, value in evolution.items()}})
     assert str(error.value).startswith("data.val_size: 0 leaves no validation set")
     assert "\n" not in str(error.value)
 
@@ -48,7 +48,7 @@ def test_no_validation_set_trains_on_every_training_image():
 
 @pytest.mark.slow
 def test_baseline_1_without_validation_records_null_and_reports_replays_and_shows(tmp_path):
-    summary = run(build_config(BASELINE), tmp_path / "b1")
+    summary = run(tiny(BASELINE), tmp_path / "b1")
     lineage, logbook = read_jsonl(tmp_path / "b1" / "lineage.jsonl"), read_jsonl(tmp_path / "b1" / "logbook.jsonl")
     assert [row["fitness"] for row in lineage] == [None, None]
     assert all(row[key] is None for row in logbook for key in ("avg", "std", "min", "max"))

@@ -8,10 +8,9 @@ from click.testing import CliRunner
 
 import epbt_deap
 from cli.main import main
-from epbt_deap.config import build_config
 from epbt_deap.models import UnknownModelError, build_model
 from epbt_deap.run import run
-from tests.helpers import TINY, read_jsonl
+from tests.helpers import read_jsonl, tiny
 
 MYNET = '''
 from torch import nn
@@ -44,11 +43,6 @@ def user_folder(tmp_path, monkeypatch):
     yield tmp_path
 
 
-def tiny_with(model, generations=1, **train):
-    return build_config({**TINY, "train": {**TINY["train"], "model": model, **train},
-                         "evolution": {**TINY["evolution"], "generations": generations}})
-
-
 def test_an_import_path_builds_the_users_factory_with_its_arguments(user_folder):
     model = build_model("mynet:build", num_classes=4, in_channels=3, model_args={"width": 5})
     assert model[0].out_channels == 5 and model(torch.zeros(2, 3, 8, 8)).shape == (2, 4)
@@ -56,9 +50,8 @@ def test_an_import_path_builds_the_users_factory_with_its_arguments(user_folder)
 
 @pytest.mark.slow
 def test_a_run_with_the_users_model_trains_in_two_worker_processes(user_folder):
-    config = build_config({**TINY, "train": {**TINY["train"], "model": "mynet:build", "model_args": {"width": 6}},
-                           "evolution": {**TINY["evolution"], "generations": 2},
-                           "resources": {"device": "cpu", "cpu_workers": 2}})
+    config = tiny({"train.model": "mynet:build", "train.model_args": {"width": 6}, "evolution.generations": 2,
+                   "resources.cpu_workers": 2})
     run(config, user_folder / "run")
     rows = read_jsonl(user_folder / "run" / "lineage.jsonl")
     assert len(rows) == 8 and all(row["status"] == "ok" for row in rows)
@@ -95,9 +88,8 @@ def test_a_registered_name_works_in_process_and_is_refused_with_workers(tmp_path
     def tiny_mlp(num_classes, in_channels):
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_channels * 16 * 16, num_classes))
 
-    run(tiny_with("tiny_mlp_for_test"), tmp_path / "run")
+    run(tiny({"train.model": "tiny_mlp_for_test", "evolution.generations": 1}), tmp_path / "run")
     assert all(row["status"] == "ok" for row in read_jsonl(tmp_path / "run" / "lineage.jsonl"))
-    with_workers = build_config({**TINY, "train": {**TINY["train"], "model": "tiny_mlp_for_test"},
-                                 "resources": {"device": "cpu", "cpu_workers": 2}})
+    with_workers = tiny({"train.model": "tiny_mlp_for_test", "resources.cpu_workers": 2})
     with pytest.raises(UnknownModelError, match="registered in this Python session.*import path"):
         run(with_workers, tmp_path / "workers")

@@ -83,7 +83,8 @@ def test_the_wheel_runs_the_quickstart_without_the_repository(tmp_path):
                             capture_output=True, text=True, check=True)
     assert "quickstart" in listed.stdout
     run = subprocess.run([sys.executable, str(script), "evolve", "--config", "quickstart", "--generations", "2",
-                          "--run-dir", "RUN"], cwd=empty, env=env, capture_output=True, text=True, timeout=600)
+                          "--population", "4", "--elites", "2", "--run-dir", "RUN"],
+                         cwd=empty, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert len((empty / "RUN" / "logbook.jsonl").read_text().splitlines()) == 2
     users_own_model_and_data_run_from_the_wheel(empty, env, script)
@@ -119,6 +120,3 @@ def users_own_model_and_data_run_from_the_wheel(folder: Path, env: dict[str, str
     epbt("evolve", "--config", "quickstart", "--set", "data.dataset=arrays", "--set", "data.dir=wine.npz",
          "--set", "train.model=mymlp:build", "--set", "data.val_size=20", "--generations", "2", "--run-dir", "WINE")
     assert "mymlp:build" in (folder / "WINE" / "config.yaml").read_text()
-    one_liner = ("import epbt_deap; run = epbt_deap.evolve('quickstart', evolution={'generations': 2}); "
-                 "print(run.best_test)")
-    assert 0 < float(python("-c", one_liner)) <= 1

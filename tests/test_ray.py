@@ -3,9 +3,8 @@ import json
 
 import pytest
 
-from epbt_deap.config import build_config
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, Fragile, die_unless_marked, make_context, read_jsonl, read_logbook, torch_threads
+from tests.helpers import Fragile, die_unless_marked, make_context, read_jsonl, read_logbook, tiny, torch_threads
 
 ray = pytest.importorskip("ray")  # the test extra installs it; without Ray the backend is unavailable
 
@@ -20,18 +19,18 @@ def local_ray():
 @pytest.fixture(scope="module")
 def local_logbook(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("local") / "run"
-    run(build_config(TINY), run_dir)
+    run(tiny(), run_dir)
     return read_logbook(run_dir / "logbook.jsonl")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shared_storage", [True, False], ids=["shared-run-dir", "checkpoints-as-bytes"])
 def test_ray_backend_matches_the_local_pool_and_resumes(local_ray, local_logbook, tmp_path, shared_storage):
-    ray_config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
-                                     "resources.shared_storage": shared_storage})
+    ray_config = tiny({"resources.backend": "ray", "resources.cpu_workers": 2,
+                       "resources.shared_storage": shared_storage})
     run(ray_config, tmp_path / "ray")
     assert read_logbook(tmp_path / "ray" / "logbook.jsonl") == local_logbook
-    assert len(list((tmp_path / "ray" / "checkpoints").glob("*.pt"))) <= TINY["evolution"]["population"] + 1
+    assert len(list((tmp_path / "ray" / "checkpoints").glob("*.pt"))) <= ray_config.evolution.population + 1
     assert [row["gen"] for row in resume(tmp_path / "ray").logbook] == [0, 1, 2]
 
 
@@ -51,8 +50,7 @@ def test_a_dead_actor_is_restarted_and_its_call_retried_then_failed(local_ray, t
 
 @pytest.mark.slow
 def test_ray_actors_train_vectorised_groups(local_ray, tmp_path):
-    config = build_config(TINY, {"resources.backend": "ray", "resources.cpu_workers": 2,
-                                 "train.trainer": "vectorized"})
+    config = tiny({"resources.backend": "ray", "resources.cpu_workers": 2, "train.trainer": "vectorized"})
     summary = run(config, tmp_path / "ray")
     lineage = read_jsonl(tmp_path / "ray" / "lineage.jsonl")
     assert len(lineage) == 4 + 4 * 2 and all(row["status"] == "ok" for row in lineage)
@@ -66,7 +64,7 @@ def test_replay_on_ray_starts_one_actor(local_ray, tmp_path, monkeypatch):
     from epbt_deap.replay import replay
 
     source = tmp_path / "source"
-    run(build_config({**TINY, "evolution": {**TINY["evolution"], "generations": 2}}), source)
+    run(tiny({"evolution.generations": 2}), source)
     on_ray = {"resources.backend": "ray", "resources.cpu_workers": 2}
     (source / "config.yaml").write_text(load_config(source / "config.yaml", on_ray).to_yaml())
     actors_started = []
@@ -98,7 +96,7 @@ def test_a_users_model_by_import_path_trains_on_ray_actors(local_ray, tmp_path, 
         "                         nn.Linear(4, num_classes))\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    config = build_config(TINY, {"train.model": "raynet:build", "evolution.generations": 1,
-                                 "resources.backend": "ray", "resources.cpu_workers": 2})
+    config = tiny({"train.model": "raynet:build", "evolution.generations": 1,
+                   "resources.backend": "ray", "resources.cpu_workers": 2})
     run(config, tmp_path / "run")
     assert all(row["status"] == "ok" for row in read_jsonl(tmp_path / "run" / "lineage.jsonl"))

@@ -3,20 +3,19 @@ does not answer is a one-line error within seconds, before any work."""
 import time
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from cli.main import main
 from epbt_deap.execution.ray_pool import RayPool
-from tests.helpers import TINY
+from tests.helpers import tiny_yaml
 
 ray = pytest.importorskip("ray")
 
 
 def test_an_address_where_no_cluster_answers_is_one_line_before_any_work(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    config = tiny_yaml(tmp_path / "tiny.yaml")
     started = time.monotonic()
-    result = CliRunner().invoke(main, ["evolve", "--config", str(tmp_path / "tiny.yaml"), "--backend", "ray",
+    result = CliRunner().invoke(main, ["evolve", "--config", str(config), "--backend", "ray",
                                        "--ray-address", "127.0.0.1:1", "--run-dir", str(tmp_path / "run")])
     assert time.monotonic() - started < 30
     assert result.exit_code == 2

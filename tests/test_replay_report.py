@@ -3,21 +3,20 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.config import build_config
 from epbt_deap.run import run
 from epbt_deap.rundir.logs import best_ancestry
-from tests.helpers import TINY, read_jsonl
+from tests.helpers import read_jsonl, tiny
 
-BASELINE = {**TINY, "name": "tiny_baseline", "train": {**TINY["train"], "loss": "cross_entropy"},
-            "evolution": {"algorithm": "none", "population": 1, "generations": 3}}
+BASELINE = {"name": "tiny_baseline", "train.loss": "cross_entropy", "evolution.algorithm": "none",
+            "evolution.population": 1}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     for seed in (1, 2):
-        run(build_config({**TINY, "seed": seed}), root / f"epbt_seed{seed}")
-        run(build_config({**BASELINE, "seed": seed}), root / f"baseline_seed{seed}")
+        run(tiny({"seed": seed}), root / f"epbt_seed{seed}")
+        run(tiny({**BASELINE, "seed": seed}), root / f"baseline_seed{seed}")
     return root
 
 

@@ -4,10 +4,9 @@ import json
 import pytest
 import torch
 
-from epbt_deap.config import build_config
 from epbt_deap.execution.pool import InProcessPool, ProcessPool
 from epbt_deap.run import run
-from tests.helpers import TINY, make_context, read_jsonl, read_logbook, torch_threads
+from tests.helpers import make_context, read_jsonl, read_logbook, tiny, torch_threads
 
 
 def test_the_in_process_pool_uses_the_threads_asked_for_then_gives_them_back():
@@ -34,8 +33,8 @@ def fitness_by_uid(run_dir):
 @pytest.mark.slow
 def test_with_fixed_threads_a_taylorglo_run_is_the_same_in_process_and_in_two_workers(tmp_path):
     fixed = {"train.loss": "taylorglo", "resources.threads_per_worker": 2}
-    run(build_config(TINY, fixed), tmp_path / "in-process")
-    run(build_config(TINY, {**fixed, "resources.cpu_workers": 2}), tmp_path / "workers")
+    run(tiny(fixed), tmp_path / "in-process")
+    run(tiny({**fixed, "resources.cpu_workers": 2}), tmp_path / "workers")
     assert recorded_threads(tmp_path / "in-process") == recorded_threads(tmp_path / "workers") == [2]
     logbook = read_logbook(tmp_path / "in-process" / "logbook.jsonl")
     assert len(logbook) == 3 and read_logbook(tmp_path / "workers" / "logbook.jsonl") == logbook

@@ -9,22 +9,19 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
 
 from cli.main import execute
-from epbt_deap.config import build_config
 from epbt_deap.execution.pool import InProcessPool
 from epbt_deap.run import resume, run
 from epbt_deap.rundir import checkpoints
 from epbt_deap.rundir.checkpoints import save_checkpoint, write_atomically
-from tests.helpers import TINY, RowObserver, read_jsonl, read_logbook, run_files
+from tests.helpers import RowObserver, read_jsonl, read_logbook, run_files, tiny, tiny_yaml
 
-LONGER = {**TINY, "evolution": {**TINY["evolution"], "generations": 6}}
+LONGER = {"evolution.generations": 6}
 
 
 def start_cli(tmp_path, *args):
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(LONGER))
+    config = tiny_yaml(tmp_path / "config.yaml", LONGER)
     return subprocess.Popen([sys.executable, "-m", "cli.main", *args, "--config", str(config),
                              "--run-dir", str(tmp_path / "run")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -48,7 +45,7 @@ def wait_for_generations(run_dir, count, process, timeout=120):
 def reference(tmp_path_factory):
     """The same run, never interrupted."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    run(build_config(LONGER), run_dir)
+    run(tiny(LONGER), run_dir)
     return read_logbook(run_dir / "logbook.jsonl"), read_jsonl(run_dir / "lineage.jsonl")
 
 
@@ -59,7 +56,7 @@ def assert_complete_and_equal(run_dir, reference):
     assert [r["uid"] for r in resumed_lineage] == [r["uid"] for r in lineage]
     assert [r["fitness"] for r in resumed_lineage] == [r["fitness"] for r in lineage]
     checkpoints = list((run_dir / "checkpoints").iterdir())
-    assert len(checkpoints) <= LONGER["evolution"]["population"] + 1
+    assert len(checkpoints) <= tiny().evolution.population + 1
     assert not [path for path in checkpoints if path.suffix != ".pt"]  # no temporary leftovers
 
 
@@ -169,18 +166,18 @@ def test_an_interruption_during_an_evaluation_is_not_a_failed_evaluation(
 
 
 @pytest.mark.slow
-def test_resuming_a_finished_run_changes_nothing(tmp_path, tiny_config):
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
     run_dir = tmp_path / "run"
-    first = run(tiny_config, run_dir)
+    first = run(tiny(), run_dir)
     before = (run_dir / "logbook.jsonl").read_text()
     again = resume(run_dir)
     assert list(again.logbook) == list(first.logbook) and (run_dir / "logbook.jsonl").read_text() == before
 
 
 @pytest.mark.slow
-def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path, tiny_config):
+def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path):
     run_dir = tmp_path / "run"
-    run(tiny_config, run_dir)
+    run(tiny(), run_dir)
     state = run_dir / "state.pkl"
     state.write_bytes(state.read_bytes()[:100])
     before = run_files(run_dir)
@@ -195,15 +192,15 @@ def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path
 def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     counts = []
     count_files = RowObserver(lambda row: counts.append(len(list((tmp_path / "run" / "checkpoints").iterdir()))))
-    run(build_config(LONGER), tmp_path / "run", observer=count_files)
+    run(tiny(LONGER), tmp_path / "run", observer=count_files)
     assert len(counts) == 6
-    assert all(count <= LONGER["evolution"]["population"] + 1 for count in counts)
+    assert all(count <= tiny().evolution.population + 1 for count in counts)
 
 
 @pytest.mark.slow
-def test_a_corrupt_checkpoint_is_found_before_resuming(tmp_path, tiny_config):
+def test_a_corrupt_checkpoint_is_found_before_resuming(tmp_path):
     run_dir = tmp_path / "run"
-    run(tiny_config, run_dir)
+    run(tiny(), run_dir)
     victim = sorted((run_dir / "checkpoints").glob("*.pt"))[0]
     victim.write_bytes(b"not a checkpoint")
     result = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(run_dir)], capture_output=True, text=True)

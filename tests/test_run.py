@@ -5,19 +5,19 @@ from epbt_deap.config import build_config
 from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.learnability import is_learnable
 from epbt_deap.run import run
-from tests.helpers import TINY, read_jsonl, untimed
+from tests.helpers import read_jsonl, tiny, untimed
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    return run(build_config(TINY), run_dir), run_dir
+    return run(tiny(), run_dir), run_dir
 
 
 @pytest.mark.slow
 def test_run_writes_a_complete_run_directory(finished_run):
     summary, run_dir = finished_run
-    assert build_config(__import__("yaml").safe_load((run_dir / "config.yaml").read_text())) == build_config(TINY)
+    assert build_config(__import__("yaml").safe_load((run_dir / "config.yaml").read_text())) == tiny()
     logbook = read_jsonl(run_dir / "logbook.jsonl")
     assert [row["gen"] for row in logbook] == [0, 1, 2]
     assert [row["evals"] for row in logbook] == [4, 4, 4]  # 2 children and the 2 elites, retrained
@@ -58,18 +58,18 @@ def test_checkpoints_on_disk_are_only_the_live_ones_and_best_loads(finished_run)
 
 
 @pytest.mark.slow
-def test_a_run_directory_holding_another_run_is_refused(finished_run, tiny_config):
+def test_a_run_directory_holding_another_run_is_refused(finished_run):
     _, run_dir = finished_run
     before = (run_dir / "logbook.jsonl").read_text()
     with pytest.raises(RunDirError, match="--overwrite"):
-        run(tiny_config, run_dir)
+        run(tiny(), run_dir)
     assert (run_dir / "logbook.jsonl").read_text() == before
 
 
 @pytest.mark.slow
 def test_worker_processes_give_the_same_logbook_as_in_process(finished_run, tmp_path):
     summary, _ = finished_run
-    with_workers = build_config({**TINY, "resources": {"device": "cpu", "cpu_workers": 2}})
+    with_workers = tiny({"resources.cpu_workers": 2})
     assert untimed(run(with_workers, tmp_path / "pool").logbook) == untimed(summary.logbook)
 
 
@@ -90,8 +90,8 @@ def test_by_default_every_initial_loss_is_learnable_and_elites_retrain(finished_
     ({"algorithm": "pbt", "population": 4, "generations": 2, "mutate": {"name": "mutPerturb"}}, {}),
 ])
 def test_baselines_train_every_member_every_generation(tmp_path, evolution, train):
-    tree = {**TINY, "evolution": evolution, "train": {**TINY["train"], **train}}
-    run(build_config(tree), tmp_path / "run")
+    overrides = {f"evolution.{key}": value for key, value in evolution.items()}
+    run(tiny({**overrides, **{f"train.{key}": value for key, value in train.items()}}), tmp_path / "run")
     logbook = read_jsonl(tmp_path / "run" / "logbook.jsonl")
     assert [row["evals"] for row in logbook] == [evolution["population"]] * evolution["generations"]
     assert [row["epochs"] for row in logbook] == list(range(1, evolution["generations"] + 1))
@@ -128,8 +128,7 @@ def test_without_tensorboard_nothing_breaks(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_the_vectorised_trainer_gives_the_per_model_run(finished_run, tmp_path):
     summary, run_dir = finished_run
-    vectorized = build_config({**TINY, "train": {**TINY["train"], "trainer": "vectorized"},
-                               "resources": {"device": "cpu", "cpu_workers": 2}})
+    vectorized = tiny({"train.trainer": "vectorized", "resources.cpu_workers": 2})
     run(vectorized, tmp_path / "vectorized")
     expected, actual = read_jsonl(run_dir / "lineage.jsonl"), read_jsonl(tmp_path / "vectorized" / "lineage.jsonl")
     assert [(row["uid"], row["parent"], row["partner"]) for row in actual] == \

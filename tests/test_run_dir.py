@@ -11,13 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.config import build_config
 from epbt_deap.run import resume, run
-from tests.helpers import TINY, read_logbook
+from tests.helpers import read_logbook, tiny, tiny_yaml
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 RUN = Path("runs") / "q"  # launch-relative, as `--run-dir runs/q` gives it
@@ -34,7 +32,7 @@ def cli(*args, cwd):
 def reference(tmp_path_factory):
     """The run, never interrupted: its logbook and its directory."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    run(build_config(TINY), run_dir)
+    run(tiny(), run_dir)
     return read_logbook(run_dir / "logbook.jsonl"), run_dir
 
 
@@ -42,7 +40,7 @@ def reference(tmp_path_factory):
 def interrupted(tmp_path_factory):
     """A launch directory holding ``runs/q``: a run of 3 generations killed once generation 0 is saved."""
     launch = tmp_path_factory.mktemp("launch")
-    (launch / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    tiny_yaml(launch / "tiny.yaml")
     process = cli("evolve", "--config", "tiny.yaml", "--run-dir", str(RUN), cwd=launch)
     deadline = time.monotonic() + 300
     while not (launch / RUN / "state.pkl").exists():  # generation 0 recorded
@@ -51,7 +49,7 @@ def interrupted(tmp_path_factory):
         time.sleep(0.01)
     process.kill()
     process.wait()
-    assert 1 <= len(read_logbook(launch / RUN / "logbook.jsonl")) < TINY["evolution"]["generations"]
+    assert 1 <= len(read_logbook(launch / RUN / "logbook.jsonl")) < tiny().evolution.generations
     return launch
 
 

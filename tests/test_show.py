@@ -7,12 +7,11 @@ import yaml
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.config import build_config
 from epbt_deap.errors import RunDirError
 from epbt_deap.run import resume, run
 from epbt_deap.rundir.logs import read_run_logs
 from epbt_deap.rundir.show import describe, read_view
-from tests.helpers import TINY, RowObserver
+from tests.helpers import RowObserver, tiny
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 THETA = {f"theta_{i}": value for i, value in enumerate([0, 0, 0, 0, 0, 1, 0, 0])}
@@ -107,7 +106,7 @@ def test_a_folder_without_a_run_is_one_line(tmp_path):
     assert result.output == f"error: {tmp_path}: not a run directory (no config.yaml)\n"
 
 
-SMALL = {**TINY, "evolution": {"population": 2, "elites": 1, "generations": 3}}
+SMALL = {"evolution.population": 2, "evolution.elites": 1}
 
 
 def stop_after_generation_1(row):
@@ -126,7 +125,7 @@ def show(run_dir):
 def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished(tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run(build_config(SMALL), run_dir, observer=RowObserver(stop_after_generation_1))
+        run(tiny(SMALL), run_dir, observer=RowObserver(stop_after_generation_1))
     with open(run_dir / "logbook.jsonl", "a") as logbook, open(run_dir / "lineage.jsonl", "a") as lineage:
         logbook.write('{"gen": 2, "evals": 1, "av')  # killed while generation 2 was being written
         lineage.write('{"uid": "g002-000", "generation": 2, "par')

@@ -76,10 +76,10 @@ def test_a_bad_replay_override_is_one_line_and_exit_code_2(source, tmp_path, arg
 @pytest.mark.slow
 def test_report_compares_a_replay_with_baseline_1_of_that_model(source, tmp_path):
     assert replay(source, tmp_path / "replay", "--model", "resnet8").exit_code == 0
-    baseline = {**OLD_ELITE, "name": "baseline1", "train": {**OLD_ELITE["train"], "model": "resnet8",
-                                                            "loss": "cross_entropy"},
-                "evolution": {"algorithm": "none", "population": 1, "generations": 4}}
-    run(build_config(baseline), tmp_path / "baseline1")
+    baseline = build_config(OLD_ELITE, {"name": "baseline1", "train.model": "resnet8", "train.loss": "cross_entropy",
+                                        "evolution.algorithm": "none", "evolution.population": 1,
+                                        "evolution.genes": {}})
+    run(baseline, tmp_path / "baseline1")
     result = CliRunner().invoke(main, ["report", str(tmp_path / "replay"), str(tmp_path / "baseline1"),
                                        "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

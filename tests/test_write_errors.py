@@ -9,23 +9,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.config import build_config
 from epbt_deap.errors import RunWriteError, raised_by_worker
 from epbt_deap.execution.pool import InProcessPool
 from epbt_deap.run import resume, run
 from epbt_deap.rundir import checkpoints, recorder
 from epbt_deap.rundir.tensorboard import TensorBoardScalars
-from tests.helpers import TINY, read_jsonl, read_logbook
+from tests.helpers import read_jsonl, read_logbook, tiny, tiny_yaml
 
 
-def evolve_on_the_command_line(config, run_dir, tmp_path):
-    """``epbt-deap evolve`` of ``config`` into ``run_dir``, in this process (so that patched writers apply)."""
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+def evolve_on_the_command_line(overrides, run_dir, tmp_path):
+    """``epbt-deap evolve`` of the tiny run with ``overrides`` into ``run_dir``, in this process (so that
+    patched writers apply)."""
+    path = tiny_yaml(tmp_path / "config.yaml", overrides)
     return CliRunner().invoke(main, ["evolve", "--config", str(path), "--run-dir", str(run_dir)])
 
 
@@ -42,7 +40,7 @@ def untimed_lineage(run_dir):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    run(build_config(TINY), run_dir)
+    run(tiny(), run_dir)
     return read_logbook(run_dir / "logbook.jsonl"), untimed_lineage(run_dir)
 
 
@@ -109,7 +107,7 @@ def test_a_full_disk_in_any_writer_is_named_and_the_run_resumes_once_space_is_fr
     with monkeypatch.context() as patches:
         full = FullOnce(name, nth)
         fill(patches, full)
-        exited = evolve_on_the_command_line(TINY, run_dir, tmp_path)
+        exited = evolve_on_the_command_line({}, run_dir, tmp_path)
         assert full.seen >= nth, f"the {writer} was written fewer than {nth} times"
     stderr = exited.stderr
     assert exited.exit_code == 1
@@ -140,7 +138,7 @@ def can_mount_tmpfs(folder):
     return True
 
 
-WORKERS = {"device": "cpu", "cpu_workers": 1, "threads_per_worker": 1}
+WORKERS = {"resources.cpu_workers": 1, "resources.threads_per_worker": 1}
 
 
 @pytest.mark.slow
@@ -150,11 +148,11 @@ def test_a_real_full_tmpfs_stops_the_run_with_one_line_and_resume_finishes_it(tm
     if shutil.which("mount") is None or not can_mount_tmpfs(disk):
         pytest.skip("this machine does not let the tests mount a tmpfs (it needs root, outside a container's limits)")
     reference = tmp_path / "reference"
-    run(build_config({**TINY, "resources": {**WORKERS, "cpu_workers": 0}}), reference)  # the same run in-process
+    run(tiny({**WORKERS, "resources.cpu_workers": 0}), reference)  # the same run in-process
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)  # generation 0 fits
     try:
         run_dir = disk / "run"
-        exited = evolve_on_the_command_line({**TINY, "resources": WORKERS}, run_dir, tmp_path)  # a worker writes
+        exited = evolve_on_the_command_line(WORKERS, run_dir, tmp_path)  # a worker writes
         stderr = exited.stderr
         assert exited.exit_code == 1
         assert stderr.startswith(f"error: cannot write {run_dir}/") and len(stderr.strip().splitlines()) == 1
