@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -329,3 +331,12 @@ def test_random_crop_flip_takes_shifted_windows_of_the_padded_image() -> None:
         assert len(matches) == 1
         found += matches
     assert len({offset for offset, _ in found}) > 3 and {flip for _, flip in found} == {False, True}
+
+
+def test_a_run_on_tensors_in_memory_never_imports_torchvision():
+    """Importing torchvision takes seconds (it loads torch._dynamo); only image folders and downloads need it."""
+    check = ("import sys, cli.main, epbt_deap.execution.training; from epbt_deap.run import load_data; "
+             "from epbt_deap.config import build_config; load_data(build_config({'data': {'dataset': 'fake'}})); "
+             "assert 'torchvision' not in sys.modules, 'torchvision was imported'")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

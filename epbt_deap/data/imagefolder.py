@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 from epbt_deap.catalog import class_folders
 from epbt_deap.data.splits import DataError, Source, one_line
@@ -107,6 +106,8 @@ def _decode_all(files: list[Path]) -> list[torch.Tensor]:
 
 def _decode_chunk(paths: list[Path]) -> list[torch.Tensor]:
     """Decode files as (1 or 3, H, W) uint8 tensors: one batched call if all are JPEGs, else one by one."""
+    from torchvision.io import ImageReadMode, decode_jpeg  # importing torchvision takes seconds: only folders need it
+
     blobs = [_read(path) for path in paths]
     try:
         images = decode_jpeg(blobs, mode=ImageReadMode.UNCHANGED)
@@ -126,6 +127,8 @@ def _read(path: Path) -> torch.Tensor:
 
 def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
     """One encoded image as a uint8 (1, H, W) grey or (3, H, W) RGB tensor; PIL for formats torchvision lacks."""
+    from torchvision.io import ImageReadMode, decode_image
+
     try:
         try:
             image = decode_image(blob, mode=ImageReadMode.UNCHANGED)
