@@ -5,7 +5,7 @@ from epbt_deap.config import build_config
 from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.learnability import is_learnable
 from epbt_deap.run import run
-from tests.helpers import read_jsonl, tiny, untimed
+from tests.helpers import read_jsonl, tiny
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +64,6 @@ def test_a_run_directory_holding_another_run_is_refused(finished_run):
     with pytest.raises(RunDirError, match="--overwrite"):
         run(tiny(), run_dir)
     assert (run_dir / "logbook.jsonl").read_text() == before
-
-
-@pytest.mark.slow
-def test_worker_processes_give_the_same_logbook_as_in_process(finished_run, tmp_path):
-    summary, _ = finished_run
-    with_workers = tiny({"resources.cpu_workers": 2})
-    assert untimed(run(with_workers, tmp_path / "pool").logbook) == untimed(summary.logbook)
 
 
 @pytest.mark.slow
