@@ -85,6 +85,14 @@ def test_the_tables_resolve_tuning_early_stopping_and_the_bar(tmp_path):
     assert "Setting noisy" in markdown and (tmp_path / "out" / "noisy.png").exists()
 
 
+def test_a_setting_whose_tuning_is_unfinished_says_so_and_draws_no_empty_figure(tmp_path):
+    from experiments.where_it_pays import tables
+
+    write_records(tmp_path / "noisy", [record("b1_lr0.05", 1, [0.4, 0.5], [0.4, 0.5])])
+    markdown = tables.write_setting("noisy", tmp_path, tmp_path / "out", "abc")
+    assert "(no method complete yet" in markdown and not (tmp_path / "out" / "noisy.png").exists()
+
+
 def test_the_tables_refuse_records_of_another_commit_or_a_dirty_tree(tmp_path):
     from experiments.where_it_pays import tables
 

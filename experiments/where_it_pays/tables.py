@@ -147,18 +147,20 @@ def mean_curve(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot(setting: str, records: list[dict[str, Any]], path: Path) -> None:
-    """Mean test accuracy per evaluation for b1's chosen runs, the single runs and EPBT, over seeds."""
+    """Mean test accuracy per evaluation of the single-run methods and EPBT, over seeds (no figure without one)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    curves = {method: mean_curve(runs) for method in ("gce", "bestof8", "pbt_ce", "epbt", "replay")
+              if (runs := [record for record in records if record["method"] == method])}
+    if not curves:
+        return
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for method in ("gce", "bestof8", "pbt_ce", "epbt", "replay"):
-        runs = [record for record in records if record["method"] == method]
-        if runs:
-            epochs, mean = mean_curve(runs)
-            axes.plot(epochs, mean * 100, label=f"{method} ({len(runs)} seeds)")
+    for method, (epochs, mean) in curves.items():
+        seeds = sum(record["method"] == method for record in records)
+        axes.plot(epochs, mean * 100, label=f"{method} ({seeds} seeds)")
     axes.set(xlabel="epochs per lineage", ylabel="test accuracy of the best (%)", title=f"setting {setting}")
     axes.legend()
     figure.savefig(path, dpi=120, bbox_inches="tight")
@@ -180,7 +182,8 @@ def write_setting(setting: str, records_dir: Path, out: Path, pinned: str) -> st
     failed = sum(record["failed"] for record in records)
     text = "\n\n".join([
         f"### Setting {setting}: seeds {', '.join(map(str, sorted(seeds)))}",
-        "```\n" + format_table(rows) + "\n```",
+        "```\n" + format_table(rows) + "\n```" if rows else
+        "(no method complete yet: b1 and ce_ls wait for all their candidates, the others for b1)",
         "```\n" + format_table(comparisons) + "\n```" if comparisons else "(no EPBT run yet)",
         f"{len(records)} runs recorded, {failed} failed or diverged evaluations among them.",
     ])
