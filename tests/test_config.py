@@ -18,6 +18,18 @@ def test_every_shipped_config_validates(path):
         assert config.evolution.elites < config.evolution.population
 
 
+def test_the_gpu_indicative_runs_share_their_split_and_their_30_epoch_schedule():
+    """benchmarks/gpu_indicative/ as docs/results.md declares it: EPBT (8 members, 4 elites) against Baseline 1."""
+    folder = Path(__file__).parent.parent / "benchmarks" / "gpu_indicative"
+    epbt, baseline = load_config(folder / "epbt.yaml"), load_config(folder / "baseline1.yaml")
+    assert epbt.data == baseline.data and epbt.data.val_size == 5000 and epbt.data.train_subset is None
+    for config in (epbt, baseline):
+        assert config.train.model == "resnet32" and config.train.lr_milestones == [15, 23]
+        assert config.train.epochs_per_generation * config.evolution.generations == 30
+    assert (epbt.evolution.algorithm, epbt.evolution.population, epbt.evolution.elites) == ("epbt", 8, 4)
+    assert (baseline.evolution.algorithm, baseline.train.loss) == ("none", "cross_entropy")
+
+
 def test_the_paper_config_is_the_default_but_for_the_two_measured_options():
     paper = load_config(Path("configs/cifar10_resnet32_epbt.yaml")).model_dump()
     default = Config().model_dump()
