@@ -12,7 +12,7 @@ from epbt_deap.config import Config, build_config
 from epbt_deap.rundir import logs
 
 #: The tiny run: 4 ResNet-8s on fake data, 3 generations of 1 epoch. Tests build it only through tiny().
-TINY = {
+_TINY = {
     "name": "tiny",
     "seed": 3,
     "data": {"dataset": "fake"},
@@ -25,7 +25,7 @@ TINY = {
 def tiny(overrides: Mapping[str, Any] = {}) -> Config:
     """The tiny run's config with dotted-key ``overrides`` (``{"evolution.generations": 2}``): the one way
     tests build it, the way ``--set`` does."""
-    return build_config(TINY, overrides)
+    return build_config(_TINY, overrides)
 
 
 def tiny_yaml(path: Path, overrides: Mapping[str, Any] = {}) -> Path:
