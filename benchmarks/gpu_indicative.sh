@@ -32,7 +32,10 @@ if compgen -G "$runs.*" > /dev/null; then
 fi
 
 finished() {  # NAME: whether runs/NAME has trained all its generations
-    [[ -f "$work/runs/$1/config.yaml" ]] && "$PYTHON" -m cli.main show "$work/runs/$1" | grep -q ": finished$"
+    [[ -f "$work/runs/$1/config.yaml" ]] || return 1
+    local shown
+    shown=$("$PYTHON" -m cli.main show "$work/runs/$1")
+    grep -q ": finished$" <<< "$shown"
 }
 
 train() {  # NAME: resume runs/NAME, or start it from its config; stop it at the deadline
