@@ -1,6 +1,8 @@
 """Shared test helpers that must be importable: the tiny run's config, a JSON-lines reader, the paper's algorithmic
 options, and pool work functions (module-level, so spawned worker processes and Ray actors can unpickle them)."""
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,14 @@ def tiny_yaml(path: Path, overrides: Mapping[str, Any] = {}) -> Path:
     """Write ``tiny(overrides)`` as a config file at ``path``, for the command line; returns ``path``."""
     path.write_text(tiny(overrides).to_yaml())
     return path
+
+
+def run_without_importing(code: str, module: str) -> str:
+    """Run ``code`` in a fresh Python and check that it left ``module`` unimported; returns what it printed."""
+    check = f"{code}\nimport sys; assert {module!r} not in sys.modules, '{module} was imported'"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 #: Algorithm 1 as printed: (taylorglo.init, partners, repair_tries, elites_train, taylorglo_scale).

@@ -4,8 +4,6 @@ from __future__ import annotations
 import logging
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -17,6 +15,7 @@ from scipy.io import savemat
 
 from epbt_deap.catalog import DATASETS
 from epbt_deap.data import DataError, ImageSplits, load_splits, normalize, random_crop_flip
+from tests.helpers import run_without_importing
 
 COLOURS = {"zebra": (250, 10, 10), "apple": (10, 250, 10), "mango": (10, 10, 250)}  # sorted: apple, mango, zebra
 
@@ -335,8 +334,6 @@ def test_random_crop_flip_takes_shifted_windows_of_the_padded_image() -> None:
 
 def test_a_run_on_tensors_in_memory_never_imports_torchvision():
     """Importing torchvision takes seconds (it loads torch._dynamo); only image folders and downloads need it."""
-    check = ("import sys, cli.main, epbt_deap.execution.training; from epbt_deap.run import load_data; "
-             "from epbt_deap.config import build_config; load_data(build_config({'data': {'dataset': 'fake'}})); "
-             "assert 'torchvision' not in sys.modules, 'torchvision was imported'")
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    run_without_importing("import cli.main, epbt_deap.execution.training; from epbt_deap.run import load_data; "
+                          "from epbt_deap.config import build_config; "
+                          "load_data(build_config({'data': {'dataset': 'fake'}}))", "torchvision")

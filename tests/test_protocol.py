@@ -1,8 +1,6 @@
 """The seam between the loop and the workers: torch-free, and any pool runs any ``fn(context, item)``."""
 import inspect
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ from epbt_deap.execution.pool import InProcessPool, ProcessPool
 from epbt_deap.execution.protocol import EvalResult, EvalTask, Pool
 from epbt_deap.execution.ray_pool import RayPool
 from epbt_deap.execution.shipping import Parcel, ShippingPool
+from tests.helpers import run_without_importing
 
 
 TORCH_FREE = ("epbt_deap.evolution", "epbt_deap.execution.protocol", "epbt_deap.execution.evaluation",
@@ -23,11 +22,8 @@ def test_the_loop_the_seam_and_the_run_directory_readers_import_without_torch():
     check = ("import importlib, pkgutil, sys, epbt_deap.evolution as evolution; "
              "names = [f'epbt_deap.evolution.{m.name}' for m in pkgutil.iter_modules(evolution.__path__)]; "
              f"names += {list(TORCH_FREE)!r}; "
-             "[importlib.import_module(name) for name in names]; "
-             "assert 'torch' not in sys.modules, 'torch was imported'; print(len(names))")
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert int(result.stdout) >= 8 + len(TORCH_FREE)  # evolution/ holds eight modules or more
+             "[importlib.import_module(name) for name in names]; print(len(names))")
+    assert int(run_without_importing(check, "torch")) >= 8 + len(TORCH_FREE)  # evolution/ holds eight modules or more
 
 
 @pytest.mark.parametrize("pool", [InProcessPool, ProcessPool, RayPool, ShippingPool])
