@@ -85,6 +85,18 @@ def test_the_tables_resolve_tuning_early_stopping_and_the_bar(tmp_path):
     assert "Setting noisy" in markdown and (tmp_path / "out" / "noisy.png").exists()
 
 
+@pytest.mark.parametrize("epbt_test, stops", [(0.46, True), (0.48, False)])
+def test_the_early_stop_rule_reads_the_screening_seed_against_the_best_control(tmp_path, epbt_test, stops):
+    from experiments.where_it_pays import tables
+
+    b1 = [record(f"b1_lr{lr}", 1, [0.5], [val]) for lr, val in ((0.05, 0.6), (0.1, 0.5), (0.2, 0.4))]
+    write_records(tmp_path / "noisy", [*b1, record("gce", 1, [0.49], [0.5]), record("epbt", 1, [epbt_test], [0.5])])
+    markdown = tables.write_setting("noisy", tmp_path, tmp_path / "out", "abc")
+    assert "best control so far, b1_es 50.00 %" in markdown
+    assert ("may stop after screening" in markdown) == stops
+    assert ("goes on to the other seeds" in markdown) == (not stops)
+
+
 def test_a_setting_whose_tuning_is_unfinished_says_so_and_draws_no_empty_figure(tmp_path):
     from experiments.where_it_pays import tables
 

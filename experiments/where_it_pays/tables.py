@@ -5,7 +5,9 @@
 Records made at another commit than the pinned one (``PINNED``), or from a dirty tree,
 are refused. Per setting: each method's final test accuracy (mean ± sample std over
 seeds), NLL, ECE, training accuracy and memorisation; EPBT against each control by the
-declared bar; the epochs EPBT's mean curve needs to pass each control; compute.
+declared bar; the epochs EPBT's mean curve needs to pass each control; compute; and, while
+EPBT has run on the screening seed alone, what the declared early-stop rule says. The figure
+draws each method's reported curve (b1 and ce_ls: the tuned run) as a mean over seeds.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,6 +31,7 @@ SHOWN = ("b1", "b1_es", "ce_ls", "gce", "bestof8", "pbt_ce", "epbt", "replay")
 DEPENDS = {"b1_es": "b1", "ce_ls": "b1", "gce": "b1", "bestof8": "ce_ls", "epbt": "b1", "replay": "epbt"}
 MEASURES = ("test", "test_nll", "test_ece", "train_accuracy", "memorised")
 PERCENT = ("test", "train_accuracy", "memorised")
+EARLY_STOP_POINTS = 3.0  # declared: the screening seed more than this far below the best control may stop a setting
 COLUMNS = ("method", "seeds", "test", "test_std", "test_nll", "test_ece", "train_accuracy", "memorised",
            "model_epochs", "with_tuning", "wall_minutes")
 
@@ -48,30 +51,38 @@ def load_records(records: Path, setting: str, pinned: str) -> list[dict[str, Any
     return loaded
 
 
-def outcomes(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """One seed's methods: the reported curve row and the runs it took, the tuned methods resolved.
+class Outcome(NamedTuple):
+    """One method on one seed: the reported curve row, the runs it took, and the curve it is reported from."""
+
+    row: dict[str, Any]
+    runs: list[dict[str, Any]]
+    curve: list[dict[str, Any]]
+
+
+def outcomes(runs: dict[str, dict[str, Any]]) -> dict[str, Outcome]:
+    """One seed's methods, the tuned ones resolved.
 
     ``b1`` and ``ce_ls`` are their runs with the best final validation accuracy; ``b1_es`` is
-    ``b1``'s run at its best validation epoch (the first, on a tie).
+    ``b1``'s run at its best validation epoch (the first, on a tie), at no extra cost.
     """
-    result: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    result: dict[str, Outcome] = {}
     for method, candidates in (("b1", b1_methods()), ("ce_ls", ce_ls_methods())):
         tried = [runs[name] for name in candidates if name in runs]
         if len(tried) == len(candidates):
-            result[method] = (max(tried, key=final_validation)["curve"][-1], tried)
+            chosen = max(tried, key=final_validation)
+            result[method] = Outcome(chosen["curve"][-1], tried, chosen["curve"])
     if "b1" in result:
-        chosen = max(result["b1"][1], key=final_validation)
-        result["b1_es"] = (max(chosen["curve"], key=lambda row: row["val"]), [])
+        curve = result["b1"].curve
+        result["b1_es"] = Outcome(max(curve, key=lambda row: row["val"]), [], curve)
     for method in ("gce", "bestof8", "pbt_ce", "epbt", "replay"):
         if method in runs:
-            result[method] = (runs[method]["curve"][-1], [runs[method]])
+            result[method] = Outcome(runs[method]["curve"][-1], [runs[method]], runs[method]["curve"])
     return result
 
 
-def compute(method: str, by_method: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]],
-            key: str) -> float:
+def compute(method: str, by_method: dict[str, Outcome], key: str) -> float:
     """``key`` (model_epochs or wall_seconds) summed over the method's own runs and those it was tuned with."""
-    own = sum(run[key] for run in by_method[method][1])
+    own = sum(run[key] for run in by_method[method].runs)
     return own + (compute(DEPENDS[method], by_method, key) if method in DEPENDS and DEPENDS[method] in by_method
                   else 0)
 
@@ -87,7 +98,7 @@ def scaled(value: float | None, factor: float) -> float | None:
     return None if value is None else value * factor
 
 
-def setting_table(seeds: dict[int, dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]]) -> list[dict[str, Any]]:
+def setting_table(seeds: dict[int, dict[str, Outcome]]) -> list[dict[str, Any]]:
     """One row per method: measures as mean over seeds, test accuracy's sample std, compute per seed."""
     rows = []
     for method in SHOWN:
@@ -96,12 +107,12 @@ def setting_table(seeds: dict[int, dict[str, tuple[dict[str, Any], list[dict[str
             continue
         row: dict[str, Any] = {"method": method, "seeds": len(present)}
         for measure in MEASURES:
-            mean, std = mean_std([by_method[method][0].get(measure) for by_method in present])
+            mean, std = mean_std([by_method[method].row.get(measure) for by_method in present])
             factor = 100.0 if measure in PERCENT else 1.0
             row[measure] = scaled(mean, factor)
             if measure == "test":
                 row["test_std"] = scaled(std, factor)
-        row["model_epochs"] = float(np.mean([sum(run["model_epochs"] for run in by_method[method][1])
+        row["model_epochs"] = float(np.mean([sum(run["model_epochs"] for run in by_method[method].runs)
                                              for by_method in present]))
         row["with_tuning"] = float(np.mean([compute(method, by_method, "model_epochs") for by_method in present]))
         row["wall_minutes"] = float(np.mean([compute(method, by_method, "wall_seconds") for by_method in present])) / 60
@@ -136,32 +147,53 @@ def bar_table(rows: list[dict[str, Any]], curve: Callable[[], tuple[np.ndarray, 
     return result
 
 
-def mean_curve(runs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Epochs and the mean test accuracy over ``runs`` at each epoch all of them recorded."""
+def curves_of(method: str, seeds: dict[int, dict[str, Outcome]]) -> list[list[dict[str, Any]]]:
+    """The reported curve of ``method`` on each seed that has it."""
+    return [by_method[method].curve for by_method in seeds.values() if method in by_method]
+
+
+def mean_curve(curves: list[list[dict[str, Any]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Epochs and the mean test accuracy over ``curves`` at each epoch all of them recorded."""
     by_epoch = defaultdict(list)
-    for run in runs:
-        for row in run["curve"]:
+    for curve in curves:
+        for row in curve:
             by_epoch[row["epochs"]].append(row["test"])
-    shared = sorted(epoch for epoch, values in by_epoch.items() if len(values) == len(runs))
+    shared = sorted(epoch for epoch, values in by_epoch.items() if len(values) == len(curves))
     return np.array(shared), np.array([np.mean(by_epoch[epoch]) for epoch in shared])
 
 
-def plot(setting: str, records: list[dict[str, Any]], path: Path) -> None:
-    """Mean test accuracy per evaluation of the single-run methods and EPBT, over seeds (no figure without one)."""
+def early_stop(rows: list[dict[str, Any]]) -> str:
+    """The declared early-stop rule, read on a setting whose EPBT has run on the screening seed alone."""
+    by_method = {row["method"]: row for row in rows}
+    epbt = by_method.get("epbt")
+    controls = [by_method[control] for control in CONTROLS if control in by_method]
+    if epbt is None or epbt["seeds"] != 1 or not controls:
+        return ""
+    best = max(controls, key=lambda row: row["test"])
+    gap = best["test"] - epbt["test"]
+    applies = gap > EARLY_STOP_POINTS
+    return (f"Early-stop rule (screening seed): EPBT {epbt['test']:.2f} % is {gap:+.2f} points below the best control "
+            f"so far, {best['method']} {best['test']:.2f} %: "
+            + (f"more than {EARLY_STOP_POINTS:g}, so the setting may stop after screening."
+               if applies else f"not more than {EARLY_STOP_POINTS:g}, so the setting goes on to the other seeds."))
+
+
+def plot(setting: str, seeds: dict[int, dict[str, Outcome]], path: Path) -> None:
+    """Mean test accuracy over seeds of each method's reported curve (no figure before any method completes)."""
+    curves = {method: curves_of(method, seeds) for method in SHOWN if method != "b1_es"}
+    curves = {method: found for method, found in curves.items() if found}
+    if not curves:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {method: mean_curve(runs) for method in ("gce", "bestof8", "pbt_ce", "epbt", "replay")
-              if (runs := [record for record in records if record["method"] == method])}
-    if not curves:
-        return
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for method, (epochs, mean) in curves.items():
-        seeds = sum(record["method"] == method for record in records)
-        axes.plot(epochs, mean * 100, label=f"{method} ({seeds} seeds)")
-    axes.set(xlabel="epochs per lineage", ylabel="test accuracy of the best (%)", title=f"setting {setting}")
+    for method, found in curves.items():
+        epochs, mean = mean_curve(found)
+        axes.plot(epochs, mean * 100, label=f"{method} ({len(found)} seed{'' if len(found) == 1 else 's'})")
+    axes.set(xlabel="epochs per lineage", ylabel="test accuracy of the reported model (%)", title=f"setting {setting}")
     axes.legend()
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
@@ -177,14 +209,14 @@ def write_setting(setting: str, records_dir: Path, out: Path, pinned: str) -> st
         seeds[record["seed"]][record["method"]] = record
     resolved = {seed: outcomes(runs) for seed, runs in sorted(seeds.items())}
     rows = setting_table(resolved)
-    epbt_runs = [record for record in records if record["method"] == "epbt"]
-    comparisons = bar_table(rows, lambda: mean_curve(epbt_runs))
+    comparisons = bar_table(rows, lambda: mean_curve(curves_of("epbt", resolved)))
     failed = sum(record["failed"] for record in records)
     text = "\n\n".join([
         f"### Setting {setting}: seeds {', '.join(map(str, sorted(seeds)))}",
         "```\n" + format_table(rows) + "\n```" if rows else
         "(no method complete yet: b1 and ce_ls wait for all their candidates, the others for b1)",
         "```\n" + format_table(comparisons) + "\n```" if comparisons else "(no EPBT run yet)",
+        *filter(None, [early_stop(rows)]),
         f"{len(records)} runs recorded, {failed} failed or diverged evaluations among them.",
     ])
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +224,7 @@ def write_setting(setting: str, records_dir: Path, out: Path, pinned: str) -> st
     write_csv(rows, COLUMNS, out / f"{setting}.csv")
     if comparisons:
         write_csv(comparisons, list(comparisons[0]), out / f"{setting}_bar.csv")
-    plot(setting, records, out / f"{setting}.png")
+    plot(setting, resolved, out / f"{setting}.png")
     return text
 
 
