@@ -86,10 +86,17 @@ class ProgressObserver:
                    f"mean {shown(row['avg'])} | test of best {shown(row['best_test'])} | epoch {row['epochs']}")
 
 
-RUN_DIR = "epbt_deap.run_dir"  # the click context's meta key: the run directory a command writes
+STOP_HINT = "epbt_deap.stop_hint"  # the click context's meta key: what to do after the command stops
 
 
-def resume_hint(run_dir: Path) -> str:
+def stop_hint(run_dir: Path, resumable: bool) -> str:
+    """What to do after a stop: resume a run directory that holds a run, else run the command again."""
+    from epbt_deap.rundir.layout import RunLayout
+
+    if not RunLayout.at(run_dir).config.exists():
+        return f"nothing was written to {run_dir} yet: run the same command again"
+    if not resumable:
+        return "a replay cannot be resumed: run the same command again with --overwrite"
     return f"the completed generations are kept; continue with: epbt-deap resume {run_dir}"
 
 
@@ -102,9 +109,8 @@ class OneLineErrors(click.Group):
         try:
             return super().invoke(ctx)
         except EpbtError as error:
-            run_dir = ctx.meta.get(RUN_DIR)
-            resumable = error.resumable and run_dir is not None
-            fail(f"{error}; {resume_hint(run_dir)}" if resumable else str(error), error.exit_code)
+            hint = ctx.meta.get(STOP_HINT)
+            fail(f"{error}; {hint()}" if error.resumable and hint is not None else str(error), error.exit_code)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -203,7 +209,7 @@ def replay(source_dir: Path, run_dir: Path | None, overwrite: bool, assignments:
     overrides = overrides_from(options, assignments)
     target = run_dir or source_dir.with_name(f"{source_dir.name}_replay")
     execute(lambda observer: replay_run(source_dir, target, observer, overwrite=overwrite, overrides=overrides),
-            target)
+            target, resumable=False)
 
 
 @main.command()
@@ -272,23 +278,26 @@ def run_evolution(config: Config, run_dir: Path, overwrite: bool) -> None:
     execute(lambda observer: run(config, run_dir, observer, overwrite=overwrite), run_dir)
 
 
-def execute(action: Callable[[ProgressObserver], Any], run_dir: Path) -> None:
-    """Run ``action``; turn interruptions into one line and an exit code (a user's mistake, any
-    :class:`EpbtError`, becomes one in :class:`OneLineErrors`). Anything else is a bug, and keeps
-    its traceback."""
+def execute(action: Callable[[ProgressObserver], Any], run_dir: Path, resumable: bool = True) -> None:
+    """Run ``action``, which writes ``run_dir``; turn interruptions into one line, with what to do
+    next, and an exit code (a user's mistake, any :class:`EpbtError`, becomes one in
+    :class:`OneLineErrors`). Anything else is a bug, and keeps its traceback."""
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    def hint() -> str:
+        return stop_hint(run_dir, resumable)
 
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     context = click.get_current_context(silent=True)
     if context is not None:
-        context.meta[RUN_DIR] = run_dir  # for the resume hint of a resumable EpbtError
+        context.meta[STOP_HINT] = hint  # for a resumable EpbtError
     try:
         with logging_redirect_tqdm():
             summary = action(ProgressObserver())
     except KeyboardInterrupt:
-        fail(f"interrupted; {resume_hint(run_dir)}", code=130)
+        fail(f"interrupted; {hint()}", code=130)
     except Terminated:
-        fail(f"terminated; {resume_hint(run_dir)}", code=143)
+        fail(f"terminated; {hint()}", code=143)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     click.echo(f"best {summary.best_uid}: validation {shown(summary.best_fitness)}, "

@@ -61,7 +61,12 @@ def test_a_new_error_subclass_is_one_line_and_its_exit_code(tmp_path, monkeypatc
     assert result.output == "error: the widget is missing\n"
 
 
-def test_a_resumable_error_says_how_to_resume(tmp_path, monkeypatch):
+def test_a_resumable_error_says_how_to_resume_once_the_run_directory_holds_a_run(tmp_path, monkeypatch):
+    result = evolve_raising(monkeypatch, BrandNewFailure("evaluation of g000-000 failed: boom"), tmp_path)
+    assert result.exit_code == 1
+    assert result.output == (f"error: evaluation of g000-000 failed: boom; nothing was written to {tmp_path} yet: "
+                             "run the same command again\n")
+    (tmp_path / "config.yaml").write_text("name: written\n")
     result = evolve_raising(monkeypatch, BrandNewFailure("evaluation of g001-000 failed: boom"), tmp_path)
     assert result.exit_code == 1
     assert result.output == (f"error: evaluation of g001-000 failed: boom; the completed generations "

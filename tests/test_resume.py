@@ -161,8 +161,17 @@ def test_an_interruption_during_an_evaluation_is_not_a_failed_evaluation(
     with pytest.raises(SystemExit) as exit:
         execute(action, tmp_path)
     assert exit.value.code == code
+    assert capsys.readouterr().err == (f"error: {word}; nothing was written to {tmp_path} yet: "
+                                       "run the same command again\n")
+    (tmp_path / "config.yaml").write_text("name: written\n")  # the run directory holds a run now
+    with pytest.raises(SystemExit):
+        execute(action, tmp_path)
     assert capsys.readouterr().err == (f"error: {word}; the completed generations are kept; "
                                        f"continue with: epbt-deap resume {tmp_path}\n")
+    with pytest.raises(SystemExit):
+        execute(action, tmp_path, resumable=False)  # a replay's
+    assert capsys.readouterr().err == (f"error: {word}; a replay cannot be resumed: run the same command again "
+                                       "with --overwrite\n")
 
 
 @pytest.mark.slow
