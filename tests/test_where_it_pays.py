@@ -92,7 +92,9 @@ def test_the_early_stop_rule_reads_the_screening_seed_against_the_best_control(t
     b1 = [record(f"b1_lr{lr}", 1, [0.5], [val]) for lr, val in ((0.05, 0.6), (0.1, 0.5), (0.2, 0.4))]
     write_records(tmp_path / "noisy", [*b1, record("gce", 1, [0.49], [0.5]), record("epbt", 1, [epbt_test], [0.5])])
     markdown = tables.write_setting("noisy", tmp_path, tmp_path / "out", "abc")
-    assert "best control so far, b1_es 50.00 %" in markdown
+    difference = epbt_test * 100 - 50
+    assert f"EPBT {epbt_test * 100:.2f} % is {difference:+.2f} points against the best control so far, b1_es 50.00 %" \
+        in markdown
     assert ("may stop after screening" in markdown) == stops
     assert ("goes on to the other seeds" in markdown) == (not stops)
 

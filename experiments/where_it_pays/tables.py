@@ -170,12 +170,12 @@ def early_stop(rows: list[dict[str, Any]]) -> str:
     if epbt is None or epbt["seeds"] != 1 or not controls:
         return ""
     best = max(controls, key=lambda row: row["test"])
-    gap = best["test"] - epbt["test"]
-    applies = gap > EARLY_STOP_POINTS
-    return (f"Early-stop rule (screening seed): EPBT {epbt['test']:.2f} % is {gap:+.2f} points below the best control "
-            f"so far, {best['method']} {best['test']:.2f} %: "
-            + (f"more than {EARLY_STOP_POINTS:g}, so the setting may stop after screening."
-               if applies else f"not more than {EARLY_STOP_POINTS:g}, so the setting goes on to the other seeds."))
+    difference = epbt["test"] - best["test"]
+    applies = difference < -EARLY_STOP_POINTS
+    return (f"Early-stop rule (screening seed): EPBT {epbt['test']:.2f} % is {difference:+.2f} points against the best "
+            f"control so far, {best['method']} {best['test']:.2f} %: "
+            + (f"more than {EARLY_STOP_POINTS:g} points below, so the setting may stop after screening." if applies
+               else f"not more than {EARLY_STOP_POINTS:g} points below, so the setting goes on to the other seeds."))
 
 
 def plot(setting: str, seeds: dict[int, dict[str, Outcome]], path: Path) -> None:
