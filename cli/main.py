@@ -1,6 +1,7 @@
 """The ``epbt-deap`` command line. Each command validates its input, then calls the library."""
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import signal
@@ -15,6 +16,7 @@ from epbt_deap.catalog import DATASETS, MODEL_NAMES
 from epbt_deap.config import (BACKENDS, TRAINERS, Config, config_summary, default_of, describe, load_config,
                               named_configs, parse_assignment)
 from epbt_deap.errors import EpbtError
+from epbt_deap.rundir.layout import RunLayout
 
 USER_ERROR_EXIT = 2
 
@@ -91,8 +93,6 @@ STOP_HINT = "epbt_deap.stop_hint"  # the click context's meta key: what to do af
 
 def stop_hint(run_dir: Path, resumable: bool) -> str:
     """What to do after a stop: resume a run directory that holds a run, else run the command again."""
-    from epbt_deap.rundir.layout import RunLayout
-
     if not RunLayout.at(run_dir).config.exists():
         return f"nothing was written to {run_dir} yet: run the same command again"
     if not resumable:
@@ -284,9 +284,7 @@ def execute(action: Callable[[ProgressObserver], Any], run_dir: Path, resumable:
     :class:`OneLineErrors`). Anything else is a bug, and keeps its traceback."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    def hint() -> str:
-        return stop_hint(run_dir, resumable)
-
+    hint = functools.partial(stop_hint, run_dir, resumable)
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     context = click.get_current_context(silent=True)
     if context is not None:

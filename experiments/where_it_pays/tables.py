@@ -120,13 +120,17 @@ def setting_table(seeds: dict[int, dict[str, Outcome]]) -> list[dict[str, Any]]:
     return rows
 
 
+def by_method_of(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["method"]: row for row in rows}
+
+
 def verdict(difference: float, bar: float) -> str:
     return "wins" if difference > bar else "loses" if difference < -bar else "ties"
 
 
 def bar_table(rows: list[dict[str, Any]], curve: Callable[[], tuple[np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
     """EPBT against each control: difference of means, the bar (larger std), the verdict, epochs to pass."""
-    by_method = {row["method"]: row for row in rows}
+    by_method = by_method_of(rows)
     epbt = by_method.get("epbt")
     if epbt is None:
         return []
@@ -164,7 +168,7 @@ def mean_curve(curves: list[list[dict[str, Any]]]) -> tuple[np.ndarray, np.ndarr
 
 def early_stop(rows: list[dict[str, Any]]) -> str:
     """The declared early-stop rule, read on a setting whose EPBT has run on the screening seed alone."""
-    by_method = {row["method"]: row for row in rows}
+    by_method = by_method_of(rows)
     epbt = by_method.get("epbt")
     controls = [by_method[control] for control in CONTROLS if control in by_method]
     if epbt is None or epbt["seeds"] != 1 or not controls:
@@ -180,8 +184,7 @@ def early_stop(rows: list[dict[str, Any]]) -> str:
 
 def plot(setting: str, seeds: dict[int, dict[str, Outcome]], path: Path) -> None:
     """Mean test accuracy over seeds of each method's reported curve (no figure before any method completes)."""
-    curves = {method: curves_of(method, seeds) for method in SHOWN if method != "b1_es"}
-    curves = {method: found for method, found in curves.items() if found}
+    curves = {method: found for method in SHOWN if method != "b1_es" and (found := curves_of(method, seeds))}
     if not curves:
         return
     import matplotlib
