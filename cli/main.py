@@ -93,10 +93,13 @@ STOP_HINT = "epbt_deap.stop_hint"  # the click context's meta key: what to do af
 
 def stop_hint(run_dir: Path, resumable: bool) -> str:
     """What to do after a stop: resume a run directory that holds a run, else run the command again."""
-    if not RunLayout.at(run_dir).config.exists():
+    layout = RunLayout.at(run_dir)
+    if not layout.config.exists():
         return f"nothing was written to {run_dir} yet: run the same command again"
     if not resumable:
         return "a replay cannot be resumed: run the same command again with --overwrite"
+    if not layout.state.exists():
+        return f"no generation had completed; continue with: epbt-deap resume {run_dir} (it starts generation 0 again)"
     return f"the completed generations are kept; continue with: epbt-deap resume {run_dir}"
 
 

@@ -166,6 +166,11 @@ def test_an_interruption_during_an_evaluation_is_not_a_failed_evaluation(
     (tmp_path / "config.yaml").write_text("name: written\n")  # the run directory holds a run now
     with pytest.raises(SystemExit):
         execute(action, tmp_path)
+    assert capsys.readouterr().err == (f"error: {word}; no generation had completed; continue with: "
+                                       f"epbt-deap resume {tmp_path} (it starts generation 0 again)\n")
+    (tmp_path / "state.pkl").write_bytes(b"")  # a generation has completed
+    with pytest.raises(SystemExit):
+        execute(action, tmp_path)
     assert capsys.readouterr().err == (f"error: {word}; the completed generations are kept; "
                                        f"continue with: epbt-deap resume {tmp_path}\n")
     with pytest.raises(SystemExit):
