@@ -91,6 +91,8 @@ def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
 def test_interrupt_keeps_the_state_and_says_how_to_resume(tmp_path, reference, signum, code, word):
     process = start_cli(tmp_path, "evolve")
     wait_for_generations(tmp_path / "run", 1, process)
+    while not (tmp_path / "run" / "state.pkl").exists():  # written just after the logbook's row
+        time.sleep(0.01)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code
