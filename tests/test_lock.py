@@ -179,6 +179,12 @@ def child_processes(pid):
     return children
 
 
+def descendants(pid):
+    """The pids of the live processes below ``pid``: its children, theirs, and so on."""
+    children = child_processes(pid)
+    return children + [below for child in children for below in descendants(child)]
+
+
 def alive(pid):
     try:
         return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -199,11 +205,13 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     while not read_jsonl(run_dir / "logbook.jsonl"):  # generation 1 is training on the worker now
         assert process.poll() is None, process.communicate()
         time.sleep(0.01)
-    children = child_processes(process.pid)
-    assert children
+    below = descendants(process.pid)  # the worker, and the server it was forked from
+    assert below
     checkpoints = sorted((run_dir / "checkpoints").iterdir())
     process.send_signal(signal.SIGKILL)
     process.wait()
-    time.sleep(0.5)
-    assert not any(alive(pid) for pid in children)
+    deadline = time.monotonic() + 10  # far longer than the evaluation the worker was running
+    while any(alive(pid) for pid in below) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in below)
     assert sorted((run_dir / "checkpoints").iterdir()) == checkpoints  # no orphan went on writing

@@ -1,3 +1,4 @@
+import multiprocessing
 import os
 from dataclasses import dataclass
 
@@ -53,6 +54,18 @@ def test_process_pool_runs_persistent_workers_with_shared_data():
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     calls = sum(max(r[3] for r in first + second if r[0] == pid) for pid in pids)
     assert calls == 16  # contexts survive between maps: built once per worker
+
+
+def parents(context, item):
+    return os.getppid(), multiprocessing.parent_process().pid
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no forkserver here: spawned")
+def test_workers_fork_from_a_server_and_watch_the_main_process():
+    with ProcessPool(make_context, (torch.ones(1),), ["cpu"]) as pool:
+        ((forked_by, watched),) = pool.map(parents, [0])
+    assert forked_by != os.getpid()  # the server, which imported torch once
+    assert watched == os.getpid()  # the process whose death the worker watches for
 
 
 @pytest.mark.slow
