@@ -67,6 +67,11 @@ def test_a_resumable_error_says_how_to_resume_once_the_run_directory_holds_a_run
     assert result.output == (f"error: evaluation of g000-000 failed: boom; nothing was written to {tmp_path} yet: "
                              "run the same command again\n")
     (tmp_path / "config.yaml").write_text("name: written\n")
+    result = evolve_raising(monkeypatch, BrandNewFailure("evaluation of g000-000 failed: boom"), tmp_path)
+    assert result.exit_code == 1
+    assert result.output == (f"error: evaluation of g000-000 failed: boom; no generation had completed; "
+                             f"continue with: epbt-deap resume {tmp_path} (it starts generation 0 again)\n")
+    (tmp_path / "state.pkl").write_bytes(b"")  # generation 0 has completed
     result = evolve_raising(monkeypatch, BrandNewFailure("evaluation of g001-000 failed: boom"), tmp_path)
     assert result.exit_code == 1
     assert result.output == (f"error: evaluation of g001-000 failed: boom; the completed generations "
