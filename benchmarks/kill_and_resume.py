@@ -58,8 +58,8 @@ if os.environ.get("EPBT_KILL_AT"):
             _seen[0] += 1
             if _seen[0] == _nth:
                 import multiprocessing
-                main = os.getpid() if multiprocessing.parent_process() is None else os.getppid()
-                os.kill(main, signal.SIGKILL)
+                parent = multiprocessing.parent_process()  # a worker's main process, whoever forked it
+                os.kill(os.getpid() if parent is None else parent.pid, signal.SIGKILL)
 
     sys.addaudithook(_kill_at_write)
 '''
