@@ -1,7 +1,8 @@
 """DEAP fitness and individual classes, defined at module level so they pickle into worker processes.
 
 ``creator.create`` builds classes at run time inside ``deap.creator``; a worker process
-(spawned, or forked from the forkserver before any was built) does not have them. These plain classes behave the same and always import.
+(spawned, or forked from the forkserver before any was built) does not have them. These
+plain classes behave the same and always import.
 """
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ to one device; its context (e.g. the dataset moved to that device) is built once
 worker starts. Workers fork from a server process that has imported torch once (the
 forkserver start method), so a worker starts, or replaces one that died, in a fraction of
 a second instead of importing torch again; the server never touches a GPU, so CUDA is safe
-in the workers. Where forkserver does not exist (Windows), workers are spawned. Tensors in ``context_args`` travel through shared
-memory, so a dataset loaded once in the main process is not copied per worker.
+in the workers. Where forkserver does not exist (Windows), workers are spawned. Tensors
+in ``context_args`` travel through shared memory, so a dataset loaded once in the main
+process is not copied per worker.
 :class:`InProcessPool` runs everything in the calling process, for tests and debugging.
 """
 from __future__ import annotations
