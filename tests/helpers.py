@@ -1,5 +1,5 @@
 """Shared test helpers that must be importable: the tiny run's config, a JSON-lines reader, the paper's algorithmic
-options, and pool work functions (module-level, so spawned worker processes and Ray actors can unpickle them)."""
+options, and pool work functions (module-level, so worker processes and Ray actors can unpickle them)."""
 import os
 import subprocess
 import sys
