@@ -34,12 +34,17 @@ def restore_default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def wait_for_generations(run_dir, count, process, timeout=120):
+def wait_until(done, process, timeout=120):
+    """Poll ``done()`` while the run ``process`` lives, for ``timeout`` seconds at most."""
     deadline = time.monotonic() + timeout
-    while len(read_jsonl(run_dir / "logbook.jsonl")) < count:
+    while not done():
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.01)
+
+
+def wait_for_generations(run_dir, count, process, timeout=120):
+    wait_until(lambda: len(read_jsonl(run_dir / "logbook.jsonl")) >= count, process, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +95,7 @@ def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
 @pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_interrupt_keeps_the_state_and_says_how_to_resume(tmp_path, reference, signum, code, word):
     process = start_cli(tmp_path, "evolve")
-    wait_for_generations(tmp_path / "run", 1, process)
-    while not (tmp_path / "run" / "state.pkl").exists():  # written just after the logbook's row
-        time.sleep(0.01)
+    wait_until((tmp_path / "run" / "state.pkl").exists, process)  # generation 0 saved for resume
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code

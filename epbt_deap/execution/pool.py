@@ -2,12 +2,14 @@
 
 :class:`ProcessPool` starts persistent processes (``torch.multiprocessing``), each pinned
 to one device; its context (e.g. the dataset moved to that device) is built once when the
-worker starts. Workers fork from a server process that has imported torch once (the
-forkserver start method), so a worker starts, or replaces one that died, in a fraction of
-a second instead of importing torch again; the server never touches a GPU, so CUDA is safe
-in the workers. Where forkserver does not exist (Windows), workers are spawned. Tensors
-in ``context_args`` travel through shared memory, so a dataset loaded once in the main
-process is not copied per worker.
+worker starts. Workers fork from a server process that imports torch once, and nothing else
+(the forkserver start method): the workers of a pool share that one import, and a worker
+that died is replaced in a fraction of a second. The server never touches a GPU, so CUDA
+is safe in the workers, and each worker imports the project's modules itself, from the main
+process's ``sys.path``. Where forkserver does not exist (Windows), workers are spawned.
+Tensors in ``context_args`` travel through shared memory (one file descriptor each, passed
+through the server, which takes at most about 250 per worker), so a dataset loaded once in
+the main process is not copied per worker.
 :class:`InProcessPool` runs everything in the calling process, for tests and debugging.
 """
 from __future__ import annotations
@@ -160,14 +162,15 @@ def _run_in_worker(fn: Callable[[Any, Any], Any], item: Any) -> Any:
     return fn(_worker_context, item)
 
 
-def worker_start_context(make_context: Callable[..., Any]) -> multiprocessing.context.BaseContext:
-    """How workers start: forked from a server that has imported torch and ``make_context``'s
-    module once (the preload counts only before the first pool of this process starts it),
-    or spawned where forkserver does not exist."""
+def worker_start_context() -> multiprocessing.context.BaseContext:
+    """How workers start: forked from a server that has imported torch alone, or spawned where
+    forkserver does not exist. Torch is most of a worker's import time; any other module
+    preloaded there would come from the server's ``sys.path`` (Python 3.11 starts it with the
+    working directory first) and could touch CUDA at import."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return torch_mp.get_context("spawn")
     context = torch_mp.get_context("forkserver")
-    context.set_forkserver_preload([module for module in ("torch", make_context.__module__) if module != "__main__"])
+    context.set_forkserver_preload(["torch"])
     return context
 
 
@@ -192,7 +195,7 @@ class ProcessPool(Pool):
         self._executor = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        ctx = worker_start_context(self._start_args[0])
+        ctx = worker_start_context()
         queue = ctx.SimpleQueue()
         for device in self.devices:
             queue.put(device)
