@@ -269,7 +269,8 @@ def whole_run_rows(tag: str, config_tree: dict[str, Any], device: str, out: Path
     splits = load_data(config)
     evo = config.evolution
     trained_per_generation = evo.population if evo.elites_train else evo.population - evo.elites
-    model_epochs = (evo.population + (evo.generations - 1) * trained_per_generation) * config.train.epochs_per_generation
+    model_epochs = (evo.population + (evo.generations - 1) * trained_per_generation) * \
+        config.train.epochs_per_generation
     plains = [plain_loop(settings.model, splits, model_epochs, device, settings=settings)] if compare else []
     clock = Clock()
     start = time.perf_counter()
