@@ -1,6 +1,7 @@
 """The study runner's declared methods build valid configs, and the pilot's entry rule is as declared."""
 import csv
 import json
+import subprocess
 
 import pytest
 
@@ -58,6 +59,25 @@ def record(method, seed, tests, vals, commit="abc", dirty=False, model_epochs=60
             "model_epochs": model_epochs, "wall_seconds": 60.0}
 
 
+def test_a_failed_epbt_run_is_reported_and_its_replay_waits_for_its_record(tmp_path, monkeypatch, capsys):
+    (tmp_path / "pilot").mkdir()
+    (tmp_path / "pilot" / "decision.json").write_text(json.dumps({"epochs": 60, "train_subset": 5000}))
+    ran = []
+
+    def run_and_record(method, setting, seed, overrides, data_dir, runs, records, choices):
+        ran.append(method)
+        if method == "epbt":
+            raise subprocess.CalledProcessError(1, ["epbt-deap"])
+        return {"curve": [{"val": 0.5}], "config": {"train": {"lr": 0.1, "label_smoothing": 0.05}}}
+
+    monkeypatch.setattr(study, "run_and_record", run_and_record)
+    study.sweep("converged", [2000], tmp_path / "data", tmp_path / "runs", tmp_path)
+    assert ran == [method for method in study.methods_of("converged") if method != "replay"]
+    output = capsys.readouterr().out
+    assert "converged epbt seed 2000: FAILED (exit 1)" in output
+    assert "converged replay seed 2000: not run, EPBT has no record" in output
+
+
 def write_records(folder, records):
     folder.mkdir(parents=True)
     for item in records:
@@ -90,11 +110,13 @@ def test_the_early_stop_rule_reads_the_screening_seed_against_the_best_control(t
     from experiments.where_it_pays import tables
 
     b1 = [record(f"b1_lr{lr}", 1, [0.5], [val]) for lr, val in ((0.05, 0.6), (0.1, 0.5), (0.2, 0.4))]
-    write_records(tmp_path / "noisy", [*b1, record("gce", 1, [0.49], [0.5]), record("epbt", 1, [epbt_test], [0.5])])
+    later = record("gce", 2, [0.9], [0.5])  # the next seed's control, recorded before its EPBT: not screening
+    write_records(tmp_path / "noisy", [*b1, record("gce", 1, [0.49], [0.5]), record("epbt", 1, [epbt_test], [0.5]),
+                                       later])
     markdown = tables.write_setting("noisy", tmp_path, tmp_path / "out", "abc")
     difference = epbt_test * 100 - 50
-    assert f"EPBT {epbt_test * 100:.2f} % is {difference:+.2f} points against the best control so far, b1_es 50.00 %" \
-        in markdown
+    assert (f"(screening seed 1): EPBT {epbt_test * 100:.2f} % is {difference:+.2f} points against that seed's best "
+            "control so far, b1_es 50.00 %") in markdown
     assert ("may stop after screening" in markdown) == stops
     assert ("goes on to the other seeds" in markdown) == (not stops)
 

@@ -5,8 +5,8 @@
 Records made at another commit than the pinned one (``PINNED``), or from a dirty tree,
 are refused. Per setting: each method's final test accuracy (mean ± sample std over
 seeds), NLL, ECE, training accuracy and memorisation; EPBT against each control by the
-declared bar; the epochs EPBT's mean curve needs to pass each control; compute; and, while
-EPBT has run on the screening seed alone, what the declared early-stop rule says. The figure
+declared bar; the epochs EPBT's mean curve needs to pass each control; compute; and what the
+declared early-stop rule says on the screening seed (the first declared, so the lowest, seed). The figure
 draws each method's reported curve (b1 and ce_ls: the tuned run) as a mean over seeds.
 """
 from __future__ import annotations
@@ -166,18 +166,18 @@ def mean_curve(curves: list[list[dict[str, Any]]]) -> tuple[np.ndarray, np.ndarr
     return np.array(shared), np.array([np.mean(by_epoch[epoch]) for epoch in shared])
 
 
-def early_stop(rows: list[dict[str, Any]]) -> str:
-    """The declared early-stop rule, read on a setting whose EPBT has run on the screening seed alone."""
-    by_method = by_method_of(rows)
+def early_stop(seed: int, screening: dict[str, Outcome]) -> str:
+    """The declared early-stop rule, read on the screening seed alone (its EPBT against its best control)."""
+    by_method = by_method_of(setting_table({seed: screening}))
     epbt = by_method.get("epbt")
     controls = [by_method[control] for control in CONTROLS if control in by_method]
-    if epbt is None or epbt["seeds"] != 1 or not controls:
+    if epbt is None or not controls:
         return ""
     best = max(controls, key=lambda row: row["test"])
     difference = epbt["test"] - best["test"]
     applies = difference < -EARLY_STOP_POINTS
-    return (f"Early-stop rule (screening seed): EPBT {epbt['test']:.2f} % is {difference:+.2f} points against the best "
-            f"control so far, {best['method']} {best['test']:.2f} %: "
+    return (f"Early-stop rule (screening seed {seed}): EPBT {epbt['test']:.2f} % is {difference:+.2f} points against "
+            f"that seed's best control so far, {best['method']} {best['test']:.2f} %: "
             + (f"more than {EARLY_STOP_POINTS:g} points below, so the setting may stop after screening." if applies
                else f"not more than {EARLY_STOP_POINTS:g} points below, so the setting goes on to the other seeds."))
 
@@ -219,7 +219,7 @@ def write_setting(setting: str, records_dir: Path, out: Path, pinned: str) -> st
         "```\n" + format_table(rows) + "\n```" if rows else
         "(no method complete yet: b1 and ce_ls wait for all their candidates, the others for b1)",
         "```\n" + format_table(comparisons) + "\n```" if comparisons else "(no EPBT run yet)",
-        *filter(None, [early_stop(rows)]),
+        *filter(None, [early_stop(min(resolved), resolved[min(resolved)])]),
         f"{len(records)} runs recorded, {failed} failed or diverged evaluations among them.",
     ])
     out.mkdir(parents=True, exist_ok=True)
