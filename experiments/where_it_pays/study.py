@@ -153,6 +153,10 @@ def cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "cli.main", *args], check=True, cwd=ROOT)
 
 
+def record_path(records: Path, setting: str, method: str, seed: int) -> Path:
+    return records / setting / f"{method}-seed{seed}.json"
+
+
 def read_record(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -160,8 +164,8 @@ def read_record(path: Path) -> dict[str, Any] | None:
 def run_and_record(method: str, setting: str, seed: int, overrides: list[str], data_dir: Path, runs: Path,
                    records: Path, choices: dict[str, float | None]) -> dict[str, Any]:
     """Run (resume, or replay) one method unless recorded; returns its record."""
-    record_path = records / setting / f"{method}-seed{seed}.json"
-    recorded = read_record(record_path)
+    path = record_path(records, setting, method, seed)
+    recorded = read_record(path)
     if recorded is not None:
         return recorded
     run_dir = (runs / setting / f"{method}-seed{seed}").resolve()
@@ -175,8 +179,8 @@ def run_and_record(method: str, setting: str, seed: int, overrides: list[str], d
         cli("evolve", "--config", str(BASE_CONFIG), "--data-dir", str(data_dir.resolve()), "--seed", str(seed),
             "--run-dir", str(run_dir), "--overwrite", *[item for override in overrides for item in ("--set", override)])
     record = build_record(method, setting, seed, run_dir, time.perf_counter() - started, choices)
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    record_path.write_text(json.dumps(record, indent=1) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
     last = record["curve"][-1]
     print(f"{setting} {method} seed {seed}: test {last['test']:.4f}, val {last['val']:.4f}, "
           f"train {last['train_accuracy']:.4f}, {record['wall_seconds']:.0f} s", flush=True)
@@ -225,6 +229,10 @@ def sweep(setting: str, seeds: list[int], data_dir: Path, runs: Path, records: P
         smoothing = tuned([run(method, lr) for method in ce_ls_methods()],
                           lambda record: record["config"]["train"]["label_smoothing"])
         for method in methods_of(setting)[len(LEARNING_RATES) + len(SMOOTHINGS):]:
+            if method == "replay" and not record_path(records, setting, "epbt", seed).exists():
+                print(f"{setting} replay seed {seed}: not run, EPBT has no record (the next sitting runs both)",
+                      flush=True)
+                continue
             try:
                 run(method, lr, smoothing)
             except subprocess.CalledProcessError as error:  # no record: reported, and the next sitting retries
