@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from epbt_deap.config import load_config
-from epbt_deap.report.tables import write_csv
 from epbt_deap.execution.measures import accuracy
 from epbt_deap.execution.training import TrainingContext, TrainSettings, eval_logits, make_loss, new_model
+from epbt_deap.report.tables import write_csv
 from epbt_deap.run import load_data
 from epbt_deap.rundir.checkpoints import load_checkpoint
 from experiments.cpu_scale.tables import markdown

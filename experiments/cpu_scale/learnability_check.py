@@ -21,7 +21,6 @@ import statistics
 import tempfile
 from pathlib import Path
 
-
 from epbt_deap.config import load_config
 from epbt_deap.evolution.learnability import check
 from epbt_deap.evolution.space import PARAMETER_NAMES
