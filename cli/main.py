@@ -91,9 +91,25 @@ class ProgressObserver:
 STOP_HINT = "epbt_deap.stop_hint"  # the click context's meta key: what to do after the command stops
 
 
-def stop_hint(run_dir: Path, resumable: bool) -> str:
-    """What to do after a stop: resume a run directory that holds a run, else run the command again."""
+def config_stamp(run_dir: Path) -> tuple[int, int] | None:
+    """The run directory's config.yaml as (inode, modification time in ns), None without one.
+
+    Writing a config replaces the file in one rename, so any write changes the stamp."""
+    try:
+        status = RunLayout.at(run_dir).config.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
+def stop_hint(run_dir: Path, resumable: bool, replaced: tuple[int, int] | None = None) -> str:
+    """What to do after a stop: resume a run directory that holds a run, else run the command again.
+
+    ``replaced``: the stamp of the config of the run that this command replaces (``evolve
+    --overwrite``); while the config is that one, the new run has not started."""
     layout = RunLayout.at(run_dir)
+    if replaced is not None and config_stamp(run_dir) == replaced:
+        return f"the run in {run_dir} was not replaced yet: run the same command again"
     if not layout.config.exists():
         return f"nothing was written to {run_dir} yet: run the same command again"
     if not resumable:
@@ -278,16 +294,18 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 def run_evolution(config: Config, run_dir: Path, overwrite: bool) -> None:
     from epbt_deap.run import run
 
-    execute(lambda observer: run(config, run_dir, observer, overwrite=overwrite), run_dir)
+    execute(lambda observer: run(config, run_dir, observer, overwrite=overwrite), run_dir, replaces=overwrite)
 
 
-def execute(action: Callable[[ProgressObserver], Any], run_dir: Path, resumable: bool = True) -> None:
-    """Run ``action``, which writes ``run_dir``; turn interruptions into one line, with what to do
-    next, and an exit code (a user's mistake, any :class:`EpbtError`, becomes one in
-    :class:`OneLineErrors`). Anything else is a bug, and keeps its traceback."""
+def execute(action: Callable[[ProgressObserver], Any], run_dir: Path, resumable: bool = True,
+            replaces: bool = False) -> None:
+    """Run ``action``, which writes ``run_dir`` (a new run there: ``replaces``); turn interruptions
+    into one line, with what to do next, and an exit code (a user's mistake, any
+    :class:`EpbtError`, becomes one in :class:`OneLineErrors`). Anything else is a bug, and keeps
+    its traceback."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    hint = functools.partial(stop_hint, run_dir, resumable)
+    hint = functools.partial(stop_hint, run_dir, resumable, config_stamp(run_dir) if replaces else None)
     previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     context = click.get_current_context(silent=True)
     if context is not None:

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 class EpbtError(Exception):
     """A problem the user can fix or act on; the message is one line.
 
-    ``exit_code`` is the command line's exit status; ``resumable`` says that completed
-    generations were kept and ``epbt-deap resume`` continues the run.
+    ``exit_code`` is the command line's exit status; ``resumable`` says that the run directory
+    was left usable, so the command line adds what to do next (``epbt-deap resume``, or the
+    same command again when the run had not started).
     """
 
     exit_code = 2

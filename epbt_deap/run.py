@@ -186,15 +186,21 @@ def check_run_dir(layout: RunLayout, overwrite: bool) -> list[Path]:
 
 def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool, splits: ImageSplits) -> None:
     """With the run directory locked: delete the run it held (``overwrite``), then write the resolved
-    config and the flipped labels."""
+    config and the flipped labels.
+
+    The old config.yaml is not deleted but replaced, in one rename, and before anything else is
+    written: a directory never holds a run's files without a config, so a stop at any moment
+    leaves one that ``--overwrite`` and ``resume`` recognise."""
     for path in check_run_dir(layout, overwrite):
+        if path == layout.config:
+            continue
         with write_errors_named(path):
             if path.is_dir():
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    layout.checkpoints.mkdir(exist_ok=True)
     write_config(layout, config)
+    layout.checkpoints.mkdir(exist_ok=True)
     record_label_noise(layout, config, splits)
 
 

@@ -11,11 +11,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import epbt_deap.run
 from cli.main import execute, main
 from epbt_deap.execution.pool import InProcessPool
-from epbt_deap.run import resume, run
+from epbt_deap.run import check_run_dir, resume, run
 from epbt_deap.rundir import checkpoints
 from epbt_deap.rundir.checkpoints import save_checkpoint, write_atomically
+from epbt_deap.rundir.layout import RunLayout
 from tests.helpers import RowObserver, read_jsonl, read_logbook, run_files, tiny, tiny_yaml
 
 LONGER = {"evolution.generations": 4}
@@ -182,6 +184,28 @@ def test_an_interruption_during_an_evaluation_is_not_a_failed_evaluation(
         execute(action, tmp_path, resumable=False)  # a replay's
     assert capsys.readouterr().err == (f"error: {word}; a replay cannot be resumed: run the same command again "
                                        "with --overwrite\n")
+
+
+def press_ctrl_c_instead(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("stopped", ["load_data", "rmtree"])
+def test_a_stop_before_overwrite_replaced_the_run_says_to_run_the_command_again(tmp_path, monkeypatch, stopped):
+    """While the data loads, or while the old run's files are deleted, the old config is still there:
+    resuming would continue the old run, so the hint is the same command again, which works."""
+    run_dir = tmp_path / "run"
+    (run_dir / "tensorboard").mkdir(parents=True)  # deleted after config.yaml and state.pkl, in name order
+    old_config = tiny_yaml(run_dir / "config.yaml").read_text()
+    (run_dir / "state.pkl").write_bytes(b"")
+    target = epbt_deap.run.shutil if stopped == "rmtree" else epbt_deap.run
+    monkeypatch.setattr(target, stopped, press_ctrl_c_instead)
+    config = tiny_yaml(tmp_path / "new.yaml", {"seed": 7})
+    result = CliRunner().invoke(main, ["evolve", "--config", str(config), "--run-dir", str(run_dir), "--overwrite"])
+    assert result.exit_code == 130
+    assert result.output == f"error: interrupted; the run in {run_dir} was not replaced yet: run the same command again\n"
+    assert (run_dir / "config.yaml").read_text() == old_config
+    check_run_dir(RunLayout.at(run_dir), overwrite=True)  # the same command again is accepted
 
 
 @pytest.mark.slow
