@@ -1,12 +1,14 @@
 import multiprocessing
 import os
+import sys
 from dataclasses import dataclass
 
 import pytest
 import torch
 
 from epbt_deap.errors import WorkerError
-from epbt_deap.execution.pool import DeviceError, InProcessPool, ProcessPool, make_pool, resolve_devices
+from epbt_deap.execution.pool import (DeviceError, InProcessPool, ProcessPool, make_pool, resolve_devices,
+                                      worker_start_context)
 from tests.helpers import Fragile, die_unless_marked, make_context
 
 
@@ -60,7 +62,13 @@ def parents(context, item):
     return os.getppid(), multiprocessing.parent_process().pid
 
 
-@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no forkserver here: spawned")
+@pytest.mark.parametrize("platform, method", [("linux", "forkserver"), ("darwin", "spawn"), ("win32", "spawn")])
+def test_workers_fork_from_a_server_on_linux_alone(monkeypatch, platform, method):
+    monkeypatch.setattr(sys, "platform", platform)
+    assert worker_start_context().get_start_method() == method
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are spawned off Linux")
 def test_workers_fork_from_a_server_and_watch_the_main_process():
     with ProcessPool(make_context, (torch.ones(1),), ["cpu"]) as pool:
         ((forked_by, watched),) = pool.map(parents, [0])

@@ -6,7 +6,10 @@ worker starts. Workers fork from a server process that imports torch once, and n
 (the forkserver start method): the workers of a pool share that one import, and a worker
 that died is replaced in a fraction of a second. The server never touches a GPU, so CUDA
 is safe in the workers, and each worker imports the project's modules itself, from the main
-process's ``sys.path``. Where forkserver does not exist (Windows), workers are spawned.
+process's ``sys.path``. Off Linux, workers are spawned: Windows has no fork, and on macOS
+forking a process that has loaded Apple's system frameworks may crash (why Python spawns there).
+The server's environment is the main process's when its first pool started: workers see later
+changes to ``os.environ`` only where they are spawned.
 Tensors in ``context_args`` travel through shared memory (one file descriptor each, passed
 through the server, which takes at most about 250 per worker), so a dataset loaded once in
 the main process is not copied per worker.
@@ -18,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -163,11 +167,11 @@ def _run_in_worker(fn: Callable[[Any, Any], Any], item: Any) -> Any:
 
 
 def worker_start_context() -> multiprocessing.context.BaseContext:
-    """How workers start: forked from a server that has imported torch alone, or spawned where
-    forkserver does not exist. Torch is most of a worker's import time; any other module
-    preloaded there would come from the server's ``sys.path`` (Python 3.11 starts it with the
-    working directory first) and could touch CUDA at import."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    """How workers start: on Linux, forked from a server that has imported torch alone; elsewhere
+    spawned. Torch is most of a worker's import time; any other module preloaded there would come
+    from the server's ``sys.path`` (Python 3.11 starts it with the working directory first) and
+    could touch CUDA at import."""
+    if not sys.platform.startswith("linux"):
         return torch_mp.get_context("spawn")
     context = torch_mp.get_context("forkserver")
     context.set_forkserver_preload(["torch"])
