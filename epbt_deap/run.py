@@ -359,5 +359,6 @@ def resume_locked(layout: RunLayout, observer: Observer | None, generations: int
     check_label_noise(layout, config, splits)
     logger.info("resuming %s after generation %d", run_dir, state.generation)
     rewind_logs(layout, state)
+    plan = plan.for_data(splits)  # before the saved random state: with a user's data it draws an individual
     state.restore_rng()
-    return evolve(plan.for_data(splits), layout, splits, observer, state)
+    return evolve(plan, layout, splits, observer, state)

@@ -11,8 +11,9 @@ from sklearn.datasets import load_breast_cancer
 from cli.main import main
 from epbt_deap.config import build_config
 from epbt_deap.data import DataError, load_splits
-from epbt_deap.run import run
-from tests.helpers import read_jsonl
+from epbt_deap.execution.training import evaluate
+from epbt_deap.run import resume, run
+from tests.helpers import read_jsonl, untimed
 
 MYDATA = '''
 import numpy as np
@@ -107,3 +108,27 @@ def test_a_tabular_run_with_the_built_in_mlp_reaches_90_percent_on_breast_cancer
     summary = run(config, tmp_path / "run")
     assert summary.best_test_accuracy >= 0.90
     assert all(row["status"] == "ok" for row in read_jsonl(tmp_path / "run" / "lineage.jsonl"))
+
+
+def interrupted_in_generation_2(context, task):
+    """The trainer's evaluation until generation 2, which a Ctrl-C stops."""
+    if task.start_epoch == 2:
+        raise KeyboardInterrupt
+    return evaluate(context, task)
+
+
+def test_a_run_on_arrays_resumes_to_the_uninterrupted_run(tmp_path):
+    """Where the data sets the number of classes, the plan is rebuilt after loading: that must not
+    draw from the random state a resume restores."""
+    config = build_config({"name": "cancer", "seed": 1,
+                           "data": {"dataset": "arrays", "dir": str(breast_cancer_npz(tmp_path / "cancer.npz"))},
+                           "train": {"epochs_per_generation": 1, "batch_size": 64, "lr_milestones": [2]},
+                           "evolution": {"population": 4, "elites": 2, "generations": 3},
+                           "resources": {"device": "cpu"}})
+    reference = run(config, tmp_path / "reference")
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "run", evaluate=interrupted_in_generation_2)
+    resumed = resume(tmp_path / "run")
+    assert untimed(resumed.logbook) == untimed(reference.logbook)
+    assert [row["genes"] for row in read_jsonl(tmp_path / "run" / "lineage.jsonl")] == \
+        [row["genes"] for row in read_jsonl(tmp_path / "reference" / "lineage.jsonl")]
