@@ -16,12 +16,12 @@ from typing import Any
 from epbt_deap.config import Config, ConfigError, build_config, load_config
 from epbt_deap.data import ImageSplits
 from epbt_deap.errors import RunDirError
-from epbt_deap.evolution.algorithms import eaSchedule
+from epbt_deap.evolution.algorithms import BestHallOfFame, eaSchedule, same_uid
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.statistics import PopulationStatistics
 from epbt_deap.execution.protocol import Observer
-from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, evaluating, hall_of_fame, load_data,
-                           locked, prepare_run_dir, seed_everything, summarize)
+from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, evaluating, load_data, locked,
+                           prepare_run_dir, seed_everything, summarize)
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.rundir.recorder import RunRecorder
 from epbt_deap.schedule import LossSchedule
@@ -84,7 +84,7 @@ def replay_schedule(plan: RunPlan, layout: RunLayout, splits: ImageSplits, sched
                     observer: Observer | None) -> RunSummary:
     """Train one fresh model on ``schedule``'s steps (:func:`eaSchedule`), recording each as a generation."""
     config, space = plan.config, plan.space
-    halloffame = hall_of_fame(config, 1)
+    halloffame = BestHallOfFame(1, similar=same_uid)
     steps = [(step.generation, [step.genes[name] for name in space.names]) for step in schedule.steps]
     stats = PopulationStatistics(config.train.epochs_per_generation)
     with evaluating(plan, layout, splits, observer, "replay", max_workers=1):  # one model: one worker

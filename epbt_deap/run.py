@@ -20,14 +20,14 @@ from epbt_deap.config import Config, load_config
 from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.data.noise import flips_record, with_label_noise
 from epbt_deap.errors import RunDirError, write_errors_named
-from epbt_deap.evolution.algorithms import LatestHallOfFame, eaElitist, eaTruncation, same_uid
+from epbt_deap.evolution.algorithms import BestHallOfFame, eaElitist, eaTruncation, same_uid
 from epbt_deap.evolution.space import SearchSpace
 from epbt_deap.evolution.statistics import PopulationStatistics
 from epbt_deap.evolution.toolbox import make_toolbox
 from epbt_deap.execution.evaluation import EvaluationMap
 from epbt_deap.execution.pool import make_pool, resolve_devices
-from epbt_deap.execution.shipping import ShippingPool
 from epbt_deap.execution.protocol import Observer, Pool
+from epbt_deap.execution.shipping import ShippingPool
 from epbt_deap.execution.training import TrainingContext, TrainSettings, check_model, evaluate
 from epbt_deap.execution.vectorized import evaluate_group
 from epbt_deap.models import UnknownModelError, is_session_only, model_builder
@@ -134,13 +134,6 @@ class RunPlan:
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:
     best = halloffame[0]
     return RunSummary(run_dir, logbook, best.uid, best.validation, best.metrics.get("test_accuracy"))
-
-
-def hall_of_fame(config: Config, size: int) -> tools.HallOfFame:
-    """The fittest ``size`` individuals; without a validation set (``data.val_size: 0``), the newest."""
-    if config.data.val_size == 0:
-        return LatestHallOfFame(size, similar=same_uid)
-    return tools.HallOfFame(size, similar=same_uid)
 
 
 def anchored(config: Config) -> Config:
@@ -265,7 +258,7 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
     evolution = config.evolution
     with evaluating(plan, layout, splits, observer, "run" if state is None else "resume"):
         if state is None:
-            halloffame = hall_of_fame(config, evolution.hall_of_fame)
+            halloffame = BestHallOfFame(evolution.hall_of_fame, similar=same_uid)
             population, logbook, start_gen = toolbox.population(n=evolution.population), None, 0
         else:
             halloffame, population, logbook = state.halloffame, state.population, state.logbook

@@ -9,7 +9,9 @@ import pytest
 from deap import tools
 
 from epbt_deap import Gene, SearchSpace, eaElitist, make_toolbox
-from epbt_deap.evolution.algorithms import eaTruncation, same_uid
+from epbt_deap.evolution.algorithms import BestHallOfFame, eaTruncation, same_uid
+from epbt_deap.evolution.individual import Individual
+from epbt_deap.evolution.statistics import PopulationStatistics
 
 SPACE = SearchSpace((Gene("lr", 1e-4, 1.0, 1e-4, 1.0, "log"), Gene("momentum", 0.0, 0.999, 0.0, 0.999)))
 OPERATORS = dict(
@@ -188,3 +190,34 @@ def test_the_replay_loop_trains_one_individual_through_the_steps_genes():
     assert seen == [("g000-replay", None, [0.01, 0.9]), ("g001-replay", "g000-replay", [0.02, 0.8]),
                     ("g003-replay", "g001-replay", [0.03, 0.7])]
     assert [row["gen"] for row in logbook] == [0, 1, 3] and len(population) == 1
+
+
+def evaluated(uid, fitness, status="ok", test_accuracy=None):
+    individual = Individual([0.1, 0.5], uid=uid, generation=int(uid[1:4]))
+    individual.fitness.values = (fitness,)
+    individual.metrics = {"status": status, "test_accuracy": test_accuracy}
+    return individual
+
+
+def test_of_equally_fit_individuals_the_newest_is_best():
+    first = [evaluated("g000-000", 0.8), evaluated("g000-001", 0.8), evaluated("g000-002", 0.5)]
+    deaps = tools.HallOfFame(1, similar=same_uid)
+    deaps.update(first)
+    assert deaps[0].uid == "g000-000"  # DEAP's keeps the first it saw: why the run has its own
+    hof = BestHallOfFame(2, similar=same_uid)
+    hof.update(first)
+    assert [ind.uid for ind in hof] == ["g000-001", "g000-000"]
+    hof.update([evaluated("g001-000", 0.8), evaluated("g001-001", 0.7)])
+    assert [ind.uid for ind in hof] == ["g001-000", "g000-001"]
+    row = PopulationStatistics(1).compile([evaluated("g001-000", 0.8, test_accuracy=0.1),
+                                           evaluated("g001-001", 0.8, test_accuracy=0.2)])
+    assert row["best_test"] == 0.2  # the logbook's best follows the same order
+
+
+def test_without_validation_the_newest_trained_individual_is_best():
+    hof = BestHallOfFame(1, similar=same_uid)
+    hof.update([evaluated("g000-000", math.nan)])
+    hof.update([evaluated("g001-000", math.nan)])
+    assert hof[0].uid == "g001-000"
+    hof.update([evaluated("g002-000", 0.0, status="failed")])
+    assert hof[0].uid == "g001-000"

@@ -156,6 +156,10 @@ def test_best_ancestry_follows_parents_of_the_latest_best():
     ]]
     assert [row["uid"] for row in best_ancestry(rows)] == ["g000-000", "g001-001", "g003-000"]
     assert best_ancestry([]) == []
+    without_validation = [lineage_row("g000-000", None, None), lineage_row("g001-000", "g000-000", None),
+                          {**lineage_row("g002-000", "g001-000", 0.0), "status": "failed"}]  # then resumed:
+    without_validation.append(lineage_row("g002-001", "g001-000", None))
+    assert [row["uid"] for row in best_ancestry(without_validation)] == ["g000-000", "g001-000", "g002-001"]
     with pytest.raises(RunDirError, match="parent g000-009 of g001-000 is missing"):
         best_ancestry([lineage_row("g001-000", "g000-009", 0.9)])
 

@@ -1,10 +1,15 @@
+import dataclasses
+
 import pytest
 import torch
 
 from epbt_deap.config import build_config
 from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.learnability import is_learnable
+from epbt_deap.execution.training import evaluate
 from epbt_deap.run import run
+from epbt_deap.rundir.logs import best_ancestry
+from epbt_deap.schedule import LossSchedule
 from tests.helpers import read_jsonl, tiny
 
 
@@ -129,3 +134,16 @@ def test_the_vectorised_trainer_gives_the_per_model_run(finished_run, tmp_path):
     assert [row["fitness"] for row in actual] == pytest.approx([row["fitness"] for row in expected], abs=2 / 64)
     assert len(list((tmp_path / "vectorized" / "checkpoints").glob("*.pt"))) == \
         len(list((run_dir / "checkpoints").glob("*.pt")))
+
+
+def tied(context, task):
+    """The trainer's evaluation, every model scored the same: the order of best decides alone."""
+    return dataclasses.replace(evaluate(context, task), fitness=0.5)
+
+
+def test_of_tied_models_best_pt_the_summary_and_the_best_lineage_name_the_newest(tmp_path):
+    summary = run(tiny(), tmp_path / "run", evaluate=tied)
+    lineage = read_jsonl(tmp_path / "run" / "lineage.jsonl")
+    assert summary.best_uid == best_ancestry(lineage)[-1]["uid"] == "g002-003"  # the last made in the last generation
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=False)["uid"] == "g002-003"
+    assert LossSchedule.from_run(tmp_path / "run").found_with.best_uid == "g002-003"  # export and replay

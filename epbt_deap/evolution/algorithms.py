@@ -32,15 +32,20 @@ def same_uid(first: Any, second: Any) -> bool:
     return first.uid == second.uid
 
 
-class LatestHallOfFame(tools.HallOfFame):
-    """A hall of fame of the newest individuals, not the fittest: for a run without a
-    validation set (one model, fitness nan), whose best is the one trained longest."""
+class BestHallOfFame(tools.HallOfFame):
+    """The ``maxsize`` best individuals seen, in the order of :attr:`Individual.best_rank`: among
+    equally fit ones the newest, which trained longest (DEAP's own keeps the first it saw); without
+    a validation set (fitness nan), the newest."""
 
     def update(self, population: Sequence) -> None:
-        newest = sorted(population, key=lambda ind: ind.generation)[-self.maxsize:]
+        seen = {individual.uid: individual for individual in (*self, *population)}
+        ranked = sorted(seen.values(), key=lambda individual: individual.best_rank, reverse=True)[:self.maxsize]
         self.clear()
-        for individual in newest:
+        for individual in reversed(ranked):  # DEAP inserts an equally fit newcomer ahead of the others
             self.insert(individual)
+
+
+LatestHallOfFame = BestHallOfFame  # the name that run states saved without a validation set pickled
 
 
 def evaluate_invalid(individuals: Sequence, toolbox: base.Toolbox) -> list:

@@ -13,6 +13,19 @@ from typing import Any
 from deap import base
 
 
+def best_rank(fitness: float | None, status: str, generation: int, uid: str) -> tuple[bool, float, int, int]:
+    """The order of "best", largest first: a trained model (status ok) before a failed one, then the
+    highest fitness; among equally fit ones the newest generation, then the later-made individual,
+    which trained longest. No fitness (None or nan: no validation set) ranks below any fitness.
+
+    The one tie rule of the run's best (best.pt, the summary), its logbook rows and the best lineage
+    that ``show``, ``export`` and ``replay`` read.
+    """
+    scored = fitness is not None and not math.isnan(fitness)
+    index = uid.rpartition("-")[2]
+    return status == "ok", fitness if scored else -math.inf, generation, int(index) if index.isdigit() else -1
+
+
 class FitnessMax(base.Fitness):
     """A single objective to maximise (validation accuracy)."""
 
@@ -53,6 +66,11 @@ class Individual(list):
         """The fitness as the run records it: validation accuracy, None without a validation set (nan)."""
         fitness = self.fitness.values[0]
         return None if math.isnan(fitness) else fitness
+
+    @property
+    def best_rank(self) -> tuple[bool, float, int, int]:
+        """This evaluated individual's place in the order of "best" (:func:`best_rank`)."""
+        return best_rank(self.fitness.values[0], self.metrics.get("status", "ok"), self.generation, self.uid or "")
 
     def __repr__(self) -> str:
         fitness = self.fitness.values[0] if self.fitness.valid else None

@@ -15,7 +15,7 @@ class PopulationStatistics:
     """Like ``deap.tools.Statistics``: ``compile(population)`` gives one logbook row.
 
     Fitness ``avg``/``std``/``min``/``max``, plus ``best_test`` (test accuracy of the
-    best-fitness individual, when recorded), its ``best_<measure>`` (NLL, ECE, training
+    best individual, by :attr:`~epbt_deap.evolution.individual.Individual.best_rank`, when recorded), its ``best_<measure>`` (NLL, ECE, training
     accuracy, memorised noisy labels; None where not recorded) and ``epochs``, the run's clock: epochs of
     training per lineage so far, (newest generation + 1) x epochs per generation. Without a
     validation set (fitness nan) the fitness statistics are None.
@@ -28,7 +28,7 @@ class PopulationStatistics:
 
     def compile(self, population: Sequence[Any]) -> dict[str, float | int | None]:
         fitness = np.array([ind.fitness.values[0] for ind in population], dtype=float)
-        best = population[int(np.argmax(fitness))]
+        best = max(population, key=lambda individual: individual.best_rank)
         summaries = {"avg": np.mean, "std": np.std, "min": np.min, "max": np.max}
         validated = not np.isnan(fitness).all()
         return {

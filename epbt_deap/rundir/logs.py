@@ -3,7 +3,6 @@ replay and show), and the best individual's ancestry."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import yaml
 
 from epbt_deap.errors import RunDirError
+from epbt_deap.evolution.individual import best_rank
 from epbt_deap.rundir.layout import RunLayout
 
 LOGBOOK_KEYS = ("epochs", "best_test")
@@ -120,21 +120,15 @@ def read_provenance(layout: RunLayout) -> list[dict[str, Any]]:
 
 
 def best_ancestry(lineage_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The best individual's ancestry, generation 0 first: the row with the highest fitness
-    (ties: the latest generation, then the latest row) and its ``parent`` links back.
-
-    A run without validation (``data.val_size: 0``, fitness null) has no best by fitness:
-    its best is the latest individual that trained (status ok).
-    """
-    scored = [(row["fitness"], row["generation"], index) for index, row in enumerate(lineage_rows)
-              if row["fitness"] is not None and not math.isnan(row["fitness"])]
-    if not scored:
-        scored = [(0.0, row["generation"], index) for index, row in enumerate(lineage_rows)
-                  if row["fitness"] is None and row.get("status", "ok") == "ok"]
-    if not scored:
+    """The best individual's ancestry, generation 0 first: the best row by
+    :func:`~epbt_deap.evolution.individual.best_rank` (the run's hall of fame ranks the same way,
+    so this is best.pt's lineage) and its ``parent`` links back. Without validation (``data.val_size:
+    0``, fitness null), the best is the newest individual that trained."""
+    if not lineage_rows:
         return []
     by_uid = {row["uid"]: row for row in lineage_rows}
-    chain = [lineage_rows[max(scored)[2]]]
+    chain = [max(lineage_rows, key=lambda row: best_rank(row["fitness"], row.get("status", "ok"), row["generation"],
+                                                         row["uid"]))]
     while (parent := chain[-1]["parent"]) is not None:
         if parent not in by_uid:
             raise RunDirError(f"lineage: parent {parent} of {chain[-1]['uid']} is missing")
