@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """What a dataset is known to be before its images load; None where an image folder decides."""

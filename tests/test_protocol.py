@@ -11,7 +11,6 @@ from epbt_deap.execution.ray_pool import RayPool
 from epbt_deap.execution.shipping import Parcel, ShippingPool
 from tests.helpers import run_without_importing
 
-
 TORCH_FREE = ("epbt_deap.evolution", "epbt_deap.execution.protocol", "epbt_deap.execution.evaluation",
               "epbt_deap.rundir.layout", "epbt_deap.rundir.logs", "epbt_deap.rundir.show", "epbt_deap.rundir.lock",
               "epbt_deap.config", "epbt_deap.errors")

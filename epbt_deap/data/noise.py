@@ -15,6 +15,7 @@ import torch
 from epbt_deap.config import LabelNoiseConfig, NoiseKind
 from epbt_deap.data.splits import ImageSplits
 
+
 def flip_labels(labels: torch.Tensor, num_classes: int, rate: float, kind: NoiseKind,
                 generator: torch.Generator) -> torch.Tensor:
     """``labels`` with ``round(rate * len(labels))`` of them, chosen uniformly, flipped to another class."""

@@ -20,9 +20,9 @@ from deap import base, tools
 from epbt_deap.config import ConfigError, EvolutionConfig, TaylorGLOConfig
 from epbt_deap.evolution import operators
 from epbt_deap.evolution.algorithms import make_child, mates_for, viable_child
-from epbt_deap.evolution.operators import OperatorError
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.learnability import is_learnable
+from epbt_deap.evolution.operators import OperatorError
 from epbt_deap.evolution.space import PARAMETER_NAMES, SearchSpace
 
 #: How many draws ``init: learnable`` makes before giving up (about 1 in 7 uniform draws passes).
