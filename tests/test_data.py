@@ -262,6 +262,12 @@ def test_imagefolder_loads_sorted_classes(tmp_path: Path, suffixes: tuple[str, .
     assert sorted(splits.test_labels.tolist()) == [0] * 6 + [1] * 6 + [2] * 6
 
 
+def test_imagefolder_without_validation_images(tmp_path: Path) -> None:
+    splits = load_splits("imagefolder", write_folder(tmp_path, (".jpg",)), val_size=0)
+    assert (len(splits.train_labels), len(splits.val_labels)) == (18, 0)
+    assert splits.val_images.shape == (0, 3, 8, 8) and splits.val_images.dtype == torch.uint8
+
+
 def test_imagefolder_grey_stays_grey_and_mixed_becomes_rgb(tmp_path: Path) -> None:
     for split in ("train", "test"):
         for label in ("a", "b"):

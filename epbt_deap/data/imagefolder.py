@@ -45,7 +45,10 @@ class ImageDecoder:
         self.reference: tuple[Path, torch.Size] | None = None
 
     def decode(self, files: list[Path]) -> torch.Tensor:
-        """``files`` as one (N, C, H, W) uint8 tensor, RGB unless all are grey."""
+        """``files`` as one (N, C, H, W) uint8 tensor, RGB unless all are grey (N = 0: the first file's C, H, W)."""
+        if not files and self.reference is not None:  # an empty split: data.val_size 0
+            first, size = self.reference
+            return self.decode([first])[:0]
         images = _decode_all(files)
         if self.reference is None:
             self.reference = files[0], images[0].shape[1:]
