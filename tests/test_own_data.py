@@ -45,6 +45,14 @@ def float_images():
 
 def three_parts():
     return np.zeros((10, 4)), np.zeros(10)
+
+
+def named_labels():
+    return np.zeros((10, 4), np.float32), ["cat"] * 10, np.zeros((4, 4), np.float32), ["dog"] * 4
+
+
+def ragged_features():
+    return [[0.0, 1.0], [0.0]] * 5, np.zeros(10, int), np.zeros((4, 2), np.float32), np.zeros(4, int)
 '''
 
 
@@ -68,6 +76,8 @@ def test_a_loaders_images_in_any_layout_become_the_split(user_folder):
     ("mydata:labels_out_of_range", "labels must lie in 0..1 (2 classes, at least 2), got 0..9"),
     ("mydata:float_images", "x_train must be uint8 images"),
     ("mydata:three_parts", "the loader must return (x_train, y_train, x_test, y_test[, classes])"),
+    ("mydata:named_labels", "y_train is not an array of numbers"),
+    ("mydata:ragged_features", "x_train is not an array of numbers"),
     ("mydata:missing", "module 'mydata' has no callable 'missing'"),
     ("nodata:load", "cannot import module 'nodata'"),
 ])

@@ -21,14 +21,20 @@ from epbt_deap.imports import import_callable
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def tensor_of(values: Any) -> torch.Tensor:
-    """An array, a tensor or a list as a tensor (a tensor is kept as it is)."""
-    return values if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+def tensor_of(values: Any, name: str, part: str) -> torch.Tensor:
+    """An array, a tensor or a list as a tensor (a tensor is kept as it is); a DataError for strings,
+    objects or ragged lists."""
+    if isinstance(values, torch.Tensor):
+        return values
+    try:
+        return torch.as_tensor(np.asarray(values))
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{name}: {part} is not an array of numbers ({one_line(error)})") from None
 
 
 def as_inputs(values: Any, name: str, part: str) -> torch.Tensor:
     """uint8 images as N x C x H x W, or float features as N x D x 1 x 1; a DataError for anything else."""
-    tensor = tensor_of(values)
+    tensor = tensor_of(values, name, part)
     shape = tuple(tensor.shape)
     if tensor.dtype == torch.uint8 and tensor.dim() == 3:
         return tensor.unsqueeze(1)
@@ -45,7 +51,7 @@ def as_inputs(values: Any, name: str, part: str) -> torch.Tensor:
 
 def as_labels(values: Any, count: int, name: str, part: str) -> torch.Tensor:
     """``count`` integer labels as int64; a DataError for anything else."""
-    tensor = tensor_of(values)
+    tensor = tensor_of(values, name, part)
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dim() != 1 or len(tensor) != count:
         raise DataError(f"{name}: {part} must be {count} integer labels, got {tensor.dtype} {list(tensor.shape)}")
     return tensor.to(torch.int64)
