@@ -437,6 +437,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         loaded = yaml.safe_load(Path(path).read_text())
     except OSError as error:
         raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path}: not a text file (not UTF-8)") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -107,6 +107,10 @@ def test_malformed_yaml_files(tmp_path):
     broken.write_text("evolution: [unclosed\n")
     with pytest.raises(ConfigError, match="broken.yaml line 2: not valid YAML"):
         load_config(broken)
+    checkpoint = tmp_path / "best.pt"  # a binary file given as the config
+    checkpoint.write_bytes(b"PK\x03\x04\x80\xff")
+    with pytest.raises(ConfigError, match=r"best.pt: not a text file \(not UTF-8\)"):
+        load_config(checkpoint)
     listing = tmp_path / "list.yaml"
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from epbt_deap.errors import RunDirError
+from epbt_deap.errors import RunDirError, RunWriteError
 from epbt_deap.report import ReportError
 from epbt_deap.report.runs import RunRecord, group_runs, load_run, mean_curve
 from epbt_deap.report.tables import epochs_to_exceed_table, final_accuracy_table, format_table
@@ -184,6 +184,8 @@ def test_write_report_writes_tables_and_figures(run_dirs, tmp_path, caplog):
     (lambda d: (d / "logbook.jsonl").write_text('{"epochs": 1}\n'), "logbook.jsonl:1: missing best_test"),
     (lambda d: (d / "lineage.jsonl").write_text("{\n"), "lineage.jsonl:1: not valid JSON"),
     (lambda d: (d / "config.yaml").write_text("name: [\n"), "config.yaml: not valid YAML"),
+    (lambda d: (d / "config.yaml").write_bytes(b"\x80\x02torch"), "config.yaml: not a text file (not UTF-8)"),
+    (lambda d: (d / "lineage.jsonl").write_bytes(b"\xff\xfe"), "lineage.jsonl: not a text file (not UTF-8)"),
 ])
 def test_bad_run_directories_raise_one_line_errors(run_dirs, damage, message):
     damage(run_dirs[0])
@@ -197,6 +199,12 @@ def test_no_runs_or_missing_directory_are_errors(tmp_path):
         write_report([], tmp_path)
     with pytest.raises(RunDirError, match="no such run directory"):
         load_run(tmp_path / "missing")
+
+
+def test_a_report_folder_that_cannot_be_written_is_a_one_line_error(run_dirs, tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(RunWriteError, match=r"^cannot write .*afile/report: not a directory$"):
+        write_report(run_dirs, tmp_path / "afile" / "report")
 
 
 def test_missing_matplotlib_is_a_report_error(run_dirs, tmp_path, monkeypatch):

@@ -43,6 +43,16 @@ class RunLogs:
         return int(self.config.get("seed", 0))
 
 
+def read_text(path: Path) -> str:
+    """A run file's text, or a one-line RunDirError (unreadable, or not UTF-8 text)."""
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise RunDirError(f"{path}: cannot read ({error.strerror})") from error
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path}: not a text file (not UTF-8)") from None
+
+
 def read_jsonl(path: Path, required: Sequence[str], live: bool = False) -> list[dict[str, Any]]:
     """The JSON object on each line of ``path``, each holding the ``required`` keys.
 
@@ -50,10 +60,7 @@ def read_jsonl(path: Path, required: Sequence[str], live: bool = False) -> list[
     is left out: it is a row still being written.
     """
     rows = []
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise RunDirError(f"{path}: cannot read ({error.strerror})") from error
+    text = read_text(path)
     lines = text.splitlines()
     if live and lines and not text.endswith("\n"):
         lines.pop()
@@ -76,9 +83,7 @@ def read_jsonl(path: Path, required: Sequence[str], live: bool = False) -> list[
 def read_config_mapping(path: Path) -> dict[str, Any]:
     """A run's ``config.yaml`` as a plain mapping (unvalidated: runs of older versions read too)."""
     try:
-        config = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise RunDirError(f"{path}: cannot read ({error.strerror})") from error
+        config = yaml.safe_load(read_text(path))
     except yaml.YAMLError as error:
         raise RunDirError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
     if not isinstance(config, dict):
