@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from epbt_deap.errors import write_errors_named
 from epbt_deap.report import ReportError
 from epbt_deap.report.figures import plot_accuracy, plot_genes, plot_loss_ancestry
 from epbt_deap.report.runs import group_runs, load_run
@@ -34,15 +35,16 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Report:
     for label, runs in groups.items():
         logger.info("method %s: %d runs (%s)", label, len(runs), ", ".join(str(run.run_dir) for run in runs))
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = {name: out_dir / name for name in
              ("table1.csv", "table2.csv", "accuracy.png", "loss_ancestry.png", "genes.png")}
     report = Report(final_accuracy_table(groups), epochs_to_exceed_table(groups), files)
-    write_csv(report.table1, TABLE1_COLUMNS, files["table1.csv"])
-    write_csv(report.table2, TABLE2_COLUMNS, files["table2.csv"])
     ancestries = [(run, best_ancestry(run.lineage)) for runs in groups.values() for run in runs]
-    plot_accuracy(groups, files["accuracy.png"])
-    plot_loss_ancestry(ancestries, files["loss_ancestry.png"])
-    plot_genes(ancestries, files["genes.png"])
+    with write_errors_named(out_dir):  # a folder that cannot be made or written: one line
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_csv(report.table1, TABLE1_COLUMNS, files["table1.csv"])
+        write_csv(report.table2, TABLE2_COLUMNS, files["table2.csv"])
+        plot_accuracy(groups, files["accuracy.png"])
+        plot_loss_ancestry(ancestries, files["loss_ancestry.png"])
+        plot_genes(ancestries, files["genes.png"])
     logger.info("report written to %s", out_dir)
     return report
