@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -226,7 +227,10 @@ def replay(source_dir: Path, run_dir: Path | None, overwrite: bool, assignments:
     from epbt_deap.replay import replay as replay_run
 
     overrides = overrides_from(options, assignments)
-    target = run_dir or source_dir.with_name(f"{source_dir.name}_replay")
+    source = Path(os.path.abspath(source_dir))  # "." has no name to add _replay to; its absolute path has
+    if run_dir is None and not source.name:
+        fail(f"{source_dir} is not a run directory")
+    target = run_dir or source.with_name(f"{source.name}_replay")
     execute(lambda observer: replay_run(source_dir, target, observer, overwrite=overwrite, overrides=overrides),
             target, resumable=False)
 

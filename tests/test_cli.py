@@ -76,6 +76,14 @@ def test_a_folder_without_a_run_is_a_one_line_error(tmp_path, command):
     assert result.output == f"error: {tmp_path} holds no epbt-deap run (no config.yaml)\n"
 
 
+@pytest.mark.parametrize("source", [".", "/"])
+def test_replay_of_a_folder_given_without_a_name_is_a_one_line_error(tmp_path, monkeypatch, source):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["replay", source])
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1 and "Traceback" not in result.output
+    assert result.output.startswith("error: ") and not list(tmp_path.parent.glob("*_replay"))
+
+
 @pytest.mark.slow
 def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path, evolve):
     run_dir = tmp_path / "run"
