@@ -73,6 +73,12 @@ def test_unknown_model_names_known_ones() -> None:
     assert isinstance(info.value, ValueError)
 
 
+def test_model_args_a_model_cannot_build_with_are_one_line() -> None:
+    with pytest.raises(UnknownModelError, match=r"^model 'mlp' fails to build with model_args \{'hidden': \[-5\]\}: "
+                                                r"RuntimeError: [^\n]*negative dimension -5\b[^\n]*$"):
+        build_model("mlp", num_classes=3, in_channels=13, model_args={"hidden": [-5]})
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_he_initialisation(name: str) -> None:
     """Convs: He normal for fan_out; linears: He for fan_in, zero bias (PyTorch's defaults are smaller, bias not 0)."""

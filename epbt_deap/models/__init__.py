@@ -77,6 +77,9 @@ def build_model(name: str, num_classes: int, in_channels: int, model_args: Mappi
     except TypeError as error:
         raise UnknownModelError(f"model {name!r} must be callable as factory(num_classes, in_channels, "
                                 f"**model_args): {' '.join(str(error).split())}") from None
+    except Exception as error:  # a factory of the user's, or model_args a built-in cannot take (hidden: [-5])
+        raise UnknownModelError(f"model {name!r} fails to build with model_args {dict(model_args)}: "
+                                f"{type(error).__name__}: {' '.join(str(error).split())}") from None
     if not isinstance(model, nn.Module):
         raise UnknownModelError(f"model {name!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
