@@ -155,7 +155,7 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML config file, or the name of a packaged config (see `epbt-deap configs`).")
-@click.option("--dataset", type=click.Choice(DATASETS), help=key_help("dataset"))
+@click.option("--dataset", help=key_help("dataset"))  # a built-in name or module:loader, checked by the config
 @click.option("--data-dir", type=click.Path(path_type=Path), help=key_help("data_dir"))
 @click.option("--model", help=key_help("model"))
 @click.option("--population", type=int, help=key_help("population"))
@@ -214,7 +214,8 @@ def resume(run_dir: Path, generations: int | None, assignments: tuple[str, ...])
 @main.command()
 @click.argument("source_dir", type=click.Path(path_type=Path))
 @click.option("--model", help=f"Train another network on the schedule: one of {', '.join(MODEL_NAMES)}.")
-@click.option("--dataset", type=click.Choice(DATASETS), help="Train on another dataset.")
+@click.option("--dataset", help=f"Train on another dataset: one of {', '.join(DATASETS)}, or an import path, "
+                                "module:loader.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where that dataset lives (or is downloaded to).")
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Output folder (default <SOURCE_DIR>_replay).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --run-dir (any other folder is refused).")

@@ -56,6 +56,8 @@ def test_swapped_operators_from_a_config_file(tmp_path):
     (["--config", "/nonexistent.yaml"], "cannot read config /nonexistent.yaml"),
     (["--device", "cuda:x"], "not a torch device"),
     (["--dataset", "imagefolder", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (["--dataset", "cifar11"], "unknown dataset 'cifar11': choose one of"),
+    (["--dataset", "nodata:load"], "cannot import module 'nodata'"),  # an import path is taken, as --set takes it
     (["--set", "data.val_size=100000"], "val_size must be between 0 (no validation set) and"),
     (["--set", "data.val_size=0"], "data.val_size: 0 leaves no validation set"),
     (["--backend", "slurm"], "Invalid value for '--backend'"),
