@@ -169,7 +169,7 @@ class GeneConfig(Section):
     init_high: float | None = None
     """the initial draw's upper bound; none: high"""
     scale: Literal["linear", "log"] = "linear"
-    """linear, or log: mutation and draws act on the logarithm"""
+    """linear, or log: draws (the first, and resets) are uniform on the logarithm; mutation acts on the value"""
 
 
 class TaylorGLOConfig(Section):
