@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,8 +27,10 @@ NoiseKind = Literal[NOISE_KINDS]
 LOSSES = ("taylorglo", "cross_entropy", "gce")  # gce: generalised cross-entropy, robust to label noise
 PRECISIONS = ("float32", "bfloat16")
 BACKENDS = ("local", "ray")
-TRAINABLE_GENES = ("lr", "momentum", "weight_decay", "label_smoothing")  # genes that override train.<name>
-LABEL_SMOOTHING_BOUNDS = (0.0, 0.5)  # where the label_smoothing gene may range
+#: The genes that override train.<name>, with the values each may take: (lowest, highest, lowest allowed).
+GENE_RANGES = {"lr": (0.0, math.inf, False), "momentum": (0.0, 1.0, True), "weight_decay": (0.0, math.inf, True),
+               "label_smoothing": (0.0, 0.5, True)}
+TRAINABLE_GENES = tuple(GENE_RANGES)
 
 
 class ConfigError(EpbtError):
@@ -245,8 +248,8 @@ class EvolutionConfig(Section):
     """best individuals kept (and their checkpoints)"""
     taylorglo: TaylorGLOConfig = TaylorGLOConfig()
     genes: dict[str, GeneConfig] = {}
-    """more genes: lr, momentum, weight_decay, label_smoothing (bounds within [0, 0.5], with cross-entropy), each
-    {low, high, init_low, init_high, scale}"""
+    """more genes: lr (bounds above 0), momentum (within [0, 1]), weight_decay (from 0), label_smoothing (within
+    [0, 0.5], with cross-entropy), each {low, high, init_low, init_high, scale}"""
 
     @model_validator(mode="after")
     def _check_sizes_and_operator_arguments(self) -> EvolutionConfig:
@@ -315,17 +318,16 @@ class Config(Section):
     def _resolve_defaults(self) -> Config:
         if self.train.model is None:
             self.train.model = DATASET_SPECS.get(self.data.dataset, USER_DATA).default_model
-        for name in self.evolution.genes:
+        for name, gene in self.evolution.genes.items():
             if name not in TRAINABLE_GENES:
                 raise ValueError(f"evolution.genes.{name}: training understands only {', '.join(TRAINABLE_GENES)}")
-        smoothing = self.evolution.genes.get("label_smoothing")
-        if smoothing is not None:
-            low, high = LABEL_SMOOTHING_BOUNDS
-            if self.train.loss != "cross_entropy":
-                raise ValueError("evolution.genes.label_smoothing smooths cross-entropy's targets: "
-                                 "set train.loss: cross_entropy")
-            if not low <= smoothing.low <= smoothing.high <= high:
-                raise ValueError(f"evolution.genes.label_smoothing: bounds must lie within [{low}, {high}]")
+            lowest, highest, closed = GENE_RANGES[name]
+            if not ((gene.low >= lowest if closed else gene.low > lowest) and gene.high <= highest):
+                raise ValueError(f"evolution.genes.{name}: bounds must lie within {'[' if closed else '('}{lowest}, "
+                                 f"{highest}{']' if highest < math.inf else ')'} (got [{gene.low}, {gene.high}])")
+        if "label_smoothing" in self.evolution.genes and self.train.loss != "cross_entropy":
+            raise ValueError("evolution.genes.label_smoothing smooths cross-entropy's targets: "
+                             "set train.loss: cross_entropy")
         if (self.train.trainer == "vectorized" and self.resources.backend == "ray"
                 and not self.resources.shared_storage):
             raise ValueError("train.trainer vectorized with Ray needs resources.shared_storage: true")

@@ -95,6 +95,11 @@ def test_extra_genes_join_the_taylorglo_space_and_cross_entropy_drops_theta():
      "evolution.mutate.reset_prob: must be a probability in [0, 1] (got 1.5)"),
     ({"evolution": {"mate": {"name": "cxUniform", "indpb": "half"}}},
      "evolution.mate.indpb: must be a probability in [0, 1] (got 'half')"),
+    ({"evolution": {"genes": {"momentum": {"low": -1, "high": 3}}}},
+     "evolution.genes.momentum: bounds must lie within [0.0, 1.0] (got [-1.0, 3.0])"),
+    ({"evolution": {"genes": {"lr": {"low": 0, "high": 0.4}}}}, "evolution.genes.lr: bounds must lie within (0.0, inf)"),
+    ({"evolution": {"genes": {"weight_decay": {"low": -1e-4, "high": 1e-3}}}},
+     "evolution.genes.weight_decay: bounds must lie within [0.0, inf)"),
 ])
 def test_bad_configs_give_one_line_errors(tree, message):
     with pytest.raises(ConfigError) as error:
