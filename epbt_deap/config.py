@@ -333,10 +333,11 @@ class Config(Section):
             raise ValueError("train.trainer vectorized with Ray needs resources.shared_storage: true")
         space = self.search_space()  # raises for genes with bad bounds
         evolution = self.evolution
-        if self.data.val_size == 0 and (evolution.algorithm != "none" or evolution.population != 1):
+        one_model = (evolution.algorithm == "none" and evolution.population == 1) or self.replay_of is not None
+        if self.data.val_size == 0 and not one_model:
             raise ValueError("data.val_size: 0 leaves no validation set, which only one model without selection "
-                             "can do without (evolution.algorithm none, population 1); selection ranks models "
-                             "by validation accuracy")
+                             "can do without (evolution.algorithm none, population 1, or a replay); selection "
+                             "ranks models by validation accuracy")
         if self.evolution.algorithm != "none" and not len(space):
             raise ValueError(f"evolution: with train.loss {self.train.loss} there is no theta to evolve; "
                              "add evolution.genes or set evolution.algorithm to none (need at least one gene)")

@@ -72,3 +72,11 @@ def test_baseline_1_without_validation_records_null_and_reports_replays_and_show
                                        "--run-dir", str(tmp_path / "cli"), "--generations", "1"])
     assert result.exit_code == 0, result.output
     assert "best n/a | mean n/a | test of best 0." in result.output and "validation n/a, test 0." in result.output
+
+
+def test_a_replay_may_train_on_every_training_image(tmp_path):
+    """One model without selection, like Baseline 1, which it is compared with in the paper's transfer."""
+    run(tiny({"evolution.generations": 2}), tmp_path / "epbt")
+    replayed = replay(tmp_path / "epbt", tmp_path / "replay", overrides={"data.val_size": 0})
+    assert replayed.best_fitness is None and 0 <= replayed.best_test_accuracy <= 1
+    assert [row["fitness"] for row in read_jsonl(tmp_path / "replay" / "lineage.jsonl")] == [None, None]
