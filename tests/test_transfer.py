@@ -64,7 +64,7 @@ def test_the_same_number_of_classes_gives_no_warning(source, tmp_path, caplog):
     (["--set", "train.epochs_per_generation=2"], "train.epochs_per_generation: a replay follows"),
     (["--model", "resnet33"], "unknown model 'resnet33'"),
     (["--set", "oops"], "expected KEY=VALUE"),
-    (["--dataset", "emnist"], "Invalid value for '--dataset'"),
+    (["--dataset", "emnist"], "unknown dataset 'emnist': choose one of"),
 ])
 def test_a_bad_replay_override_is_one_line_and_exit_code_2(source, tmp_path, args, message):
     result = replay(source, tmp_path / "replay", *args)
