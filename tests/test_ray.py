@@ -80,6 +80,15 @@ def test_replay_on_ray_starts_one_actor(local_ray, tmp_path, monkeypatch):
     assert [entry["workers"] for entry in json.loads((tmp_path / "replay" / "provenance.json").read_text())] == [1]
 
 
+def test_cuda_on_a_ray_cluster_without_gpus_is_a_one_line_error(local_ray):
+    from epbt_deap.execution.pool import DeviceError
+    from epbt_deap.execution.ray_pool import RayPool
+
+    with pytest.raises(DeviceError, match="the Ray cluster has no GPU"):
+        RayPool(make_context, (None,), "cuda", cpu_workers=1)
+    assert ray.is_initialized()  # the caller's Ray stays up
+
+
 def test_ray_actors_use_the_threads_asked_for(local_ray):
     from epbt_deap.execution.ray_pool import RayPool
 

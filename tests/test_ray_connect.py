@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from epbt_deap.execution.pool import DeviceError
 from epbt_deap.execution.ray_pool import RayPool
 from tests.helpers import tiny_yaml
 
@@ -39,3 +40,15 @@ def test_without_an_address_a_local_ray_starts_rather_than_joining_a_running_clu
     with pytest.raises(RayStarted):
         RayPool(lambda device: None, (), "cpu")
     assert asked["address"] == "local"
+
+
+def test_a_ray_the_pool_started_is_shut_down_when_it_closes(monkeypatch):
+    """Here it closes at once, refusing cuda on a cluster without GPUs: the Ray it started goes too."""
+    ray_is = {"up": False}
+    monkeypatch.setattr(ray, "is_initialized", lambda: ray_is["up"])
+    monkeypatch.setattr(ray, "init", lambda **options: ray_is.update(up=True))
+    monkeypatch.setattr(ray, "shutdown", lambda: ray_is.update(up=False))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    with pytest.raises(DeviceError, match="the Ray cluster has no GPU"):
+        RayPool(lambda device: None, (), "cuda")
+    assert not ray_is["up"]

@@ -88,17 +88,23 @@ class RayPool(Pool):
     """Ray actors, one per model trained at a time, on the cluster at ``address`` or a new local Ray.
 
     Without ``address`` a local Ray instance starts, even where ``ray start`` left a cluster
-    running: joining one takes ``--ray-address auto``. ``max_workers`` caps the actors
-    (replay trains one model: one actor); ``threads`` sets each actor's torch threads.
+    running: joining one takes ``--ray-address auto``. A Ray this pool started, it shuts down
+    on closing (a Ray the caller started stays). ``max_workers`` caps the actors (replay
+    trains one model: one actor); ``threads`` sets each actor's torch threads.
     """
 
     def __init__(self, make_context: Callable[..., Any], context_args: Sequence[Any], device: str,
                  workers_per_gpu: int = 1, cpu_workers: int = 0, address: str | None = None,
                  max_workers: int | None = None, threads: int | None = None) -> None:
         ray = _ray()
-        if not ray.is_initialized():
+        self.started_ray, self.actors = not ray.is_initialized(), []
+        if self.started_ray:
             ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if device != "cpu" else 0
+        if device == "cuda" and not gpus:
+            self.close()
+            raise DeviceError("device 'cuda' with the ray backend: the Ray cluster has no GPU "
+                              "(use auto to take GPUs where there are any, or cpu)")
         if gpus:
             count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}
         else:
@@ -157,4 +163,6 @@ class RayPool(Pool):
         for actor in self.actors:
             ray.kill(actor)
         self.actors = []
+        if self.started_ray and ray.is_initialized():
+            ray.shutdown()
 
