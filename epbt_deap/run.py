@@ -29,7 +29,7 @@ from epbt_deap.execution.pool import make_pool, resolve_devices
 from epbt_deap.execution.protocol import Observer, Pool
 from epbt_deap.execution.shipping import ShippingPool
 from epbt_deap.execution.training import TrainingContext, TrainSettings, check_model, evaluate
-from epbt_deap.execution.vectorized import evaluate_group
+from epbt_deap.execution.vectorized import check_vectorizable, evaluate_group
 from epbt_deap.models import UnknownModelError, is_session_only, model_builder
 from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.extension import extended
@@ -106,9 +106,11 @@ class RunPlan:
 
     def for_data(self, splits: ImageSplits) -> RunPlan:
         """This plan checked against the loaded data, before any training: the model builds and gives one
-        logit per class (:func:`check_model`); made again with the data's number of classes where the config
+        logit per class (:func:`check_model`), and the vectorised trainer can stack it; made again with the data's number of classes where the config
         could not know it (arrays and loaders of your own: Eq. 1's n and the learnability check depend on it)."""
-        check_model(self.settings, splits)
+        model = check_model(self.settings, splits)
+        if self.config.train.trainer == "vectorized":
+            check_vectorizable(model, self.settings.model)
         if self.config.data.num_classes() is not None:
             return self
         return RunPlan.of(self.config, self.toolbox.evaluate.func, splits.num_classes)

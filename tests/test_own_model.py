@@ -31,6 +31,10 @@ def not_a_module(num_classes, in_channels):
 
 def no_arguments():
     return build(4, 3)
+
+
+def with_dropout(num_classes, in_channels):
+    return nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.LazyLinear(num_classes))
 '''
 
 
@@ -74,10 +78,12 @@ def test_the_command_line_finds_a_module_in_the_current_folder(user_folder):
     ("mynet:no_arguments", "must be callable as factory(num_classes, in_channels, **model_args)"),
     ("mynet:not_a_module", "returned str, not a torch.nn.Module"),
     ("mynet:wrong_classes", "gives outputs of shape (2, 5) for 2 images; a classifier of 4 classes gives (2, 4)"),
+    ("mynet:with_dropout --trainer vectorized", "has Dropout, whose random masks train.trainer vectorized cannot"),
 ])
 def test_each_mistake_is_one_line_before_any_training(user_folder, model, message):
+    model, *options = model.split()
     result = CliRunner().invoke(main, ["evolve", "--config", "quickstart", "--dataset", "fake", "--set",
-                                       f"train.model={model}", "--run-dir", str(user_folder / "run")])
+                                       f"train.model={model}", *options, "--run-dir", str(user_folder / "run")])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert message in result.output
     assert not (user_folder / "run" / "lineage.jsonl").exists()

@@ -11,7 +11,7 @@ from epbt_deap.data import load_splits
 from epbt_deap.execution.protocol import EvalTask
 from epbt_deap.execution.training import (TrainingContext, TrainSettings, build_training_state, draw_augmentation,
                                           epoch_batches, evaluate, make_loss, task_generator)
-from epbt_deap.execution.vectorized import PopulationTrainer, evaluate_group
+from epbt_deap.execution.vectorized import PopulationTrainer, StackedSGD, evaluate_group
 from epbt_deap.rundir.checkpoints import load_checkpoint
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
@@ -127,3 +127,12 @@ def test_a_group_must_share_its_epochs(context, tmp_path):
     models, optimizers, _ = zip(*(build_training_state(context, task) for task in tasks))
     with pytest.raises(ValueError, match="share"):
         PopulationTrainer(context, tasks, models, optimizers)
+
+
+def test_a_parameter_without_a_gradient_is_left_as_it_is_as_sgd_leaves_it():
+    """A frozen or unused parameter of a user's model has no gradient after backward."""
+    frozen, trained = torch.ones(2, 3), torch.ones(2, 3)
+    trained.grad = torch.full((2, 3), 0.5)
+    zeros = {"frozen": torch.zeros(2, 3), "trained": torch.zeros(2, 3)}
+    StackedSGD({"frozen": frozen, "trained": trained}, zeros, torch.zeros(2), torch.zeros(2)).step(torch.ones(2))
+    assert torch.equal(frozen, torch.ones(2, 3)) and torch.equal(trained, torch.full((2, 3), 0.5))

@@ -237,9 +237,9 @@ def new_model(context: TrainingContext) -> torch.nn.Module:
     return model
 
 
-def check_model(settings: TrainSettings, splits: ImageSplits) -> None:
+def check_model(settings: TrainSettings, splits: ImageSplits) -> torch.nn.Module:
     """Before any training: the model builds and gives ``num_classes`` logits for two training images;
-    a one-line UnknownModelError else. Torch's random stream is left as it was."""
+    a one-line UnknownModelError else. Returns the model built; torch's random stream is left as it was."""
     context = TrainingContext.create("cpu", settings, splits)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         model = new_model(context).eval()
@@ -252,6 +252,7 @@ def check_model(settings: TrainSettings, splits: ImageSplits) -> None:
     if tuple(logits.shape) != expected:
         raise UnknownModelError(f"model {settings.model!r} gives outputs of shape {tuple(logits.shape)} for "
                                 f"{expected[0]} images; a classifier of {splits.num_classes} classes gives {expected}")
+    return model
 
 
 def build_training_state(context: TrainingContext, task: EvalTask, model: torch.nn.Module | None = None,

@@ -23,6 +23,7 @@ from epbt_deap.execution.protocol import EvalResult, EvalTask
 from epbt_deap.execution.taylorglo import PARAMETER_NAMES, stacked_taylorglo_loss
 from epbt_deap.execution.training import (TrainingContext, build_training_state, draw_augmentation, epoch_batches,
                                           measure_and_save, out_of_memory_hint, task_generator)
+from epbt_deap.models import UnknownModelError
 
 Stack = dict[str, torch.Tensor]
 
@@ -30,6 +31,20 @@ Stack = dict[str, torch.Tensor]
 def broadcast_over(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(M,) per-model values viewed as (M, 1, ..., 1), to broadcast against ``like`` (M, ...)."""
     return values.view(-1, *[1] * (like.dim() - 1))
+
+
+RANDOM_LAYERS = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
+                 torch.nn.FeatureAlphaDropout)
+
+
+def check_vectorizable(model: torch.nn.Module, name: str) -> None:
+    """Before any training: a one-line UnknownModelError for a model with dropout, whose random masks
+    the stacked models (``torch.vmap``) cannot draw; the per-model trainer trains it."""
+    random = sorted({type(layer).__name__ for layer in model.modules()
+                     if isinstance(layer, RANDOM_LAYERS) and layer.p > 0})
+    if random:
+        raise UnknownModelError(f"model {name!r} has {', '.join(random)}, whose random masks train.trainer vectorized "
+                                "cannot draw for stacked models; use train.trainer per_model")
 
 
 def momentum_buffer(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor:
@@ -53,8 +68,11 @@ class StackedSGD:
 
     @torch.no_grad()
     def step(self, learning_rates: torch.Tensor) -> None:
-        """``buf = momentum * buf + grad + weight_decay * p``; ``p -= lr * buf``, model by model."""
+        """``buf = momentum * buf + grad + weight_decay * p``; ``p -= lr * buf``, model by model.
+        A parameter without a gradient (frozen, or unused) is left as it is, as SGD leaves it."""
         for name, param in self.params.items():
+            if param.grad is None:
+                continue
             step = torch.addcmul(param.grad, broadcast_over(self.weight_decay, param), param)
             buffer = self.momentum_buffers[name]
             buffer.mul_(broadcast_over(self.momentum, param)).add_(step)  # a zero buffer gives SGD's first step
