@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from epbt_deap.config import Config, build_config, load_config
+from epbt_deap.errors import RunDirError
 from epbt_deap.execution.protocol import EvalResult
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.rundir.logs import best_ancestry, read_run_logs
@@ -33,7 +34,10 @@ class Run:
     @cached_property
     def best(self) -> dict[str, Any]:
         """The best individual's lineage row (uid, genes, fitness, test_accuracy, measures), found once."""
-        return best_ancestry(self.lineage)[-1]
+        chain = best_ancestry(self.lineage)
+        if not chain:
+            raise RunDirError(f"{self.run_dir}: no individual in its lineage (no lineage.jsonl, or an empty one)")
+        return chain[-1]
 
     @property
     def best_uid(self) -> str:

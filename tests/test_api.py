@@ -1,5 +1,8 @@
 """The Python entry point: epbt_deap.evolve, resume and load_run return a Run (issue 24, item 6)."""
+import pytest
+
 import epbt_deap
+from epbt_deap.errors import RunDirError
 from epbt_deap.schedule import LossSchedule
 from tests.helpers import tiny
 
@@ -21,3 +24,6 @@ def test_resume_extends_and_load_run_reads_the_same_run(tmp_path):
     assert [row["gen"] for row in resumed.logbook] == [0, 1, 2]
     loaded = epbt_deap.load_run(tmp_path / "run")
     assert loaded.lineage == resumed.lineage and loaded.best_uid == resumed.best_uid
+    (tmp_path / "run" / "lineage.jsonl").unlink()  # a run of an old version, or a damaged one
+    with pytest.raises(RunDirError, match="no individual in its lineage"):
+        epbt_deap.load_run(tmp_path / "run").best_uid

@@ -1,7 +1,8 @@
 """The losses beside TaylorGLO: cross-entropy for a stack of models, and generalised cross-entropy.
 
-Each takes logits (..., B, C) and class indices (..., B) and averages over the B samples,
-so (B, C) logits give a scalar and a stack of M models' (M, B, C) gives one loss per model.
+Each takes a stack of M models' logits (M, B, C) and class indices (M, B) and gives one loss
+per model (M,), the mean over its B samples; ``generalized_cross_entropy`` also takes one
+model's (B, C), giving a scalar.
 """
 from __future__ import annotations
 
