@@ -58,14 +58,18 @@ def test_shipped_checkpoints_arrive_and_come_back_as_bytes(tmp_path, pool_class)
         return EvalTask(uid, {}, parent and str(run_dir / "checkpoints" / parent), str(run_dir / "checkpoints" / f"{uid}.pt"),
                         1, 0, 0)
 
-    heard = []
+    heard = []  # each result as it arrives, and whether its checkpoint is in the run directory by then
+
+    def hear(result):
+        heard.append((result.uid, Path(result.checkpoint).is_relative_to(run_dir) and Path(result.checkpoint).exists()))
+
     with ShippingPool(pool_class(lambda device: str(run_dir), ())) as pool:
-        results = pool.map(grow, [task("child", "parent.pt"), task("fresh", None)], heard.append)
+        results = pool.map(grow, [task("child", "parent.pt"), task("fresh", None)], hear)
     assert [result.checkpoint for result in results] == [str(run_dir / "checkpoints" / f"{uid}.pt")
                                                          for uid in ("child", "fresh")]
     assert (run_dir / "checkpoints" / "child.pt").read_bytes() == b"weights+"
     assert (run_dir / "checkpoints" / "fresh.pt").read_bytes() == b"+"
-    assert [result.uid for result in heard] == ["child", "fresh"]
+    assert heard == [("child", True), ("fresh", True)]
 
 
 def test_a_parcel_carries_its_parent_only_when_pickled(tmp_path):

@@ -35,19 +35,20 @@ class Parcel:
         return Parcel, (self.task, self.parent_bytes())
 
 
-@dataclass(frozen=True)
+@dataclass
 class Delivery:
-    """A worker's result and the bytes of the checkpoint it saved (None when it saved none)."""
+    """A worker's result and the bytes of the checkpoint it saved (None when it saved none, or once
+    unpacked: the bytes are dropped as soon as they are on disk)."""
 
     result: EvalResult
     checkpoint: bytes | None = None
 
     def unpack(self, task: EvalTask) -> EvalResult:
-        """Write the checkpoint where ``task`` asked for it; the result then names that path."""
-        if self.checkpoint is None:
-            return self.result
-        write_atomically(task.output_checkpoint, self.checkpoint)
-        return replace(self.result, checkpoint=task.output_checkpoint)
+        """Write the checkpoint where ``task`` asked for it, once; the result then names that path."""
+        if self.checkpoint is not None:
+            write_atomically(task.output_checkpoint, self.checkpoint)
+            self.result, self.checkpoint = replace(self.result, checkpoint=task.output_checkpoint), None
+        return self.result
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,17 @@ class ShippingPool(Pool):
     def map(self, fn: Callable[[Any, EvalTask], EvalResult], items: Sequence[EvalTask],
             on_result: Callable[[EvalResult], None] | None = None,
             on_failure: Callable[[EvalTask, str], EvalResult] | None = None) -> list[EvalResult]:
-        """``fn`` for every task, its checkpoints shipped as bytes; results in task order."""
-        heard = None if on_result is None else lambda delivery: on_result(delivery.result)
+        """``fn`` for every task, its checkpoints shipped as bytes and written as each arrives (a
+        generation's checkpoints never wait in memory together); results in task order."""
+        by_uid = {task.uid: task for task in items}
+
+        def arrived(delivery: Delivery) -> None:
+            result = delivery.unpack(by_uid[delivery.result.uid])
+            if on_result is not None:
+                on_result(result)
+
         failed = None if on_failure is None else lambda parcel, reason: Delivery(on_failure(parcel.task, reason))
-        deliveries = self.pool.map(ShippedEvaluation(fn), [Parcel(task) for task in items], heard, failed)
+        deliveries = self.pool.map(ShippedEvaluation(fn), [Parcel(task) for task in items], arrived, failed)
         return [delivery.unpack(task) for delivery, task in zip(deliveries, items)]
 
     def close(self) -> None:
