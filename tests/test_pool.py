@@ -109,3 +109,17 @@ def test_an_item_that_kills_its_worker_twice_is_failed_and_only_that_one(tmp_pat
         assert results == ["failed: its worker process died on every try, also when it ran alone", "fine"]
         with pytest.raises(WorkerError, match="evaluation of doomed failed: its worker process died on every try, also when it ran alone"):
             pool.map(die_unless_marked, items[:1])
+
+
+def reseed(context, item):
+    torch.manual_seed(item)
+    return float(torch.rand(1))
+
+
+def test_an_in_process_pool_gives_the_callers_random_stream_back():
+    torch.manual_seed(7)
+    expected = torch.rand(2)
+    torch.manual_seed(7)
+    with InProcessPool(make_context, (torch.ones(1),)) as pool:
+        pool.map(reseed, [1, 2])
+    assert torch.equal(torch.rand(2), expected)

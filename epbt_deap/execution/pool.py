@@ -88,7 +88,10 @@ def threads_per_cpu_worker(workers: int) -> int:
 
 
 class InProcessPool(Pool):
-    """Runs every item in this process, on one device."""
+    """Runs every item in this process, on one device.
+
+    An evaluation seeds torch's random stream; closing the pool gives the caller's CPU stream
+    back (in a notebook, ``evolve()`` leaves ``torch.rand`` where it was)."""
 
     workers = 1
 
@@ -96,6 +99,7 @@ class InProcessPool(Pool):
                  threads: int | None = None) -> None:
         """``threads``: torch threads while the pool is open (this process's own until closed); None keeps them."""
         self.devices = [device]
+        self._rng_before = torch.random.get_rng_state()
         self._threads_before = torch.get_num_threads()
         if threads is not None:
             torch.set_num_threads(threads)
@@ -120,6 +124,7 @@ class InProcessPool(Pool):
     def close(self) -> None:
         self.context = None
         torch.set_num_threads(self._threads_before)
+        torch.random.set_rng_state(self._rng_before)
 
 
 def use_device(device: str) -> None:
