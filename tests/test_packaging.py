@@ -82,41 +82,41 @@ def test_the_wheel_runs_the_quickstart_without_the_repository(tmp_path):
     listed = subprocess.run([sys.executable, str(script), "configs"], cwd=empty, env=env,
                             capture_output=True, text=True, check=True)
     assert "quickstart" in listed.stdout
-    run = subprocess.run([sys.executable, str(script), "evolve", "--config", "quickstart", "--generations", "2",
-                          "--population", "4", "--elites", "2", "--run-dir", "RUN"],
-                         cwd=empty, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
+    for name, body in doc_files(ROOT / "docs" / "your-own-model-and-data.md").items():
+        (empty / name).write_text(body)
+    subprocess.run([sys.executable, "make_wine.py"], cwd=empty, env=env, check=True)
+    epbt = [sys.executable, str(script)]
+    outputs = run_together(empty, env, {  # independent, one thread each: together they use every core
+        "quickstart": [*epbt, "evolve", "--config", "quickstart", "--generations", "2", "--population", "4",
+                       "--elites", "2", "--run-dir", "RUN"],
+        # docs/your-own-model-and-data.md's files and commands, as a user runs them in their own folder
+        "own model and data": [*epbt, "evolve", "--config", "quickstart", "--set", "train.model=mynet:build",
+                               "--set", "data.dataset=mydata:load", "--generations", "2", "--population", "4",
+                               "--elites", "2", "--run-dir", "MINE"],
+        "notebook": [sys.executable, "notebook.py"],
+        "tabular": [*epbt, "evolve", "--config", "quickstart", "--set", "data.dataset=arrays", "--set",
+                    "data.dir=wine.npz", "--set", "train.model=mymlp:build", "--set", "data.val_size=20",
+                    "--generations", "2", "--run-dir", "WINE"],
+    })
     assert len((empty / "RUN" / "logbook.jsonl").read_text().splitlines()) == 2
-    users_own_model_and_data_run_from_the_wheel(empty, env, script)
+    assert "mynet:build" in (empty / "MINE" / "config.yaml").read_text()
+    assert "test accuracy 0." in outputs["notebook"]
+    assert "mymlp:build" in (empty / "WINE" / "config.yaml").read_text()
+
+
+def run_together(folder: Path, env: dict[str, str], commands: dict[str, list[str]]) -> dict[str, str]:
+    """Run ``commands`` at once in ``folder``; each must exit 0. Returns what each printed."""
+    started = {name: subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for name, command in commands.items()}
+    outputs = {}
+    for name, process in started.items():
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, f"{name}: {stderr[-2000:]}"
+        outputs[name] = stdout
+    return outputs
 
 
 def doc_files(page: Path) -> dict[str, str]:
     """The page's Python examples that start with a ``# name.py`` line, by file name."""
     blocks = re.findall(r"```python\n# (\w+\.py)\n(.*?)```", page.read_text(), flags=re.S)
     return {name: body for name, body in blocks}
-
-
-def users_own_model_and_data_run_from_the_wheel(folder: Path, env: dict[str, str], script: Path) -> None:
-    """docs/your-own-model-and-data.md's files and commands, as a user runs them in their own folder."""
-    for name, body in doc_files(ROOT / "docs" / "your-own-model-and-data.md").items():
-        (folder / name).write_text(body)
-
-    def epbt(*args: str) -> None:
-        done = subprocess.run([sys.executable, str(script), *args], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
-
-    def python(*args: str) -> str:
-        done = subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
-
-    epbt("evolve", "--config", "quickstart", "--set", "train.model=mynet:build", "--set", "data.dataset=mydata:load",
-         "--generations", "2", "--population", "4", "--elites", "2", "--run-dir", "MINE")
-    assert "mynet:build" in (folder / "MINE" / "config.yaml").read_text()
-    assert "test accuracy 0." in python("notebook.py")
-    python("make_wine.py")
-    epbt("evolve", "--config", "quickstart", "--set", "data.dataset=arrays", "--set", "data.dir=wine.npz",
-         "--set", "train.model=mymlp:build", "--set", "data.val_size=20", "--generations", "2", "--run-dir", "WINE")
-    assert "mymlp:build" in (folder / "WINE" / "config.yaml").read_text()
