@@ -106,8 +106,9 @@ class RunPlan:
 
     def for_data(self, splits: ImageSplits) -> RunPlan:
         """This plan checked against the loaded data, before any training: the model builds and gives one
-        logit per class (:func:`check_model`), and the vectorised trainer can stack it; made again with the data's number of classes where the config
-        could not know it (arrays and loaders of your own: Eq. 1's n and the learnability check depend on it)."""
+        logit per class (:func:`check_model`), and the vectorised trainer can stack it; made again with the
+        data's number of classes where the config could not know it (arrays and loaders of your own: Eq. 1's
+        n and the learnability check depend on it)."""
         model = check_model(self.settings, splits)
         if self.config.train.trainer == "vectorized":
             check_vectorizable(model, self.settings.model)

@@ -14,11 +14,12 @@ BEST_MEASURES = ("val_nll", "test_nll", "test_ece", "train_accuracy", "memorised
 class PopulationStatistics:
     """Like ``deap.tools.Statistics``: ``compile(population)`` gives one logbook row.
 
-    Fitness ``avg``/``std``/``min``/``max``, plus ``best_test`` (test accuracy of the
-    best individual, by :attr:`~epbt_deap.evolution.individual.Individual.best_rank`, when recorded), its ``best_<measure>`` (NLL, ECE, training
-    accuracy, memorised noisy labels; None where not recorded) and ``epochs``, the run's clock: epochs of
-    training per lineage so far, (newest generation + 1) x epochs per generation. Without a
-    validation set (fitness nan) the fitness statistics are None.
+    Fitness ``avg``/``std``/``min``/``max``, plus ``best_test`` (test accuracy of the best
+    individual, by :attr:`~epbt_deap.evolution.individual.Individual.best_rank`, when recorded),
+    its ``best_<measure>`` (NLL, ECE, training accuracy, memorised noisy labels; None where not
+    recorded) and ``epochs``, the run's clock: epochs of training per lineage so far, (newest
+    generation + 1) x epochs per generation. Without a validation set (fitness nan) the fitness
+    statistics are None.
     """
 
     fields = ["avg", "std", "min", "max", "best_test", *(f"best_{name}" for name in BEST_MEASURES), "epochs"]
