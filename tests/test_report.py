@@ -181,7 +181,7 @@ def test_write_report_writes_tables_and_figures(run_dirs, tmp_path, caplog):
     (lambda d: [f.unlink() for f in d.iterdir()], "not a run directory (no config.yaml)"),
     (lambda d: (d / "logbook.jsonl").unlink(), "not a run directory (no logbook.jsonl)"),
     (lambda d: (d / "logbook.jsonl").write_text(""), "empty, the run finished no generation"),
-    (lambda d: (d / "logbook.jsonl").write_text('{"epochs": 1}\n'), "logbook.jsonl:1: missing best_test"),
+    (lambda d: (d / "logbook.jsonl").write_text('{"epochs": 1}\n'), "logbook.jsonl:1: missing gen, best_test"),
     (lambda d: (d / "lineage.jsonl").write_text("{\n"), "lineage.jsonl:1: not valid JSON"),
     (lambda d: (d / "config.yaml").write_text("name: [\n"), "config.yaml: not valid YAML"),
     (lambda d: (d / "config.yaml").write_bytes(b"\x80\x02torch"), "config.yaml: not a text file (not UTF-8)"),

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from cli.main import main
 from epbt_deap.errors import RunDirError
 from epbt_deap.run import resume, run
-from epbt_deap.rundir.logs import read_run_logs
+from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.rundir.logs import read_provenance, read_run_logs
 from epbt_deap.rundir.show import describe, read_view
 from tests.helpers import RowObserver, tiny
 
@@ -67,6 +68,8 @@ def test_a_logbook_without_timestamps_still_reads(tmp_path):
 
 def test_a_run_still_in_generation_0_shows_its_elapsed_time(tmp_path):
     run_dir = write_run(tmp_path / "run", [], [])
+    for log in ("logbook.jsonl", "lineage.jsonl"):  # written when generation 0 ends
+        (run_dir / log).unlink()
     text = "\n".join(describe(read_view(run_dir, now=at(42))))
     assert "generations: 0 of 6 done (generation 0 is training, or was stopped), epoch 0 of 12" in text
     assert "elapsed 42 s since the start" in text and "best: none yet" in text and "to finish" not in text
@@ -142,3 +145,19 @@ def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished
     rows = read_run_logs(run_dir).lineage  # ties: the latest generation, then the latest row
     best = rows[max(range(len(rows)), key=lambda index: (rows[index]["fitness"], rows[index]["generation"], index))]
     assert f"best {best['uid']} " in finished and f"validation {best['fitness']:.4f}" in finished
+
+
+def test_a_stopped_replay_is_not_sent_to_resume(tmp_path):
+    run_dir = write_run(tmp_path / "run", [10], [lineage_row("g000-000", 0)])
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**config, "replay_of": str(tmp_path / "source")}))
+    text = "\n".join(describe(read_view(run_dir, now=at(20))))
+    assert "a replay cannot be resumed: replay again with --overwrite" in text and "resume continues" not in text
+
+
+def test_a_provenance_file_that_is_not_text_is_a_one_line_error(tmp_path):
+    """resume and evolve then record a fresh provenance (record_provenance catches the RunDirError)."""
+    run_dir = write_run(tmp_path / "run", [10], [lineage_row("g000-000", 0)])
+    (run_dir / "provenance.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(RunDirError, match=r"provenance.json: not a text file \(not UTF-8\)$"):
+        read_provenance(RunLayout.at(run_dir))

@@ -14,7 +14,7 @@ from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.individual import best_rank
 from epbt_deap.rundir.layout import RunLayout
 
-LOGBOOK_KEYS = ("epochs", "best_test")
+LOGBOOK_KEYS = ("gen", "epochs", "best_test")
 LINEAGE_KEYS = ("uid", "generation", "parent", "genes", "fitness", "epochs")
 
 
@@ -95,16 +95,17 @@ def read_run_logs(run_dir: str | Path, live: bool = False) -> RunLogs:
     """Read ``config.yaml``, ``logbook.jsonl`` and (when present) ``lineage.jsonl`` of ``run_dir``.
 
     ``live``: the run may be in progress, so a half-written last line of either log is left
-    out, and an empty logbook (generation 0 still training) is no error.
+    out, and an empty or missing logbook (generation 0 still training) is no error.
     """
     run_dir = Path(run_dir)
     layout = RunLayout.at(run_dir)
     if not layout.root.is_dir():
         raise RunDirError(f"{run_dir}: no such run directory")
-    for required in (layout.config, layout.logbook):
+    training_generation_0 = live and layout.holds_run()  # no logbook yet: its first row ends generation 0
+    for required in (layout.config, *([] if training_generation_0 else [layout.logbook])):
         if not required.is_file():
             raise RunDirError(f"{run_dir}: not a run directory (no {required.name})")
-    logbook = read_jsonl(layout.logbook, LOGBOOK_KEYS, live)
+    logbook = read_jsonl(layout.logbook, LOGBOOK_KEYS, live) if layout.logbook.is_file() else []
     if not logbook and not live:
         raise RunDirError(f"{layout.logbook}: empty, the run finished no generation")
     lineage = read_jsonl(layout.lineage, LINEAGE_KEYS, live) if layout.lineage.is_file() else []
@@ -116,8 +117,8 @@ def read_provenance(layout: RunLayout) -> list[dict[str, Any]]:
     if not layout.provenance.exists():
         return []
     try:
-        entries = json.loads(layout.provenance.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        entries = json.loads(read_text(layout.provenance))
+    except json.JSONDecodeError as error:
         raise RunDirError(f"{layout.provenance}: unreadable ({error})") from error
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise RunDirError(f"{layout.provenance}: expected a list of entries")

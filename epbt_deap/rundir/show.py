@@ -128,6 +128,9 @@ def describe(view: RunView) -> list[str]:
         state = f"running, {view.holder.describe() if view.holder else 'holder unknown'}"
     elif view.finished:
         state = "finished"
+    elif logs.setting("replay_of") is not None:
+        state = ("stopped before its end (a replay cannot be resumed: replay again with --overwrite)"
+                 if view.held is False else "not finished (in progress, or stopped: replay again with --overwrite)")
     elif view.held is False:
         state = "stopped before its end (no process holds its lock): epbt-deap resume continues it"
     else:
