@@ -187,7 +187,9 @@ def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool, splits: 
     The old config.yaml is not deleted but replaced, in one rename, and before anything else is
     written: a directory never holds a run's files without a config, so a stop at any moment
     leaves one that ``--overwrite`` and ``resume`` recognise."""
-    for path in check_run_dir(layout, overwrite):
+    # state.pkl first: a kill during the deletion then leaves no state that resume would continue
+    # with checkpoints already gone; config.yaml last, replaced rather than deleted
+    for path in sorted(check_run_dir(layout, overwrite), key=lambda path: path != layout.state):
         if path == layout.config:
             continue
         with write_errors_named(path):

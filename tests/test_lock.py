@@ -68,6 +68,17 @@ def test_where_the_file_system_has_no_flock_the_run_goes_on_unlocked_and_says_so
     assert "does not support locks; nothing stops a second process" in caplog.text
 
 
+def test_a_lock_file_this_user_cannot_read_tells_nothing_rather_than_crash(tmp_path, monkeypatch):
+    """Another user's run under umask 077 (root, who runs these tests, reads anything: so a stand-in)."""
+    (tmp_path / ".lock").write_text("")
+
+    def refused(path, flags, *mode):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(lock_module.os, "open", refused)
+    assert lock_holder(tmp_path) == (None, None)
+
+
 def test_a_run_refuses_a_locked_run_directory_and_touches_nothing(tmp_path):
     run_dir = tmp_path / "run"
     run(tiny(), run_dir)

@@ -195,7 +195,8 @@ def test_a_stop_before_overwrite_replaced_the_run_says_to_run_the_command_again(
     """While the data loads, or while the old run's files are deleted, the old config is still there:
     resuming would continue the old run, so the hint is the same command again, which works."""
     run_dir = tmp_path / "run"
-    (run_dir / "tensorboard").mkdir(parents=True)  # deleted after config.yaml and state.pkl, in name order
+    (run_dir / "tensorboard").mkdir(parents=True)  # deleted after config.yaml in name order
+    (run_dir / "checkpoints").mkdir()  # before it: but state.pkl goes first of all
     old_config = tiny_yaml(run_dir / "config.yaml").read_text()
     (run_dir / "state.pkl").write_bytes(b"")
     target = epbt_deap.run.shutil if stopped == "rmtree" else epbt_deap.run
@@ -205,6 +206,7 @@ def test_a_stop_before_overwrite_replaced_the_run_says_to_run_the_command_again(
     assert result.exit_code == 130
     assert result.output == f"error: interrupted; the run in {run_dir} was not replaced yet: run the same command again\n"
     assert (run_dir / "config.yaml").read_text() == old_config
+    assert (run_dir / "state.pkl").exists() == (stopped == "load_data")  # never a state whose checkpoints are gone
     check_run_dir(RunLayout.at(run_dir), overwrite=True)  # the same command again is accepted
 
 

@@ -132,6 +132,8 @@ def lock_holder(root: Path) -> tuple[bool | None, Holder | None]:
         descriptor = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
         return False, None
+    except PermissionError:  # another user's run, its lock file unreadable here (umask 077)
+        return None, None
     try:
         free = _try_lock(descriptor, fcntl.LOCK_SH)
     finally:
