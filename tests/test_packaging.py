@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import epbt_deap
 from cli.main import main
 from epbt_deap.config import ConfigError, load_config, resolve_config
 
@@ -51,7 +52,7 @@ def _build_and_install(tmp_path: Path) -> Path:
     # source tree and ships stale files it finds there.
     source, wheels, site = tmp_path / "source", tmp_path / "wheels", tmp_path / "site"
     source.mkdir()
-    for name in ("setup.py", "setup.cfg", "README.md"):
+    for name in ("setup.py", "setup.cfg", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source)
     for name in ("epbt_deap", "cli", "configs"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -78,6 +79,9 @@ def test_the_wheel_runs_the_quickstart_without_the_repository(tmp_path):
         cwd=empty, env=env, capture_output=True, text=True, check=True)
     assert all(Path(line).is_relative_to(site) for line in where.stdout.splitlines())
     assert not (site / "cli").exists() and (site / "epbt_deap" / "configs" / "quickstart.yaml").is_file()
+    (dist_info,) = site.glob("epbt_deap-*.dist-info")
+    assert dist_info.name == f"epbt_deap-{epbt_deap.__version__}.dist-info"  # one version: the package's
+    assert "MIT License" in next(dist_info.rglob("LICENSE")).read_text()
     script = site / "bin" / "epbt-deap"
     listed = subprocess.run([sys.executable, str(script), "configs"], cwd=empty, env=env,
                             capture_output=True, text=True, check=True)
