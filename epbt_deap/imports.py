@@ -11,8 +11,9 @@ from epbt_deap.errors import EpbtError
 
 
 def import_callable(path: str, kind: str, role: str, error: type[EpbtError]) -> Any:
-    """The callable at ``path`` (``module:attribute``), the current folder searched too, as ``python -m``
-    would (the console script does not put it on ``sys.path``); a one-line ``error`` names what failed.
+    """The callable at ``path`` (``module:attribute``, the attribute possibly dotted), the current folder
+    searched too, as ``python -m`` would (the console script does not put it on ``sys.path``); a one-line
+    ``error`` names what failed.
 
     ``kind`` and ``role`` name it in messages: ``model``, ``factory``; ``dataset``, ``loader``.
     """
@@ -26,7 +27,9 @@ def import_callable(path: str, kind: str, role: str, error: type[EpbtError]) -> 
     except Exception as failure:  # any failure to import the user's module is theirs to fix
         raise error(f"{kind} {path!r}: cannot import module {module_name!r} on {platform.node()} "
                     f"({type(failure).__name__}: {' '.join(str(failure).split())})") from None
-    found = getattr(module, attribute, None)
+    found: Any = module
+    for part in attribute.split("."):  # module:Class.factory, as entry points allow
+        found = getattr(found, part, None)
     if not callable(found):
         raise error(f"{kind} {path!r}: module {module_name!r} has no callable {attribute!r}")
     return found

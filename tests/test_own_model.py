@@ -33,6 +33,12 @@ def no_arguments():
     return build(4, 3)
 
 
+class Nets:
+    @staticmethod
+    def narrow(num_classes, in_channels):
+        return build(num_classes, in_channels, width=2)
+
+
 def with_dropout(num_classes, in_channels):
     return nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.LazyLinear(num_classes))
 '''
@@ -50,6 +56,8 @@ def user_folder(tmp_path, monkeypatch):
 def test_an_import_path_builds_the_users_factory_with_its_arguments(user_folder):
     model = build_model("mynet:build", num_classes=4, in_channels=3, model_args={"width": 5})
     assert model[0].out_channels == 5 and model(torch.zeros(2, 3, 8, 8)).shape == (2, 4)
+    nested = build_model("mynet:Nets.narrow", num_classes=4, in_channels=3)  # module:Class.factory
+    assert nested[0].out_channels == 2
 
 
 @pytest.mark.slow
@@ -74,6 +82,7 @@ def test_the_command_line_finds_a_module_in_the_current_folder(user_folder):
 @pytest.mark.parametrize("model, message", [
     ("nomodule:build", "cannot import module 'nomodule' on "),
     ("mynet:missing", "module 'mynet' has no callable 'missing'"),
+    ("mynet:Nets.wide", "module 'mynet' has no callable 'Nets.wide'"),
     (":build", "an import path is 'module:factory'"),
     ("mynet:no_arguments", "must be callable as factory(num_classes, in_channels, **model_args)"),
     ("mynet:not_a_module", "returned str, not a torch.nn.Module"),
