@@ -16,6 +16,7 @@ from epbt_deap.errors import RunWriteError, raised_by_worker
 from epbt_deap.execution.pool import InProcessPool
 from epbt_deap.run import resume, run
 from epbt_deap.rundir import checkpoints, recorder
+from epbt_deap.rundir.checkpoints import remove_unreferenced
 from epbt_deap.rundir.tensorboard import TensorBoardScalars
 from tests.helpers import read_jsonl, read_logbook, tiny, tiny_yaml
 
@@ -164,3 +165,16 @@ def test_a_real_full_tmpfs_stops_the_run_with_one_line_and_resume_finishes_it(tm
         assert untimed_lineage(run_dir) == untimed_lineage(reference)
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_checkpoint_that_cannot_be_removed_is_one_line(tmp_path, monkeypatch):
+    """Cleaning up runs after the state is saved: a read-only file system then costs nothing computed."""
+    (tmp_path / "old.pt").write_bytes(b"")
+    (tmp_path / "live.pt").write_bytes(b"")
+
+    def read_only(path, missing_ok=False):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(RunWriteError, match=r"^cannot write .*old\.pt: read-only file system$"):
+        remove_unreferenced(tmp_path, [tmp_path / "live.pt"])
