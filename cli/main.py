@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -228,7 +227,7 @@ def replay(source_dir: Path, run_dir: Path | None, overwrite: bool, assignments:
     from epbt_deap.replay import replay as replay_run
 
     overrides = overrides_from(options, assignments)
-    source = Path(os.path.abspath(source_dir))  # "." has no name to add _replay to; its absolute path has
+    source = RunLayout.at(source_dir).root  # absolute: "." has no name to add _replay to
     if run_dir is None and not source.name:
         fail(f"{source_dir} is not a run directory")
     target = run_dir or source.with_name(f"{source.name}_replay")
