@@ -93,7 +93,7 @@ class Kill:
 
 def read_rows(path: Path) -> list[dict]:
     """The complete JSON lines of a log (a half-written last line left out)."""
-    return read_jsonl(path, (), live=True) if path.exists() else []
+    return read_jsonl(path, {}, live=True) if path.exists() else []
 
 
 def comparable(run_dir: Path) -> tuple[list[dict], list[dict]]:

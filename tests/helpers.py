@@ -57,7 +57,7 @@ def algorithm_options(config):
 
 def read_jsonl(path):
     """The rows of a JSON-lines file (the package's reader); none while it does not exist."""
-    return logs.read_jsonl(Path(path), ()) if Path(path).exists() else []
+    return logs.read_jsonl(Path(path), {}) if Path(path).exists() else []
 
 
 def untimed(rows):

@@ -1,6 +1,7 @@
 """`epbt-deap show`: a run's progress from its files alone, while it runs and after."""
 import datetime
 import json
+import re
 
 import pytest
 import yaml
@@ -161,3 +162,35 @@ def test_a_provenance_file_that_is_not_text_is_a_one_line_error(tmp_path):
     (run_dir / "provenance.json").write_bytes(b"\xff\xfe")
     with pytest.raises(RunDirError, match=r"provenance.json: not a text file \(not UTF-8\)$"):
         read_provenance(RunLayout.at(run_dir))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run_dir: _edit_jsonl(run_dir / "lineage.jsonl", genes={**THETA, "theta_5": "1"}),
+     r"lineage.jsonl:1: genes has a value of the wrong type"),
+    (lambda run_dir: _edit_jsonl(run_dir / "lineage.jsonl", fitness="0.5"),
+     r"lineage.jsonl:1: fitness has a value of the wrong type"),
+    (lambda run_dir: _edit_jsonl(run_dir / "logbook.jsonl", time="yesterday"),
+     r"logbook.jsonl, generation 0: 'yesterday' is not a time \(ISO 8601\)"),
+    (lambda run_dir: (run_dir / "provenance.json").write_text('[{"started": 12}]'),
+     r"provenance.json: 12 is not a time \(ISO 8601\)"),
+], ids=["gene as text", "fitness as text", "time not a time", "start as a number"])
+def test_a_damaged_value_is_a_one_line_error_naming_its_file(tmp_path, damage, message):
+    run_dir = write_run(tmp_path / "run", [10], [lineage_row("g000-000", 0)])
+    damage(run_dir)
+    result = CliRunner().invoke(main, ["show", str(run_dir)])
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
+    assert re.search(message, result.output), result.output
+
+
+def test_a_time_without_a_zone_is_read_as_utc(tmp_path):
+    run_dir = write_run(tmp_path / "run", [10], [lineage_row("g000-000", 0)])
+    _edit_jsonl(run_dir / "logbook.jsonl", time=at(10).replace(tzinfo=None).isoformat())
+    (run_dir / "provenance.json").write_text(json.dumps([{"started": T0.replace(tzinfo=None).isoformat()}]))
+    assert "last generation finished 20 s ago" in "\n".join(describe(read_view(run_dir, now=at(30))))
+
+
+def _edit_jsonl(path, **values):
+    """Set ``values`` in the first row of a JSON-lines file."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0].update(values)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))

@@ -3,7 +3,7 @@ replay and show), and the best individual's ancestry."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,12 @@ from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.individual import best_rank
 from epbt_deap.rundir.layout import RunLayout
 
-LOGBOOK_KEYS = ("gen", "epochs", "best_test")
-LINEAGE_KEYS = ("uid", "generation", "parent", "genes", "fitness", "epochs")
+NUMBER = (int, float)
+NONE = type(None)
+# each required key and the JSON types its value may take
+LOGBOOK_KEYS: dict[str, tuple[type, ...]] = {"gen": (int,), "epochs": (int,), "best_test": (*NUMBER, NONE)}
+LINEAGE_KEYS: dict[str, tuple[type, ...]] = {"uid": (str,), "generation": (int,), "parent": (str, NONE),
+                                             "genes": (dict,), "fitness": (*NUMBER, NONE), "epochs": (int,)}
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,9 @@ def read_text(path: Path) -> str:
         raise RunDirError(f"{path}: not a text file (not UTF-8)") from None
 
 
-def read_jsonl(path: Path, required: Sequence[str], live: bool = False) -> list[dict[str, Any]]:
-    """The JSON object on each line of ``path``, each holding the ``required`` keys.
+def read_jsonl(path: Path, required: Mapping[str, tuple[type, ...]], live: bool = False) -> list[dict[str, Any]]:
+    """The JSON object on each line of ``path``, each holding the ``required`` keys with values of their types
+    (and a ``genes`` value, where there is one, mapping names to numbers).
 
     With ``live`` (a run that may be writing the file now) a last line without its newline
     is left out: it is a row still being written.
@@ -76,8 +81,20 @@ def read_jsonl(path: Path, required: Sequence[str], live: bool = False) -> list[
         missing = [key for key in required if key not in row]
         if missing:
             raise RunDirError(f"{path}:{number}: missing {', '.join(missing)}")
+        wrong = [key for key, types in required.items() if not _of_types(row[key], types)]
+        if wrong or not _numbers_by_name(row.get("genes", {})):
+            raise RunDirError(f"{path}:{number}: {', '.join(wrong) or 'genes'} has a value of the wrong type")
         rows.append(row)
     return rows
+
+
+def _of_types(value: Any, types: tuple[type, ...]) -> bool:
+    """Whether a JSON ``value`` is one of ``types`` (true and false are not numbers here)."""
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def _numbers_by_name(genes: Any) -> bool:
+    return isinstance(genes, dict) and all(_of_types(value, NUMBER) for value in genes.values())
 
 
 def read_config_mapping(path: Path) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def rewind_logs(layout: RunLayout, state: RunState) -> None:
     """Drop log rows written after ``state`` was saved (a run killed mid-callback)."""
     rows = [json.dumps(row) + "\n" for row in state.logbook]
     write_atomically(layout.logbook, "".join(rows).encode())
-    lineage = read_jsonl(layout.lineage, (), live=True) if layout.lineage.exists() else []  # a half-written row too
+    lineage = read_jsonl(layout.lineage, {}, live=True) if layout.lineage.exists() else []  # a half-written row too
     kept = [json.dumps(row) + "\n" for row in lineage if row["generation"] <= state.generation]
     write_atomically(layout.lineage, "".join(kept).encode())
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.eq1 import binary_loss_formula
 from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.rundir.layout import RunLayout
@@ -56,7 +57,8 @@ class RunView:
     @property
     def row_times(self) -> list[datetime.datetime | None]:
         """When each logbook row's generation finished (None in logbooks written before timestamps)."""
-        return [_parse_time(row.get("time")) for row in self.logs.logbook]
+        logbook = RunLayout.at(self.logs.run_dir).logbook
+        return [_parse_time(row.get("time"), f"{logbook}, generation {row['gen']}") for row in self.logs.logbook]
 
     @property
     def elapsed(self) -> datetime.timedelta | None:
@@ -93,8 +95,15 @@ class RunView:
         return [row for row in self.logs.lineage if row.get("status", "ok") != "ok"]
 
 
-def _parse_time(text: str | None) -> datetime.datetime | None:
-    return None if text is None else datetime.datetime.fromisoformat(text)
+def _parse_time(text: Any, where: str) -> datetime.datetime | None:
+    """An ISO 8601 time the run wrote (UTC where it names no zone); None for none, a RunDirError for a damaged one."""
+    if text is None:
+        return None
+    try:
+        time = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise RunDirError(f"{where}: {text!r} is not a time (ISO 8601)") from None
+    return time if time.tzinfo else time.replace(tzinfo=datetime.timezone.utc)
 
 
 def read_view(run_dir: str | Path, now: datetime.datetime | None = None) -> RunView:
@@ -102,7 +111,7 @@ def read_view(run_dir: str | Path, now: datetime.datetime | None = None) -> RunV
     logs = read_run_logs(run_dir, live=True)
     layout = RunLayout.at(run_dir)
     entries = read_provenance(layout)
-    starts = sorted(_parse_time(entry["started"]) for entry in entries if entry.get("started"))
+    starts = sorted(_parse_time(entry["started"], str(layout.provenance)) for entry in entries if entry.get("started"))
     held, holder = lock_holder(layout.root)
     return RunView(logs, starts, now or datetime.datetime.now(datetime.timezone.utc), held, holder)
 
