@@ -180,9 +180,10 @@ def check_run_dir(layout: RunLayout, overwrite: bool) -> list[Path]:
     return entries
 
 
-def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool, splits: ImageSplits) -> None:
-    """With the run directory locked: delete the run it held (``overwrite``), then write the resolved
-    config and the flipped labels.
+def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool, splits: ImageSplits,
+                    keep: Sequence[Path] = ()) -> None:
+    """With the run directory locked: delete the run it held (``overwrite``), all but the files in ``keep``,
+    then write the resolved config and the flipped labels.
 
     The old config.yaml is not deleted but replaced, in one rename, and before anything else is
     written: a directory never holds a run's files without a config, so a stop at any moment
@@ -190,7 +191,7 @@ def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool, splits: 
     # state.pkl first: a kill during the deletion then leaves no state that resume would continue
     # with checkpoints already gone; config.yaml last, replaced rather than deleted
     for path in sorted(check_run_dir(layout, overwrite), key=lambda path: path != layout.state):
-        if path == layout.config:
+        if path == layout.config or path in keep:
             continue
         with write_errors_named(path):
             if path.is_dir():
@@ -257,11 +258,11 @@ def evaluating(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: 
 
 
 def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Observer | None,
-           state: RunState | None) -> RunSummary:
-    """Run (or continue from ``state``) the evolutionary loop with a worker pool."""
+           state: RunState | None, command: str = "run") -> RunSummary:
+    """Run (or continue from ``state``) the evolutionary loop with a worker pool; provenance records ``command``."""
     config, toolbox, space = plan.config, plan.toolbox, plan.space
     evolution = config.evolution
-    with evaluating(plan, layout, splits, observer, "run" if state is None else "resume"):
+    with evaluating(plan, layout, splits, observer, command):
         if state is None:
             halloffame = BestHallOfFame(evolution.hall_of_fame, similar=same_uid)
             population, logbook, start_gen = toolbox.population(n=evolution.population), None, 0
@@ -309,11 +310,13 @@ def locked(layout: RunLayout) -> contextlib.AbstractContextManager[None]:
 
 
 def start(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Observer | None,
-          overwrite: bool) -> RunSummary:
-    """Generation 0 onwards, in the locked run directory."""
-    prepare_run_dir(layout, plan.config, overwrite, splits)
+          overwrite: bool, restart: bool = False) -> RunSummary:
+    """Generation 0 onwards, in the locked run directory; a ``restart`` (by resume) keeps the provenance
+    of the earlier starts and records itself as a resume."""
+    keep = [layout.provenance, layout.damaged_provenance] if restart else []
+    prepare_run_dir(layout, plan.config, overwrite, splits, keep)
     seed_everything(plan.config.seed)
-    return evolve(plan, layout, splits, observer, state=None)
+    return evolve(plan, layout, splits, observer, state=None, command="resume" if restart else "run")
 
 
 def resume(run_dir: Path, observer: Observer | None = None, generations: int | None = None,
@@ -349,7 +352,7 @@ def resume_locked(layout: RunLayout, observer: Observer | None, generations: int
     if state is None:  # killed during generation 0: nothing to keep
         logger.warning("no generation of %s had completed; starting it again", run_dir)
         splits = load_data(config)
-        return start(plan.for_data(splits), layout, splits, observer, overwrite=True)
+        return start(plan.for_data(splits), layout, splits, observer, overwrite=True, restart=True)
     if state.generation >= config.evolution.generations - 1:
         logger.info("%s is complete; nothing to resume", run_dir)
         return summarize(layout.root, state.logbook, state.halloffame)
@@ -359,4 +362,4 @@ def resume_locked(layout: RunLayout, observer: Observer | None, generations: int
     rewind_logs(layout, state)
     plan = plan.for_data(splits)  # before the saved random state: with a user's data it draws an individual
     state.restore_rng()
-    return evolve(plan, layout, splits, observer, state)
+    return evolve(plan, layout, splits, observer, state, command="resume")

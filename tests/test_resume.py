@@ -1,5 +1,6 @@
 """Runs survive SIGKILL, Ctrl-C and SIGTERM, and resume to the same result."""
 import io
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from epbt_deap.rundir.layout import RunLayout
 from tests.helpers import RowObserver, read_jsonl, read_logbook, run_files, tiny, tiny_yaml
 
 LONGER = {"evolution.generations": 4}
+ONE_GENERATION = {"evolution.generations": 1}
 
 
 def start_cli(tmp_path, *args):
@@ -87,6 +89,7 @@ def test_sigkill_during_generation_0_restarts_cleanly(tmp_path, reference):
         time.sleep(0.01)
     process.kill()
     process.wait()
+    assert not (tmp_path / "run" / "state.pkl").exists()  # killed in generation 0, not after it
     lock = (tmp_path / "run" / ".lock").stat().st_ino
     resume(tmp_path / "run")
     assert_complete_and_equal(tmp_path / "run", reference)
@@ -214,9 +217,31 @@ def test_a_stop_before_overwrite_replaced_the_run_says_to_run_the_command_again(
 def test_resuming_a_finished_run_changes_nothing(tmp_path):
     run_dir = tmp_path / "run"
     first = run(tiny(), run_dir)
-    before = (run_dir / "logbook.jsonl").read_text()
+    before = run_files(run_dir)
     again = resume(run_dir)
-    assert list(again.logbook) == list(first.logbook) and (run_dir / "logbook.jsonl").read_text() == before
+    assert list(again.logbook) == list(first.logbook) and run_files(run_dir) == before
+
+
+def test_a_restart_of_generation_0_keeps_the_earlier_starts_and_records_a_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    run(tiny(ONE_GENERATION), run_dir)
+    (run_dir / "state.pkl").unlink()  # as if killed before generation 0 ended
+    started = json.loads((run_dir / "provenance.json").read_text())
+    resume(run_dir)
+    entries = json.loads((run_dir / "provenance.json").read_text())
+    assert entries[:1] == started and [entry["command"] for entry in entries] == ["run", "resume"]
+
+
+def test_an_unreadable_provenance_is_kept_aside_and_a_new_one_started(tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    run(tiny(ONE_GENERATION), run_dir)
+    (run_dir / "state.pkl").unlink()
+    (run_dir / "provenance.json").write_text("[{damaged")
+    resume(run_dir)
+    assert (run_dir / "provenance.damaged.json").read_text() == "[{damaged"
+    assert [entry["command"] for entry in json.loads((run_dir / "provenance.json").read_text())] == ["resume"]
+    assert "kept as provenance.damaged.json" in caplog.text
+    check_run_dir(RunLayout.at(run_dir), overwrite=True)  # --overwrite may replace it: a file runs write
 
 
 @pytest.mark.slow

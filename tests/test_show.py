@@ -157,7 +157,7 @@ def test_a_stopped_replay_is_not_sent_to_resume(tmp_path):
 
 
 def test_a_provenance_file_that_is_not_text_is_a_one_line_error(tmp_path):
-    """resume and evolve then record a fresh provenance (record_provenance catches the RunDirError)."""
+    """resume keeps it aside and starts a new one (test_resume)."""
     run_dir = write_run(tmp_path / "run", [10], [lineage_row("g000-000", 0)])
     (run_dir / "provenance.json").write_bytes(b"\xff\xfe")
     with pytest.raises(RunDirError, match=r"provenance.json: not a text file \(not UTF-8\)$"):

@@ -19,12 +19,13 @@ LINEAGE_FILE = "lineage.jsonl"
 BEST_FILE = "best.pt"
 CHECKPOINT_DIR = "checkpoints"
 PROVENANCE_FILE = "provenance.json"
+DAMAGED_PROVENANCE_FILE = "provenance.damaged.json"  # an unreadable provenance.json, kept aside
 TENSORBOARD_DIR = "tensorboard"
 LABEL_NOISE_FILE = "label_noise.json"
 LOCK_FILE = ".lock"
 #: Every name a run writes at the top of its directory; atomic writes add ``.<name>.*.tmp`` beside them.
 RUN_FILES = (CONFIG_FILE, STATE_FILE, LOGBOOK_FILE, LINEAGE_FILE, BEST_FILE, CHECKPOINT_DIR, PROVENANCE_FILE,
-             TENSORBOARD_DIR, LABEL_NOISE_FILE, LOCK_FILE)
+             DAMAGED_PROVENANCE_FILE, TENSORBOARD_DIR, LABEL_NOISE_FILE, LOCK_FILE)
 #: The files that, beside config.yaml, mark a folder as a run directory (config.yaml alone does not).
 RUN_MARKERS = (LOCK_FILE, PROVENANCE_FILE, LOGBOOK_FILE, STATE_FILE)
 
@@ -67,6 +68,10 @@ class RunLayout:
     @property
     def provenance(self) -> Path:
         return self.root / PROVENANCE_FILE
+
+    @property
+    def damaged_provenance(self) -> Path:
+        return self.root / DAMAGED_PROVENANCE_FILE
 
     @property
     def tensorboard(self) -> Path:

@@ -64,11 +64,13 @@ def provenance(command: str, pool: Pool, backend: str) -> dict[str, Any]:
 
 
 def record_provenance(layout: RunLayout, entry: dict[str, Any]) -> None:
-    """Append ``entry`` to the run's ``provenance.json`` (a list, oldest first)."""
+    """Append ``entry`` to the run's ``provenance.json`` (a list, oldest first). An unreadable one is kept
+    aside as ``provenance.damaged.json`` and a new list started."""
     try:
         entries = read_provenance(layout)
     except RunDirError as error:
-        logger.warning("%s; starting it again", error)
+        os.replace(layout.provenance, layout.damaged_provenance)
+        logger.warning("%s; kept as %s, and a new one started", error, layout.damaged_provenance.name)
         entries = []
     entries.append(entry)
     text = json.dumps(entries, indent=1) + "\n"
