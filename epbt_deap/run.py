@@ -252,7 +252,8 @@ def evaluating(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: 
                max_workers: int | None = None) -> Iterator[None]:
     """The plan's worker pool as the toolbox's ``map`` while a loop runs inside; its provenance recorded."""
     with plan.pool(splits, max_workers) as pool:
-        record_provenance(layout, provenance(command, pool, plan.config.resources.backend))
+        record_provenance(layout, provenance(command, pool, plan.config.resources.backend, splits.describe(),
+                                             splits.num_classes))
         plan.toolbox.register("map", plan.evaluation_map(pool, layout, observer))
         yield
 

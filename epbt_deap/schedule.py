@@ -22,13 +22,14 @@ from typing import Any
 
 import torch
 
-from epbt_deap.config import ConfigError, TrainConfig, build_config
+from epbt_deap.config import Config, ConfigError, TrainConfig, build_config
 from epbt_deap.errors import EpbtError, RunDirError
 from epbt_deap.evolution.learnability import check
 from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.execution.training import LossFunction, TrainSettings, make_loss
 from epbt_deap.rundir.checkpoints import write_atomically
-from epbt_deap.rundir.logs import best_ancestry, read_run_logs
+from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.rundir.logs import best_ancestry, read_provenance, read_run_logs
 
 SCHEMA = "epbt-deap/loss-schedule"
 SCHEMA_VERSION = 3  # 2 added loss.label_smoothing, 3 loss.gce_q; older files read as their defaults
@@ -47,7 +48,7 @@ class FoundWith:
     run: str
     dataset: str
     model: str
-    num_classes: int | None  # None: an image folder that is no longer where the run found it
+    num_classes: int | None  # None: a run of an older version on data no longer where it was
     best_uid: str
     fitness: float
     test_accuracy: float | None
@@ -96,6 +97,13 @@ class ScheduleStep:
         return len(self.lr)
 
 
+def loaded_classes(run_dir: str | Path, config: Config) -> int | None:
+    """The number of classes of the data the run loaded, as its provenance records it (runs of older
+    versions: as its config tells, where it can)."""
+    recorded = [entry["num_classes"] for entry in read_provenance(RunLayout.at(run_dir)) if "num_classes" in entry]
+    return int(recorded[-1]) if recorded else config.data.num_classes()
+
+
 @dataclass(frozen=True)
 class LossSchedule:
     """The best lineage's losses and hyperparameters, epoch by epoch (see the module docstring)."""
@@ -127,7 +135,7 @@ class LossSchedule:
             steps.append(ScheduleStep(row["uid"], row["generation"], trained, clock, dict(row["genes"]), lr))
             trained = row["epochs"]
         best = chain[-1]
-        found_with = FoundWith(config.name, config.data.dataset, str(train.model), config.data.num_classes(),
+        found_with = FoundWith(config.name, config.data.dataset, str(train.model), loaded_classes(run_dir, config),
                                best["uid"], best["fitness"], best.get("test_accuracy"))
         sgd = SgdSetting(train.lr, train.momentum, train.weight_decay, tuple(train.lr_milestones), train.lr_gamma,
                          train.batch_size)

@@ -13,6 +13,7 @@ from epbt_deap.config import build_config
 from epbt_deap.data import DataError, load_splits
 from epbt_deap.execution.training import evaluate
 from epbt_deap.run import resume, run
+from epbt_deap.schedule import LossSchedule
 from tests.helpers import read_jsonl, untimed
 
 MYDATA = '''
@@ -142,3 +143,4 @@ def test_a_run_on_arrays_resumes_to_the_uninterrupted_run(tmp_path):
     assert untimed(resumed.logbook) == untimed(reference.logbook)
     assert [row["genes"] for row in read_jsonl(tmp_path / "run" / "lineage.jsonl")] == \
         [row["genes"] for row in read_jsonl(tmp_path / "reference" / "lineage.jsonl")]
+    assert LossSchedule.from_run(tmp_path / "run").num_classes == 2  # known from the data, not the config

@@ -43,8 +43,9 @@ def source_version() -> dict[str, Any]:
     return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status)}
 
 
-def provenance(command: str, pool: Pool, backend: str) -> dict[str, Any]:
-    """This process's software, machine and workers, for a ``command`` ('run', 'resume' or 'replay')."""
+def provenance(command: str, pool: Pool, backend: str, data: str, num_classes: int) -> dict[str, Any]:
+    """This process's software, machine and workers, for a ``command`` ('run', 'resume' or 'replay'), and the
+    data it loaded: ``data`` describes the splits in one line."""
     return {
         "command": command,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -60,6 +61,8 @@ def provenance(command: str, pool: Pool, backend: str) -> dict[str, Any]:
         "devices": pool.devices,
         "workers": pool.workers,
         "torch_threads_per_worker": pool.threads_per_worker,
+        "data": data,
+        "num_classes": num_classes,
     }
 
 
