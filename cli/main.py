@@ -212,7 +212,8 @@ def resume(run_dir: Path, generations: int | None, assignments: tuple[str, ...])
 
 @main.command()
 @click.argument("source_dir", type=click.Path(path_type=Path))
-@click.option("--model", help=f"Train another network on the schedule: one of {', '.join(MODEL_NAMES)}.")
+@click.option("--model", help=f"Train another network on the schedule: one of {', '.join(MODEL_NAMES)}, "
+                              "or an import path, module:factory.")
 @click.option("--dataset", help=f"Train on another dataset: one of {', '.join(DATASETS)}, or an import path, "
                                 "module:loader.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where that dataset lives (or is downloaded to).")

@@ -72,7 +72,8 @@ class DataConfig(Section):
     dir: Path | None = None
     """dataset folder (imagefolder: holds train/ and test/; arrays: the .npz file); none: ~/.cache/epbt-deap/data"""
     download: bool = True
-    """download CIFAR-10 / SVHN when they are missing (else read cifar-10-batches-py or the .mat files in data.dir)"""
+    """download CIFAR-10, CIFAR-100, SVHN, MNIST, Fashion-MNIST or KMNIST when missing (else read their files in
+    data.dir: cifar-10-batches-py, cifar-100-python, the .mat files, or <MNIST|FashionMNIST|KMNIST>/raw)"""
     val_size: int | None = Field(None, ge=0)
     """validation images held out of training; none: the dataset's (CIFAR-10: 5,000, SVHN: 30,000); 0: none at all,
     for one model without selection only (evolution.algorithm: none, population 1), validation then recorded as
