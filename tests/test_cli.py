@@ -78,12 +78,19 @@ def test_a_folder_without_a_run_is_a_one_line_error(tmp_path, command):
     assert result.output == f"error: {tmp_path} holds no epbt-deap run (no config.yaml)\n"
 
 
-@pytest.mark.parametrize("source", [".", "/"])
-def test_replay_of_a_folder_given_without_a_name_is_a_one_line_error(tmp_path, monkeypatch, source):
+def test_replay_of_the_root_folder_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["replay", source])
-    assert result.exit_code == 2 and len(result.output.splitlines()) == 1 and "Traceback" not in result.output
-    assert result.output.startswith("error: ") and not list(tmp_path.parent.glob("*_replay"))
+    result = CliRunner().invoke(main, ["replay", "/"])
+    assert result.exit_code == 2 and result.output == "error: / is not a run directory\n"
+
+
+@pytest.mark.slow
+def test_replay_of_dot_writes_beside_the_run_it_stands_in(tmp_path, evolve, monkeypatch):
+    assert evolve().exit_code == 0
+    monkeypatch.chdir(tmp_path / "run")
+    result = CliRunner().invoke(main, ["replay", "."])
+    assert result.exit_code == 0, result.output
+    assert [row["gen"] for row in read_jsonl(tmp_path / "run_replay" / "logbook.jsonl")] == [0, 1]
 
 
 @pytest.mark.slow
@@ -97,6 +104,7 @@ def test_a_used_run_directory_is_kept_unless_overwrite(tmp_path, evolve):
     again = evolve("--overwrite", "--seed", "2")
     assert again.exit_code == 0
     assert [row["gen"] for row in read_jsonl(run_dir / "logbook.jsonl")] == [0, 1]
+    assert load_config(run_dir / "config.yaml").seed == 2 and (run_dir / "logbook.jsonl").read_text() != before
 
 
 class Summary:

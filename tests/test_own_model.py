@@ -1,5 +1,6 @@
 """A user's own network: by import path (from the current folder, in workers too), by register_model in
 process, and every mistake one line before training (issue 24, item 1)."""
+import json
 import textwrap
 
 import pytest
@@ -69,6 +70,7 @@ def test_a_run_with_the_users_model_trains_in_two_worker_processes(user_folder):
     assert len(rows) == 8 and all(row["status"] == "ok" for row in rows)
     state = torch.load(user_folder / "run" / "best.pt", weights_only=False)["model"]
     assert state["0.weight"].shape[0] == 6  # the user's network, with its argument, trained in the workers
+    assert [entry["workers"] for entry in json.loads((user_folder / "run" / "provenance.json").read_text())] == [2]
 
 
 def test_the_command_line_finds_a_module_in_the_current_folder(user_folder):

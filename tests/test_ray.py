@@ -4,7 +4,8 @@ import json
 import pytest
 
 from epbt_deap.run import resume, run
-from tests.helpers import Fragile, die_unless_marked, make_context, read_jsonl, read_logbook, tiny, torch_threads
+from tests.helpers import (Fragile, RowObserver, die_unless_marked, make_context, read_jsonl, read_logbook, tiny,
+                           torch_threads)
 
 ray = pytest.importorskip("ray")  # the test extra installs it; without Ray the backend is unavailable
 
@@ -28,10 +29,18 @@ def local_logbook(tmp_path_factory):
 def test_ray_backend_matches_the_local_pool_and_resumes(local_ray, local_logbook, tmp_path, shared_storage):
     ray_config = tiny({"resources.backend": "ray", "resources.cpu_workers": 2,
                        "resources.shared_storage": shared_storage})
-    run(ray_config, tmp_path / "ray")
+    with pytest.raises(KeyboardInterrupt):
+        run(ray_config, tmp_path / "ray", observer=RowObserver(stop_after_generation_1))
+    assert [row["gen"] for row in resume(tmp_path / "ray").logbook] == [0, 1, 2]  # generation 2 on Ray
     assert read_logbook(tmp_path / "ray" / "logbook.jsonl") == local_logbook
     assert len(list((tmp_path / "ray" / "checkpoints").glob("*.pt"))) <= ray_config.evolution.population + 1
-    assert [row["gen"] for row in resume(tmp_path / "ray").logbook] == [0, 1, 2]
+    assert [entry["backend"] for entry in json.loads((tmp_path / "ray" / "provenance.json").read_text())] == \
+        ["ray", "ray"]
+
+
+def stop_after_generation_1(row):
+    if row["gen"] == 1:
+        raise KeyboardInterrupt
 
 
 def test_a_dead_actor_is_restarted_and_its_call_retried_then_failed(local_ray, tmp_path):

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 from cli.main import main
 from epbt_deap.run import run
 from epbt_deap.rundir.logs import best_ancestry
-from tests.helpers import read_jsonl, tiny
+from tests.helpers import read_jsonl, run_files, tiny
 
 BASELINE = {"name": "tiny_baseline", "train.loss": "cross_entropy", "evolution.algorithm": "none",
             "evolution.population": 1}
@@ -34,6 +34,20 @@ def test_replay_uses_the_lineage_genes_at_each_step_of_the_clock(runs):
     assert all(later["parent"] == earlier["uid"] for earlier, later in zip(replayed, replayed[1:]))
     epochs = [row["epochs"] for row in read_jsonl(runs / "replay" / "logbook.jsonl")]
     assert epochs == [(row["generation"] + 1) * 1 for row in chain]  # the run clock, as in the source
+
+
+@pytest.mark.slow
+def test_a_replay_is_not_resumed_nor_replaced_without_overwrite(runs, tmp_path):
+    replay = ["replay", str(runs / "epbt_seed2"), "--run-dir", str(tmp_path / "replay")]
+    assert CliRunner().invoke(main, replay).exit_code == 0
+    before = run_files(tmp_path / "replay")
+    resumed = CliRunner().invoke(main, ["resume", str(tmp_path / "replay")])
+    assert resumed.exit_code == 2 and resumed.output == (f"error: {tmp_path / 'replay'} is a replay, which cannot be "
+                                                         f"resumed; replay {runs / 'epbt_seed2'} again\n")
+    again = CliRunner().invoke(main, replay)
+    assert again.exit_code == 2 and "holds another run; pass --overwrite to replace it" in again.output
+    assert run_files(tmp_path / "replay") == before
+    assert CliRunner().invoke(main, [*replay, "--overwrite"]).exit_code == 0
 
 
 @pytest.mark.slow

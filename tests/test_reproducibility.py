@@ -22,8 +22,12 @@ def test_worker_processes_use_the_threads_asked_for():
         assert pool.map(torch_threads, [0, 1]) == [3, 3] and pool.threads_per_worker == 3
 
 
+def provenance(run_dir):
+    return json.loads((run_dir / "provenance.json").read_text())
+
+
 def recorded_threads(run_dir):
-    return [entry["torch_threads_per_worker"] for entry in json.loads((run_dir / "provenance.json").read_text())]
+    return [entry["torch_threads_per_worker"] for entry in provenance(run_dir)]
 
 
 def fitness_by_uid(run_dir):
@@ -36,6 +40,7 @@ def test_with_fixed_threads_a_taylorglo_run_is_the_same_in_process_and_in_two_wo
     run(tiny(fixed), tmp_path / "in-process")
     run(tiny({**fixed, "resources.cpu_workers": 2}), tmp_path / "workers")
     assert recorded_threads(tmp_path / "in-process") == recorded_threads(tmp_path / "workers") == [1]
+    assert [entry["workers"] for entry in provenance(tmp_path / "workers")] == [2]
     logbook = read_logbook(tmp_path / "in-process" / "logbook.jsonl")
     assert len(logbook) == 3 and read_logbook(tmp_path / "workers" / "logbook.jsonl") == logbook
     fitness = fitness_by_uid(tmp_path / "in-process")

@@ -88,6 +88,7 @@ def test_a_group_trains_like_each_model_alone(context, parent, tmp_path, from_pa
     alone = [evaluate(context, task)
              for task in tasks_for(tmp_path / "alone", GENES, parent if from_parent else None, start)]
     together = evaluate_group(context, tasks_for(tmp_path / "together", GENES, parent if from_parent else None, start))
+    assert len(together) == len(alone) == len(GENES)
     for one, other in zip(alone, together):
         assert (one.uid, one.status, one.epochs) == (other.uid, other.status, other.epochs)
         assert one.train_loss == pytest.approx(other.train_loss, rel=1e-4)
