@@ -20,10 +20,13 @@ def evolve(tmp_path):
 
 
 def test_evolve_runs_and_prints_one_summary_line_per_generation(tmp_path, evolve):
-    result = evolve("--population", "3", "--elites", "1", "--seed", "1", "--set", "train.batch_size=16")
+    result = evolve("--population", "3", "--elites", "1", "--seed", "1", "--set", "train.batch_size=16",
+                    "--epochs-per-generation", "2", "--cpu-workers", "0", "--workers-per-gpu", "3")
     assert result.exit_code == 0, result.output
     config = load_config(tmp_path / "run" / "config.yaml")  # the shorthands and --set outrank the file
     assert (config.evolution.population, config.evolution.elites, config.seed, config.train.batch_size) == (3, 1, 1, 16)
+    assert (config.train.epochs_per_generation, config.resources.cpu_workers, config.resources.workers_per_gpu) == \
+        (2, 0, 3)
     lines = [line for line in result.output.splitlines() if line.startswith("gen ")]
     assert len(lines) == 2 and "best" in lines[0] and "test of best" in lines[0]
     assert len((tmp_path / "run" / "logbook.jsonl").read_text().splitlines()) == 2

@@ -38,6 +38,11 @@ def test_invalid_genes_are_refused(bad):
         Gene("g", **args)
 
 
+def test_duplicate_gene_names_are_refused():
+    with pytest.raises(ValueError, match="duplicate gene names: lr$"):
+        SearchSpace((Gene("lr", 0.01, 1.0, 0.01, 1.0), Gene("momentum", 0.0, 1.0, 0.0, 1.0), Gene("lr", 0.1, 0.2, 0.1, 0.2)))
+
+
 def test_multiplicative_mutation_scales_every_gene_without_reset():
     random.seed(0)
     ind = Individual([1.0] * 8 + [0.1])

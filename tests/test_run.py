@@ -85,7 +85,8 @@ def test_by_default_every_initial_loss_is_learnable_and_elites_retrain(finished_
 @pytest.mark.slow
 @pytest.mark.parametrize("evolution, train", [
     ({"algorithm": "none", "population": 2, "generations": 3}, {"loss": "cross_entropy"}),
-    ({"algorithm": "pbt", "population": 4, "generations": 2, "mutate": {"name": "mutPerturb"}}, {}),
+    ({"algorithm": "pbt", "population": 4, "generations": 2, "mutate": {"name": "mutPerturb"}, "truncation": 0.5},
+     {}),
 ])
 def test_baselines_train_every_member_every_generation(tmp_path, evolution, train):
     overrides = {f"evolution.{key}": value for key, value in evolution.items()}
@@ -95,6 +96,10 @@ def test_baselines_train_every_member_every_generation(tmp_path, evolution, trai
     assert [row["epochs"] for row in logbook] == list(range(1, evolution["generations"] + 1))
     lineage = read_jsonl(tmp_path / "run" / "lineage.jsonl")
     assert all(row["status"] == "ok" for row in lineage)
+    copied = int(evolution["population"] * evolution.get("truncation", 0))  # the bottom share copies the top
+    for generation in range(1, evolution["generations"]):
+        parents = {row["parent"] for row in lineage if row["generation"] == generation}
+        assert len(parents) == evolution["population"] - copied
     if evolution["algorithm"] == "none":
         assert all(row["genes"] == {} for row in lineage)
         assert max(row["best_test"] for row in logbook) > 0.5  # cross-entropy learns the fake data

@@ -6,7 +6,8 @@ import torch
 
 from epbt_deap.data import load_splits
 from epbt_deap.execution.protocol import EvalTask
-from epbt_deap.execution.training import TrainingContext, TrainSettings, build_training_state, evaluate
+from epbt_deap.execution.training import (TrainingContext, TrainSettings, build_training_state, evaluate,
+                                          out_of_memory_hint)
 from epbt_deap.rundir.checkpoints import load_checkpoint
 
 GOOD_THETA = {f"theta_{i}": value for i, value in enumerate([0, 0, 0, 0, 0, 10, 0, 0])}  # -10 y_true / n
@@ -160,3 +161,9 @@ def test_bfloat16_autocast_trains_and_stays_close_to_float32(context, tmp_path):
     assert bf16.train_loss == pytest.approx(plain.train_loss, rel=0.05)
     assert bf16.train_loss != plain.train_loss  # autocast really ran in bfloat16
     assert all(tensor.dtype != torch.bfloat16 for tensor in weights_of(bf16).values())  # weights stay float32
+
+
+def test_cuda_out_of_memory_becomes_one_line_saying_what_to_lower():
+    with pytest.raises(RuntimeError, match=r"^CUDA out of memory on cuda:1 \(no room\); try fewer --workers-per-gpu"):
+        with out_of_memory_hint(torch.device("cuda:1")):
+            raise torch.cuda.OutOfMemoryError("no room")
