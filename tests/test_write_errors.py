@@ -117,6 +117,15 @@ def test_a_full_disk_in_any_writer_is_named_and_the_run_resumes_once_space_is_fr
     assert all(row.get("status", "ok") == "ok" for row in read_jsonl(run_dir / "lineage.jsonl"))
     resume(run_dir)
     assert (read_logbook(run_dir / "logbook.jsonl"), untimed_lineage(run_dir)) == reference
+    assert tensorboard_steps(run_dir) == {1, 2, 3}  # no generation missing, whichever writer failed
+
+
+def tensorboard_steps(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {event.step for event in events.Scalars("fitness/max")}
 
 
 def test_an_os_error_in_a_worker_stays_a_write_error_not_a_failed_evaluation(tmp_path):

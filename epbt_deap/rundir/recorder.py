@@ -109,12 +109,12 @@ class RunRecorder:
         append_jsonl(self.layout.lineage, [lineage_row(ind, self.space) for ind in evaluated])
         append_jsonl(self.layout.logbook, [logbook[-1]])
         self.save_best()
+        if self.tensorboard is not None:  # before the state: a kill in between repeats the generation's same scalars
+            self.tensorboard.write(logbook[-1], self.space.decode(self.halloffame[0]))
         state = RunState(generation, population, logbook, self.halloffame, RunState.capture_rng())
         save_pickle(state, self.layout.state)
         live = [ind.checkpoint for ind in [*population, *self.halloffame] if ind.checkpoint]
         remove_unreferenced(self.layout.checkpoints, [self.layout.resolve(checkpoint) for checkpoint in live])
-        if self.tensorboard is not None:
-            self.tensorboard.write(logbook[-1], self.space.decode(self.halloffame[0]))
         if self.observer is not None:
             self.observer.generation_finished(dict(logbook[-1]))
 
