@@ -187,3 +187,16 @@ def test_a_checkpoint_that_cannot_be_removed_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "unlink", read_only)
     with pytest.raises(RunWriteError, match=r"^cannot write .*old\.pt: read-only file system$"):
         remove_unreferenced(tmp_path, [tmp_path / "live.pt"])
+
+
+def test_the_logs_of_a_generation_are_on_disk_before_its_state(tmp_path, monkeypatch):
+    """After a power cut, a state that counts a generation finds its log rows (both are fsynced, logs first)."""
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}")).name))
+                        or fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda source, target: events.append(("replace", Path(target).name))
+                        or replace(source, target))
+    run(tiny({"evolution.generations": 1}), tmp_path / "run")
+    state = events.index(("replace", "state.pkl"))
+    assert {("fsync", "lineage.jsonl"), ("fsync", "logbook.jsonl")} <= set(events[:state])

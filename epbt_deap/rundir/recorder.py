@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,13 @@ logger = logging.getLogger("epbt_deap")
 
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append ``rows`` as JSON lines; a killed or failed append leaves a partial last line, which
-    readers skip and a resume rewinds."""
+    """Append ``rows`` as JSON lines, on disk before the state that counts them is (``os.fsync``); a killed
+    or failed append leaves a partial last line, which readers skip and a resume rewinds."""
     with write_errors_named(path), open(path, "a") as stream:
         for row in rows:
             stream.write(json.dumps(row) + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def lineage_row(individual: Any, space: SearchSpace) -> dict[str, Any]:
