@@ -1,6 +1,8 @@
 import multiprocessing
 import os
+import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 
 import pytest
@@ -74,6 +76,21 @@ def test_workers_fork_from_a_server_and_watch_the_main_process():
         ((forked_by, watched),) = pool.map(parents, [0])
     assert forked_by != os.getpid()  # the server, which imported torch once
     assert watched == os.getpid()  # the process whose death the worker watches for
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are spawned off Linux")
+def test_ctrl_c_while_the_server_imports_torch_neither_kills_it_nor_prints_a_traceback():
+    code = textwrap.dedent("""
+        import multiprocessing.forkserver, os, signal, time
+        from epbt_deap.execution.pool import start_server, worker_start_context
+        start_server(worker_start_context())
+        server = multiprocessing.forkserver._forkserver._forkserver_pid
+        os.kill(server, signal.SIGINT)  # at once: the server is still starting or importing torch
+        time.sleep(0.5)
+        print("alive" if os.waitpid(server, os.WNOHANG) == (0, 0) else "dead")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "alive" and "KeyboardInterrupt" not in done.stderr, done.stderr
 
 
 @pytest.mark.slow

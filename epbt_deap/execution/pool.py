@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -183,6 +184,22 @@ def worker_start_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def start_server(context: multiprocessing.context.BaseContext) -> None:
+    """Start the forkserver (where ``context`` uses one) with Ctrl-C ignored from its first instruction.
+
+    It inherits the ignored signal through exec, so a Ctrl-C while it imports torch (about 2 s)
+    no longer kills it with a traceback; the main process ignores Ctrl-C only while it spawns the
+    server. Off the main thread, where signal handlers cannot be set, the server starts when the
+    first worker does, as before."""
+    if context.get_start_method() != "forkserver" or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class ProcessPool(Pool):
     """Persistent worker processes, one per entry of ``devices``.
 
@@ -205,6 +222,7 @@ class ProcessPool(Pool):
 
     def _start(self) -> ProcessPoolExecutor:
         ctx = worker_start_context()
+        start_server(ctx)
         queue = ctx.SimpleQueue()
         for device in self.devices:
             queue.put(device)
