@@ -32,10 +32,18 @@ def test_device_resolution():
     assert resolve_devices("cpu", cpu_workers=3) == ["cpu"] * 3
     with pytest.raises(DeviceError, match="not a torch device"):
         resolve_devices("gpu7")
-    if not torch.cuda.is_available():
-        assert resolve_devices("auto") == []
-        with pytest.raises(DeviceError, match="no CUDA GPU"):
-            resolve_devices("cuda")
+
+
+
+def test_auto_takes_every_gpu_or_else_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert resolve_devices("auto") == [] and resolve_devices("auto", cpu_workers=2) == ["cpu", "cpu"]
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        resolve_devices("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_devices("auto", cpu_workers=2) == ["cuda:0", "cuda:1"]
 
 
 def test_in_process_pool_keeps_one_context_and_reports_progress():
