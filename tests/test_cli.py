@@ -58,7 +58,7 @@ def test_swapped_operators_from_a_config_file(tmp_path):
     (["--set", "oops"], "expected KEY=VALUE"),
     (["--config", "/nonexistent.yaml"], "cannot read config /nonexistent.yaml"),
     (["--device", "cuda:x"], "not a torch device"),
-    (["--dataset", "imagefolder", "--data-dir", "/nonexistent"], "/nonexistent"),
+    (["--dataset", "imagefolder", "--data-dir", "/nonexistent"], "image folder '/nonexistent' not found"),
     (["--dataset", "cifar11"], "unknown dataset 'cifar11': choose one of"),
     (["--dataset", "nodata:load"], "cannot import module 'nodata'"),  # an import path is taken, as --set takes it
     (["--set", "data.val_size=100000"], "val_size must be between 0 (no validation set) and"),

@@ -126,18 +126,18 @@ def test_overrides() -> None:
     assert (len(splits.train_labels), len(splits.val_labels), splits.augment) == (1427, 10, True)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"name": "digits", "val_size": -1},
-    {"name": "digits", "val_size": 1437},
-    {"name": "digits", "train_subset": 0},
-    {"name": "digits", "train_subset": 1258},
-    {"name": "digits", "test_subset": 361},
-    {"name": "mnist"},
-    {"name": "imagefolder"},
-    {"name": "imagefolder", "data_dir": "/nonexistent/epbt-images"},
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "digits", "val_size": -1}, r"val_size must be between 0 \(no validation set\) and 1436 .*got -1$"),
+    ({"name": "digits", "val_size": 1437}, r"val_size must be between 0 .* and 1436 .*got 1437$"),
+    ({"name": "digits", "train_subset": 0}, r"train_subset must be between 1 and 1257 .*got 0$"),
+    ({"name": "digits", "train_subset": 1258}, r"train_subset must be between 1 and 1257 .*got 1258$"),
+    ({"name": "digits", "test_subset": 361}, r"test_subset must be between 1 and 360 for digits, got 361$"),
+    ({"name": "mnist", "data_dir": "/nonexistent/epbt-mnist"}, r"MNIST not found in .* and download is off"),
+    ({"name": "imagefolder"}, r"the imagefolder dataset needs a data dir holding train/<class>/\*"),
+    ({"name": "imagefolder", "data_dir": "/nonexistent/epbt-images"}, r"image folder '/nonexistent/epbt-images' not found"),
 ])
-def test_bad_arguments_raise_one_line_data_error(kwargs: dict) -> None:
-    with pytest.raises(DataError) as error:
+def test_bad_arguments_raise_one_line_data_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(DataError, match=message) as error:
         load_splits(**kwargs)
     assert "\n" not in str(error.value)
 

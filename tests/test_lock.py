@@ -157,7 +157,8 @@ def test_a_run_directory_of_a_run_is_replaced_with_overwrite_and_an_empty_one_is
 
 def test_a_file_the_root_and_the_home_folder_are_refused(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("mine")
-    one_line_error(cli("evolve", "--config", "quickstart", "--run-dir", str(tmp_path / "file"), "--overwrite"))
+    assert one_line_error(cli("evolve", "--config", "quickstart", "--run-dir", str(tmp_path / "file"),
+                              "--overwrite")) == f"error: run directory {tmp_path / 'file'} is a file, not a folder\n"
     assert (tmp_path / "file").read_text() == "mine"
     with pytest.raises(RunDirError, match="is the file-system root"):
         check_run_dir(RunLayout(Path("/")), overwrite=True)

@@ -64,4 +64,4 @@ def test_report_prints_both_tables_and_writes_the_figures(runs, tmp_path):
 
 def test_report_of_nothing_usable_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path / "missing")])
-    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert result.exit_code == 2 and result.output == f"error: {tmp_path / 'missing'}: no such run directory\n"
