@@ -100,8 +100,13 @@ class ScheduleStep:
 def loaded_classes(run_dir: str | Path, config: Config) -> int | None:
     """The number of classes of the data the run loaded, as its provenance records it (runs of older
     versions: as its config tells, where it can)."""
-    recorded = [entry["num_classes"] for entry in read_provenance(RunLayout.at(run_dir)) if "num_classes" in entry]
-    return int(recorded[-1]) if recorded else config.data.num_classes()
+    try:
+        entries = read_provenance(RunLayout.at(run_dir))
+    except RunDirError:  # a damaged provenance.json: a run goes on without it, and so does its schedule
+        entries = []
+    recorded = [entry.get("num_classes") for entry in entries]
+    counts = [value for value in recorded if isinstance(value, int) and not isinstance(value, bool)]
+    return counts[-1] if counts else config.data.num_classes()
 
 
 @dataclass(frozen=True)

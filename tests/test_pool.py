@@ -34,7 +34,6 @@ def test_device_resolution():
         resolve_devices("gpu7")
 
 
-
 def test_auto_takes_every_gpu_or_else_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
@@ -148,3 +147,17 @@ def test_an_in_process_pool_gives_the_callers_random_stream_back():
     with InProcessPool(make_context, (torch.ones(1),)) as pool:
         pool.map(reseed, [1, 2])
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_the_server_start_sets_ctrl_c_back_even_when_python_did_not_set_it(monkeypatch):
+    """signal.signal returns None for a handler installed outside Python: the default then stands in."""
+    import multiprocessing.forkserver
+    import signal
+
+    from epbt_deap.execution import pool
+
+    calls = []
+    monkeypatch.setattr(pool.signal, "signal", lambda signum, handler: calls.append((signum, handler)))
+    monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", lambda: calls.append("server"))
+    pool.start_server(multiprocessing.get_context("forkserver"))
+    assert calls == [(signal.SIGINT, signal.SIG_IGN), "server", (signal.SIGINT, signal.SIG_DFL)]

@@ -19,6 +19,7 @@ from epbt_deap.run import check_run_dir, resume, run
 from epbt_deap.rundir import checkpoints
 from epbt_deap.rundir.checkpoints import save_checkpoint, write_atomically
 from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.schedule import LossSchedule
 from tests.helpers import RowObserver, read_jsonl, read_logbook, run_files, tiny, tiny_yaml
 
 LONGER = {"evolution.generations": 4}
@@ -235,12 +236,16 @@ def test_a_restart_of_generation_0_keeps_the_earlier_starts_and_records_a_resume
 def test_an_unreadable_provenance_is_kept_aside_and_a_new_one_started(tmp_path, caplog):
     run_dir = tmp_path / "run"
     run(tiny(ONE_GENERATION), run_dir)
-    (run_dir / "state.pkl").unlink()
-    (run_dir / "provenance.json").write_text("[{damaged")
-    resume(run_dir)
-    assert (run_dir / "provenance.damaged.json").read_text() == "[{damaged"
+    for damage in ("[{damaged", "[{again"):  # each damaged file is kept, in turn
+        (run_dir / "state.pkl").unlink()
+        (run_dir / "provenance.json").write_text(damage)
+        resume(run_dir)
+    assert (run_dir / "provenance.damaged.json").read_text() == "[{damaged[{again"
     assert [entry["command"] for entry in json.loads((run_dir / "provenance.json").read_text())] == ["resume"]
-    assert "kept as provenance.damaged.json" in caplog.text
+    assert "kept in provenance.damaged.json" in caplog.text
+    assert LossSchedule.from_run(run_dir).num_classes == 4  # the schedule still reads
+    (run_dir / "provenance.json").write_text("[{damaged")
+    assert LossSchedule.from_run(run_dir).num_classes == 4  # from the config where provenance cannot tell
     check_run_dir(RunLayout.at(run_dir), overwrite=True)  # --overwrite may replace it: a file runs write
 
 

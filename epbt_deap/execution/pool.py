@@ -196,8 +196,8 @@ def start_server(context: multiprocessing.context.BaseContext) -> None:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         multiprocessing.forkserver.ensure_running()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:  # None: a handler set outside Python, which cannot be set back; the default stands in
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 class ProcessPool(Pool):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 import epbt_deap
-from epbt_deap.errors import RunDirError
+from epbt_deap.errors import RunDirError, write_errors_named
 from epbt_deap.execution.protocol import Pool
 from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.layout import RunLayout
@@ -67,13 +67,14 @@ def provenance(command: str, pool: Pool, backend: str, data: str, num_classes: i
 
 
 def record_provenance(layout: RunLayout, entry: dict[str, Any]) -> None:
-    """Append ``entry`` to the run's ``provenance.json`` (a list, oldest first). An unreadable one is kept
-    aside as ``provenance.damaged.json`` and a new list started."""
+    """Append ``entry`` to the run's ``provenance.json`` (a list, oldest first). An unreadable one is added
+    to ``provenance.damaged.json`` (which keeps every one, in turn) and a new list started."""
     try:
         entries = read_provenance(layout)
     except RunDirError as error:
-        os.replace(layout.provenance, layout.damaged_provenance)
-        logger.warning("%s; kept as %s, and a new one started", error, layout.damaged_provenance.name)
+        with write_errors_named(layout.damaged_provenance), open(layout.damaged_provenance, "ab") as kept:
+            kept.write(layout.provenance.read_bytes())
+        logger.warning("%s; kept in %s, and a new one started", error, layout.damaged_provenance.name)
         entries = []
     entries.append(entry)
     text = json.dumps(entries, indent=1) + "\n"
