@@ -118,3 +118,13 @@ def test_a_users_model_by_import_path_trains_on_ray_actors(local_ray, tmp_path, 
                    "resources.backend": "ray", "resources.cpu_workers": 2})
     run(config, tmp_path / "run")
     assert all(row["status"] == "ok" for row in read_jsonl(tmp_path / "run" / "lineage.jsonl"))
+
+
+def test_gpu_actors_ask_for_a_share_of_a_gpu_and_of_a_cpu():
+    from epbt_deap.execution.ray_pool import actor_resources
+
+    count, options = actor_resources(gpus=8, workers_per_gpu=4, cpu_workers=0, cpus=8)
+    assert count == 32 and options == {"num_gpus": 0.25, "num_cpus": 0.25}
+    assert count * options["num_cpus"] <= 8  # a node with a CPU per GPU places every actor
+    assert actor_resources(gpus=0, workers_per_gpu=4, cpu_workers=0, cpus=6) == (6, {"num_cpus": 1})
+    assert actor_resources(gpus=0, workers_per_gpu=4, cpu_workers=2, cpus=6) == (2, {"num_cpus": 1})

@@ -23,7 +23,7 @@ from epbt_deap.execution.protocol import Pool
 
 logger = logging.getLogger("epbt_deap")
 
-ACTOR_THREADS = 1  # torch threads per actor unless resources.threads_per_worker says: Ray gives each one CPU
+ACTOR_THREADS = 1  # torch threads per actor unless resources.threads_per_worker says: Ray gives each one CPU at most
 RAY_DEVICES = ("auto", "cpu", "cuda")
 CONNECT_TIMEOUT_S = 10  # for a cluster's head node to accept a connection
 
@@ -84,6 +84,15 @@ def check_ray_backend(device: str, address: str | None) -> None:
                               "`ray start --head`, or leave --ray-address out to start a local Ray") from None
 
 
+def actor_resources(gpus: int, workers_per_gpu: int, cpu_workers: int, cpus: int) -> tuple[int, dict[str, float]]:
+    """How many actors, and what each asks Ray for: on GPUs, ``workers_per_gpu`` per GPU, each with that share
+    of a GPU and of a CPU (so a node with a CPU per GPU places them all); else ``cpu_workers`` (0: one per
+    CPU of the cluster), a CPU each."""
+    if gpus:
+        return gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1 / workers_per_gpu}
+    return cpu_workers or cpus, {"num_cpus": 1}
+
+
 class RayPool(Pool):
     """Ray actors, one per model trained at a time, on the cluster at ``address`` or a new local Ray.
 
@@ -105,10 +114,7 @@ class RayPool(Pool):
             self.close()
             raise DeviceError("device 'cuda' with the ray backend: the Ray cluster has no GPU "
                               "(use auto to take GPUs where there are any, or cpu)")
-        if gpus:
-            count, options = gpus * workers_per_gpu, {"num_gpus": 1 / workers_per_gpu, "num_cpus": 1}
-        else:
-            count, options = cpu_workers or int(ray.cluster_resources().get("CPU", 1)), {"num_cpus": 1}
+        count, options = actor_resources(gpus, workers_per_gpu, cpu_workers, int(ray.cluster_resources().get("CPU", 1)))
         count = min(count, max_workers or count)
         actor_class = ray.remote(max_restarts=1, max_task_retries=1, **options)(RayEvaluator)
         shared_args = ray.put(tuple(context_args))
