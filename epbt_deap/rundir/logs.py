@@ -3,7 +3,7 @@ replay and show), and the best individual's ancestry."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,25 @@ from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.individual import best_rank
 from epbt_deap.rundir.layout import RunLayout
 
-NUMBER = (int, float)
-NONE = type(None)
-# each required key and the JSON types its value may take
-LOGBOOK_KEYS: dict[str, tuple[type, ...]] = {"gen": (int,), "epochs": (int,), "best_test": (*NUMBER, NONE)}
-LINEAGE_KEYS: dict[str, tuple[type, ...]] = {"uid": (str,), "generation": (int,), "parent": (str, NONE),
-                                             "genes": (dict,), "fitness": (*NUMBER, NONE), "epochs": (int,)}
+
+def _of(*types: type) -> Callable[[Any], bool]:
+    """Whether a JSON value is one of ``types`` (true and false are not numbers here)."""
+    return lambda value: isinstance(value, types) and not isinstance(value, bool)
+
+
+_REAL = _of(int, float)
+_NUMBER = _of(int, float, type(None))  # null: no validation set, or no test
+
+
+def _genes(value: Any) -> bool:
+    return isinstance(value, dict) and all(_REAL(gene) for gene in value.values())
+
+
+# each required key and the check its value must pass
+LOGBOOK_KEYS: dict[str, Callable[[Any], bool]] = {"gen": _of(int), "epochs": _of(int), "best_test": _NUMBER}
+LINEAGE_KEYS: dict[str, Callable[[Any], bool]] = {"uid": _of(str), "generation": _of(int),
+                                                  "parent": _of(str, type(None)), "genes": _genes,
+                                                  "fitness": _NUMBER, "epochs": _of(int)}
 
 
 @dataclass(frozen=True)
@@ -57,9 +70,9 @@ def read_text(path: Path) -> str:
         raise RunDirError(f"{path}: not a text file (not UTF-8)") from None
 
 
-def read_jsonl(path: Path, required: Mapping[str, tuple[type, ...]], live: bool = False) -> list[dict[str, Any]]:
-    """The JSON object on each line of ``path``, each holding the ``required`` keys with values of their types
-    (and a ``genes`` value, where there is one, mapping names to numbers).
+def read_jsonl(path: Path, required: Mapping[str, Callable[[Any], bool]], live: bool = False) -> list[dict[str, Any]]:
+    """The JSON object on each line of ``path``, each holding the ``required`` keys with values that pass
+    their checks.
 
     With ``live`` (a run that may be writing the file now) a last line without its newline
     is left out: it is a row still being written.
@@ -81,20 +94,11 @@ def read_jsonl(path: Path, required: Mapping[str, tuple[type, ...]], live: bool 
         missing = [key for key in required if key not in row]
         if missing:
             raise RunDirError(f"{path}:{number}: missing {', '.join(missing)}")
-        wrong = [key for key, types in required.items() if not _of_types(row[key], types)]
-        if wrong or not _numbers_by_name(row.get("genes", {})):
-            raise RunDirError(f"{path}:{number}: {', '.join(wrong) or 'genes'} has a value of the wrong type")
+        wrong = [key for key, valid in required.items() if not valid(row[key])]
+        if wrong:
+            raise RunDirError(f"{path}:{number}: {', '.join(wrong)} has a value of the wrong type")
         rows.append(row)
     return rows
-
-
-def _of_types(value: Any, types: tuple[type, ...]) -> bool:
-    """Whether a JSON ``value`` is one of ``types`` (true and false are not numbers here)."""
-    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-
-
-def _numbers_by_name(genes: Any) -> bool:
-    return isinstance(genes, dict) and all(_of_types(value, NUMBER) for value in genes.values())
 
 
 def read_config_mapping(path: Path) -> dict[str, Any]:
