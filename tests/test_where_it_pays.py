@@ -105,6 +105,21 @@ def test_the_tables_resolve_tuning_early_stopping_and_the_bar(tmp_path):
     assert "Setting noisy" in markdown and (tmp_path / "out" / "noisy.png").exists()
 
 
+def test_the_bar_compares_only_the_seeds_where_both_epbt_and_the_control_are_recorded(tmp_path):
+    from experiments.where_it_pays import tables
+
+    b1 = [record(f"b1_lr{lr}", seed, [test], [val]) for seed, test in ((1, 0.5), (2, 0.9))
+          for lr, val in ((0.05, 0.6), (0.1, 0.5), (0.2, 0.4))]
+    gce = [record("gce", 1, [0.45], [0.5]), record("gce", 2, [0.95], [0.5])]
+    write_records(tmp_path / "noisy", [*b1, *gce, record("epbt", 1, [0.55], [0.5])])  # seed 2 waits for its EPBT
+    tables.write_setting("noisy", tmp_path, tmp_path / "out", "abc")
+    rows = {row["method"]: row for row in csv.DictReader((tmp_path / "out" / "noisy.csv").open())}
+    assert rows["b1_es"]["seeds"] == "2" and float(rows["b1_es"]["test"]) == pytest.approx(70.0)
+    bar = {row["control"]: row for row in csv.DictReader((tmp_path / "out" / "noisy_bar.csv").open())}
+    assert bar["b1_es"]["seeds"] == "1" and float(bar["b1_es"]["difference"]) == pytest.approx(5.0)
+    assert float(bar["gce"]["difference"]) == pytest.approx(10.0) and bar["gce"]["verdict"] == "n/a (one seed)"
+
+
 @pytest.mark.parametrize("epbt_test, stops", [(0.46, True), (0.48, False)])
 def test_the_early_stop_rule_reads_the_screening_seed_against_the_best_control(tmp_path, epbt_test, stops):
     from experiments.where_it_pays import tables

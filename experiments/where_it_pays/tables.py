@@ -4,7 +4,7 @@
 
 Records made at another commit than the pinned one (``PINNED``), or from a dirty tree,
 are refused. Per setting: each method's final test accuracy (mean ± sample std over
-seeds), NLL, ECE, training accuracy and memorisation; EPBT against each control by the
+seeds), NLL, ECE, training accuracy and memorisation; EPBT against each control, on the seeds both have, by the
 declared bar; the epochs EPBT's mean curve needs to pass each control; compute; and what the
 declared early-stop rule says on the screening seed (the first declared, so the lowest, seed). The figure
 draws each method's reported curve (b1 and ce_ls: the tuned run) as a mean over seeds.
@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -128,24 +127,26 @@ def verdict(difference: float, bar: float) -> str:
     return "wins" if difference > bar else "loses" if difference < -bar else "ties"
 
 
-def bar_table(rows: list[dict[str, Any]], curve: Callable[[], tuple[np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
-    """EPBT against each control: difference of means, the bar (larger std), the verdict, epochs to pass."""
-    by_method = by_method_of(rows)
-    epbt = by_method.get("epbt")
-    if epbt is None:
-        return []
-    epochs, mean = curve()
+def bar_table(seeds: dict[int, dict[str, Outcome]]) -> list[dict[str, Any]]:
+    """EPBT against each control on the seeds both have: difference of means, the bar, the verdict, epochs to pass.
+
+    Pairing the seeds keeps a partly swept seed (its controls recorded, its EPBT not yet) out of the comparison;
+    once every seed is complete it is the declared bar over all of them.
+    """
     result = []
     for control in CONTROLS:
-        if control not in by_method:
+        shared = {seed: by_method for seed, by_method in seeds.items() if "epbt" in by_method and control in by_method}
+        if not shared:
             continue
-        other = by_method[control]
+        by_method = by_method_of(setting_table(shared))
+        epbt, other = by_method["epbt"], by_method[control]
         difference = epbt["test"] - other["test"]
         stds = [std for std in (epbt["test_std"], other["test_std"]) if std is not None]
         bar = max(stds) if len(stds) == 2 else None
+        epochs, mean = mean_curve(curves_of("epbt", shared))
         above = np.flatnonzero(mean * 100 > other["test"])
-        result.append({"control": control, "control_test": other["test"], "epbt_test": epbt["test"],
-                       "difference": difference, "bar": bar,
+        result.append({"control": control, "seeds": len(shared), "control_test": other["test"],
+                       "epbt_test": epbt["test"], "difference": difference, "bar": bar,
                        "verdict": verdict(difference, bar) if bar is not None else "n/a (one seed)",
                        "epbt_epochs_to_pass": int(epochs[above[0]]) if above.size else None})
     return result
@@ -212,7 +213,7 @@ def write_setting(setting: str, records_dir: Path, out: Path, pinned: str) -> st
         seeds[record["seed"]][record["method"]] = record
     resolved = {seed: outcomes(runs) for seed, runs in sorted(seeds.items())}
     rows = setting_table(resolved)
-    comparisons = bar_table(rows, lambda: mean_curve(curves_of("epbt", resolved)))
+    comparisons = bar_table(resolved)
     failed = sum(record["failed"] for record in records)
     text = "\n\n".join([
         f"### Setting {setting}: seeds {', '.join(map(str, sorted(seeds)))}",
