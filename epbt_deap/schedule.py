@@ -29,7 +29,7 @@ from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.execution.training import LossFunction, TrainSettings, make_loss
 from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.layout import RunLayout
-from epbt_deap.rundir.logs import best_ancestry, read_provenance, read_run_logs
+from epbt_deap.rundir.logs import best_ancestry, is_count, read_provenance, read_run_logs
 
 SCHEMA = "epbt-deap/loss-schedule"
 SCHEMA_VERSION = 3  # 2 added loss.label_smoothing, 3 loss.gce_q; older files read as their defaults
@@ -104,8 +104,7 @@ def loaded_classes(run_dir: str | Path, config: Config) -> int | None:
         entries = read_provenance(RunLayout.at(run_dir))
     except RunDirError:  # a damaged provenance.json: a run goes on without it, and so does its schedule
         entries = []
-    recorded = [entry.get("num_classes") for entry in entries]
-    counts = [value for value in recorded if isinstance(value, int) and not isinstance(value, bool)]
+    counts = [entry["num_classes"] for entry in entries if is_count(entry.get("num_classes"))]
     return counts[-1] if counts else config.data.num_classes()
 
 

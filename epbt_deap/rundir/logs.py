@@ -20,6 +20,7 @@ def _of(*types: type) -> Callable[[Any], bool]:
     return lambda value: isinstance(value, types) and not isinstance(value, bool)
 
 
+is_count = _of(int)
 _REAL = _of(int, float)
 _NUMBER = _of(int, float, type(None))  # null: no validation set, or no test
 
@@ -29,10 +30,10 @@ def _genes(value: Any) -> bool:
 
 
 # each required key and the check its value must pass
-LOGBOOK_KEYS: dict[str, Callable[[Any], bool]] = {"gen": _of(int), "epochs": _of(int), "best_test": _NUMBER}
-LINEAGE_KEYS: dict[str, Callable[[Any], bool]] = {"uid": _of(str), "generation": _of(int),
+LOGBOOK_KEYS: dict[str, Callable[[Any], bool]] = {"gen": is_count, "epochs": is_count, "best_test": _NUMBER}
+LINEAGE_KEYS: dict[str, Callable[[Any], bool]] = {"uid": _of(str), "generation": is_count,
                                                   "parent": _of(str, type(None)), "genes": _genes,
-                                                  "fitness": _NUMBER, "epochs": _of(int)}
+                                                  "fitness": _NUMBER, "epochs": is_count}
 
 
 @dataclass(frozen=True)

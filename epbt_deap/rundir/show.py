@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ class RunView:
     def total_epochs(self) -> int:
         return self.generations * int(self.logs.setting("train.epochs_per_generation") or 1)
 
-    @property
+    @cached_property
     def row_times(self) -> list[datetime.datetime | None]:
         """When each logbook row's generation finished (None in logbooks written before timestamps)."""
         logbook = RunLayout.at(self.logs.run_dir).logbook
