@@ -1,4 +1,7 @@
 """`replay` follows the best lineage's schedule; `report` makes the tables and figures."""
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -60,6 +63,17 @@ def test_report_prints_both_tables_and_writes_the_figures(runs, tmp_path):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (tmp_path / "out" / "table1.csv").read_text()
     assert table.count("\n") == 3  # a header and two methods, each over 2 seeds
+
+
+@pytest.mark.slow
+def test_verbose_shows_the_librarys_log_and_the_default_shows_only_warnings(runs, tmp_path):
+    def report(*flags):
+        command = [sys.executable, "-m", "cli.main", *flags, "report", str(runs / "baseline_seed1"), "--out",
+                   str(tmp_path / "out")]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stderr
+
+    assert f"INFO report written to {tmp_path / 'out'}" in report("-v")
+    assert " INFO " not in report()
 
 
 def test_report_of_nothing_usable_is_a_one_line_error(tmp_path):

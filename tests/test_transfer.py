@@ -12,6 +12,7 @@ from epbt_deap.run import run
 from epbt_deap.rundir.checkpoints import load_checkpoint
 from epbt_deap.schedule import LossSchedule
 from tests.helpers import OLD_ELITE, read_jsonl
+from tests.test_data import write_folder
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,17 @@ def test_a_replay_onto_another_number_of_classes_warns_of_unlearnable_steps(sour
     assert len(warnings) == 1 and "found with 10 classes" in warnings[0] and "for 4 classes" in warnings[0]
     assert all(uid in warnings[0] for uid in failing)
     assert load_checkpoint(tmp_path / "replay" / "best.pt")["model"]["8.weight"].shape[0] == 4  # digits_cnn's head
+
+
+def test_a_replay_onto_an_image_folder_reads_it_from_data_dir(source, tmp_path):
+    folder = write_folder(tmp_path / "images")  # 3 classes of 8x8 colour images
+    result = replay(source, tmp_path / "replay", "--dataset", "imagefolder", "--data-dir", str(folder),
+                    "--set", "data.train_subset=16")
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((tmp_path / "replay" / "config.yaml").read_text())
+    assert (config["data"]["dataset"], config["data"]["dir"]) == ("imagefolder", str(folder))
+    assert load_checkpoint(tmp_path / "replay" / "best.pt")["model"]["8.weight"].shape[0] == 3  # digits_cnn's head
+    assert LossSchedule.from_run(tmp_path / "replay").num_classes == 3
 
 
 def test_the_same_number_of_classes_gives_no_warning(source, tmp_path, caplog):
