@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,9 @@ BACKENDS = ("local", "ray")
 GENE_RANGES = {"lr": (0.0, math.inf, False), "momentum": (0.0, 1.0, True), "weight_decay": (0.0, math.inf, True),
                "label_smoothing": (0.0, 0.5, True)}
 TRAINABLE_GENES = tuple(GENE_RANGES)
+SEED_LIMIT = 2**32  # numpy's and torch's seeds lie in [0, 2**32)
+#: A number as text (YAML 1.1 reads 1e-1, without a dot, as a string).
+NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 class ConfigError(EpbtError):
@@ -40,7 +44,8 @@ class ConfigError(EpbtError):
 class Section(BaseModel):
     """A config section: unknown keys refused, and each key described by the docstring under it."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
     @classmethod
     def default(cls, key: str) -> Any:
@@ -57,7 +62,7 @@ class LabelNoiseConfig(Section):
     clean_validation; in [0, 1)"""
     kind: NoiseKind = "symmetric"
     """symmetric: another class drawn uniformly; pairflip: class c becomes c + 1 mod n"""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
     """seeds the flips; none: the run's seed, so every method and resume sees the same flips (recorded in
     label_noise.json); test labels never change"""
     clean_validation: bool = False
@@ -85,7 +90,7 @@ class DataConfig(Section):
     its training); none: all"""
     augment: bool | None = None
     """random crop (4-pixel padding) + flip, on the training device; none: the dataset's choice"""
-    split_seed: int = 0
+    split_seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     """seeds the validation split and the subsets"""
     label_noise: LabelNoiseConfig = LabelNoiseConfig()
 
@@ -196,6 +201,15 @@ class OperatorConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_from_text(cls, data: Any) -> Any:
+        """Arguments such as ``sigma: 1e-1``, which YAML reads as text, become the numbers they are."""
+        if not isinstance(data, dict):
+            return data
+        return {key: float(value) if isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()) else value
+                for key, value in data.items()}
+
     def spec(self) -> dict[str, Any]:
         return self.model_dump()
 
@@ -207,8 +221,8 @@ def operator_argument_problem(key: str, value: Any, population: int) -> str | No
     """What is wrong with a well-known operator argument, if anything."""
     if key in PROBABILITY_ARGUMENTS and not (isinstance(value, (int, float)) and 0 <= value <= 1):
         return "must be a probability in [0, 1]"
-    if key == "sigma" and not (isinstance(value, (int, float)) and value >= 0):
-        return "must be a number >= 0"
+    if key == "sigma" and not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+        return "must be a finite number >= 0"
     if key == "tournsize" and not (isinstance(value, int) and 1 <= value <= population):
         return f"must be a whole number from 1 to the population size ({population})"
     return None
@@ -256,6 +270,10 @@ class EvolutionConfig(Section):
     def _check_sizes_and_operator_arguments(self) -> EvolutionConfig:
         if self.algorithm == "epbt" and self.elites >= self.population:
             raise ValueError(f"elites ({self.elites}) must be smaller than population ({self.population})")
+        if self.algorithm == "pbt" and int(self.population * self.truncation) < 1:
+            raise ValueError(f"evolution.truncation: PBT copies int(population x truncation) = "
+                             f"int({self.population} x {self.truncation:g}) = 0 members a generation, so nothing "
+                             "would evolve: raise population or truncation")
         roles = ("select", "mutate", "mate") if self.algorithm == "epbt" else ("mutate",)
         for role in roles:
             for key, value in getattr(self, role).spec().items():
@@ -304,7 +322,7 @@ class Extension(Section):
 class Config(Section):
     name: str = "epbt"
     """run name; the run directory defaults to runs/<name>"""
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     """seeds selection, variation, every evaluation (derived per individual) and label noise"""
     replay_of: str | None = None
     """set by epbt-deap replay: the run whose best lineage was replayed"""
@@ -314,6 +332,13 @@ class Config(Section):
     train: TrainConfig = TrainConfig()
     evolution: EvolutionConfig = EvolutionConfig()
     resources: ResourcesConfig = ResourcesConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder_name(cls, name: str) -> str:
+        if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+            raise ValueError("must name one folder under runs/ (no path separators; --run-dir sets any path)")
+        return name
 
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Config:
@@ -477,7 +502,9 @@ def describe_error(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
     shown = "" if isinstance(value, (dict, list)) or first["type"] == "missing" else f" (got {value!r})"
-    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
+    if not where or message.startswith(f"{where}."):  # the message names its key itself
+        return f"{message}{shown}"
+    return f"{where}: {message}{shown}"
 
 
 def build_config(tree: Mapping[str, Any], overrides: Mapping[str, Any] = {}) -> Config:

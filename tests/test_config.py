@@ -1,10 +1,11 @@
+import math
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from epbt_deap.config import Config, ConfigError, build_config, load_config, parse_assignment
+from epbt_deap.config import Config, ConfigError, build_config, load_config, parse_assignment, read_yaml
 from tests.helpers import PAPER_ALGORITHM, algorithm_options
 
 CONFIGS = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
@@ -90,7 +91,19 @@ def test_extra_genes_join_the_taylorglo_space_and_cross_entropy_drops_theta():
     ({"evolution": {"select": {"name": "selTournament", "tournsize": 41}}},
      "evolution.select.tournsize: must be a whole number from 1 to the population size (40)"),
     ({"evolution": {"mutate": {"name": "mutMultiplicativeGaussian", "sigma": -0.1}}},
-     "evolution.mutate.sigma: must be a number >= 0 (got -0.1)"),
+     "evolution.mutate.sigma: must be a finite number >= 0 (got -0.1)"),
+    ({"evolution": {"mutate": {"name": "mutMultiplicativeGaussian", "sigma": math.inf}}},
+     "evolution.mutate.sigma: must be a finite number >= 0 (got inf)"),
+    ({"seed": -1}, "seed: Input should be greater than or equal to 0 (got -1)"),
+    ({"seed": 2**32}, "seed: Input should be less than 4294967296"),
+    ({"data": {"label_noise": {"rate": 0.4, "seed": -3}}}, "data.label_noise.seed: Input should be greater than"),
+    ({"train": {"lr": math.inf}}, "train.lr: Input should be a finite number (got inf)"),
+    ({"train": {"taylorglo_scale": math.nan}}, "train.taylorglo_scale: Input should be a finite number"),
+    ({"evolution": {"genes": {"lr": {"low": 0.01, "high": math.inf}}}}, "evolution.genes.lr.high: Input should be a "
+                                                                        "finite number"),
+    ({"evolution": {"algorithm": "pbt", "population": 3}},
+     "evolution.truncation: PBT copies int(population x truncation) = int(3 x 0.25) = 0 members a generation"),
+    ({"name": "../../elsewhere"}, "name: must name one folder under runs/"),
     ({"evolution": {"mutate": {"name": "mutMultiplicativeGaussian", "reset_prob": 1.5}}},
      "evolution.mutate.reset_prob: must be a probability in [0, 1] (got 1.5)"),
     ({"evolution": {"mate": {"name": "cxUniform", "indpb": "half"}}},
@@ -105,6 +118,16 @@ def test_bad_configs_give_one_line_errors(tree, message):
     with pytest.raises(ConfigError) as error:
         build_config(tree)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_operator_arguments_in_scientific_notation_are_numbers_though_yaml_reads_them_as_text(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("evolution:\n  mutate: {name: mutMultiplicativeGaussian, sigma: 1e-1}\n")
+    assert read_yaml(path)["evolution"]["mutate"]["sigma"] == "1e-1"  # YAML 1.1: no dot, no number
+    config = load_config(path, dict([parse_assignment("evolution.mate={name: cxBlend, alpha: 5E-1}")]))
+    assert config.evolution.mutate.spec()["sigma"] == 0.1 and config.evolution.mate.spec()["alpha"] == 0.5
+    assert build_config({"evolution": {"select": {"name": "selTournament", "tournsize": 2, "fit_attr": "fitness"}}}
+                        ).evolution.select.spec()["fit_attr"] == "fitness"  # text stays text
 
 
 def test_malformed_yaml_files(tmp_path):
