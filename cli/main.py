@@ -144,7 +144,7 @@ class OneLineErrors(click.Group):
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress and debug details to stderr.")
 def main(verbose: bool) -> None:
     """EPBT: evolve TaylorGLO loss functions and hyperparameters while a population trains."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,

@@ -66,6 +66,8 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     source_layout, layout = RunLayout.at(source_dir), RunLayout.at(run_dir)
     if not source_layout.config.exists():
         raise RunDirError(f"{source_dir} holds no epbt-deap run (no {source_layout.config.name})")
+    if layout.root.resolve() == source_layout.root.resolve():
+        raise RunDirError(f"{run_dir} is the run to replay: give the replay another --run-dir")
     schedule = LossSchedule.from_run(source_dir)
     config = replay_config(load_config(source_layout.config), source_layout.root, schedule, overrides)
     plan = RunPlan.of(config)

@@ -231,7 +231,10 @@ class LossSchedule:
         return schedule
 
     def save(self, path: str | Path) -> None:
-        """Write the schedule as JSON to ``path``, atomically."""
+        """Write the schedule as JSON to ``path``, atomically; never over a file a run directory's run writes."""
+        path = Path(path)
+        if RunLayout.written_by_run(path.name) and RunLayout.at(path.parent).holds_run():
+            raise RunDirError(f"{path} is a file of the run in {path.parent}: write the schedule elsewhere")
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
         write_atomically(path, text.encode())
 

@@ -76,6 +76,14 @@ def test_verbose_shows_the_librarys_log_and_the_default_shows_only_warnings(runs
     assert " INFO " not in report()
 
 
+def test_report_refuses_a_run_named_twice_which_would_count_as_two_seeds(runs, tmp_path):
+    same = runs / "baseline_seed1" / ".." / "baseline_seed1"
+    result = CliRunner().invoke(main, ["report", str(runs / "baseline_seed1"), str(same), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output == f"error: {runs / 'baseline_seed1'} and {same} are the same run: name each run once\n"
+    assert not list(tmp_path.iterdir())
+
+
 def test_report_of_nothing_usable_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path / "missing")])
     assert result.exit_code == 2 and result.output == f"error: {tmp_path / 'missing'}: no such run directory\n"

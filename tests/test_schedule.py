@@ -121,6 +121,21 @@ def test_export_of_a_folder_without_a_run_is_a_one_line_error(tmp_path):
     assert "not a run directory" in result.output and not (tmp_path / "s.json").exists()
 
 
+@pytest.mark.parametrize("name", ["config.yaml", "lineage.jsonl"])
+def test_export_refuses_to_write_over_a_runs_own_file_and_replay_over_its_source(old_elite_run, name):
+    before = (old_elite_run / name).read_bytes()
+    result = CliRunner().invoke(main, ["export", str(old_elite_run), "--out", str(old_elite_run / name)])
+    assert result.exit_code == 2 and result.output == (f"error: {old_elite_run / name} is a file of the run in "
+                                                       f"{old_elite_run}: write the schedule elsewhere\n")
+    replayed = CliRunner().invoke(main, ["replay", str(old_elite_run), "--run-dir", str(old_elite_run / "."),
+                                         "--overwrite"])
+    assert replayed.exit_code == 2 and "is the run to replay: give the replay another --run-dir" in replayed.output
+    assert (old_elite_run / name).read_bytes() == before
+    exported = CliRunner().invoke(main, ["export", str(old_elite_run), "--out", str(old_elite_run / "schedule.json")])
+    assert exported.exit_code == 0, exported.output  # beside the run's files is fine
+    (old_elite_run / "schedule.json").unlink()
+
+
 def test_a_replay_of_an_old_elite_lasts_its_lineage_and_shows_finished(old_elite_run, tmp_path):
     best = LossSchedule.from_run(old_elite_run).steps[-1]
     replayed = tmp_path / "replay"

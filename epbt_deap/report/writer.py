@@ -31,6 +31,11 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Report:
     ``genes.png`` for the runs in ``run_dirs`` into ``out_dir``."""
     if not run_dirs:
         raise ReportError("no run directories given")
+    first_named: dict[Path, Path] = {}
+    for run_dir in run_dirs:
+        same = first_named.setdefault(Path(run_dir).resolve(), Path(run_dir))
+        if same != Path(run_dir):  # it would count as one more seed of its method
+            raise ReportError(f"{same} and {run_dir} are the same run: name each run once")
     groups = group_runs([load_run(run_dir) for run_dir in run_dirs])
     for label, runs in groups.items():
         logger.info("method %s: %d runs (%s)", label, len(runs), ", ".join(str(run.run_dir) for run in runs))
