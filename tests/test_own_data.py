@@ -54,6 +54,45 @@ def named_labels():
 
 def ragged_features():
     return [[0.0, 1.0], [0.0]] * 5, np.zeros(10, int), np.zeros((4, 2), np.float32), np.zeros(4, int)
+
+
+def empty_test():
+    x, y, *_ = images_nhwc()
+    return x, y, x[:0], y[:0]
+
+
+def empty_train():
+    _, _, x, y, names = images_nhwc()
+    return x[:0], y[:0], x, y, names
+
+
+def one_huge_label():
+    x, y, x_test, y_test = images_nhwc()[:4]
+    y[0] = 10**7
+    return x, y, x_test, y_test
+
+
+def too_many_names():
+    return (*images_nhwc()[:4], [str(name) for name in range(49)])
+
+
+def disjoint_classes():
+    x, y, x_test, y_test = images_nhwc()[:4]
+    return x, y, x_test, y_test + 5
+
+
+def one_class_unseen():
+    x, y, x_test, y_test = images_nhwc()[:4]
+    y_test[0] = 3
+    return x, y, x_test, y_test
+
+
+def duplicate_names():
+    return (*images_nhwc()[:4], ["a", "a", "a"])
+
+
+def names_not_a_list():
+    return (*images_nhwc()[:4], 3)
 '''
 
 
@@ -81,12 +120,32 @@ def test_a_loaders_images_in_any_layout_become_the_split(user_folder):
     ("mydata:ragged_features", "x_train is not an array of numbers"),
     ("mydata:missing", "module 'mydata' has no callable 'missing'"),
     ("nodata:load", "cannot import module 'nodata'"),
+    ("mydata:empty_test", "mydata:empty_test: x_test holds no samples"),
+    ("mydata:empty_train", "mydata:empty_train: x_train holds no samples"),
+    ("mydata:one_huge_label", "10000001 classes (the largest label is 10000000) for 48 training samples"),
+    ("mydata:too_many_names", "49 classes (49 class names) for 48 training samples"),
+    ("mydata:disjoint_classes", "no class of y_test (5..7) appears in y_train (0..2)"),
+    ("mydata:duplicate_names", "class names must differ, got 'a' 3 times"),
+    ("mydata:names_not_a_list", "the class names must be a list of strings, got int"),
 ])
 def test_each_data_mistake_is_one_line_before_training(user_folder, loader, message):
+    """On a short run, so that a mistake the checks miss fails the test quickly."""
     result = CliRunner().invoke(main, ["evolve", "--config", "quickstart", "--set", f"data.dataset={loader}",
+                                       "--generations", "1", "--population", "2", "--elites", "1",
                                        "--run-dir", str(user_folder / "run")])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert message in result.output and not (user_folder / "run" / "lineage.jsonl").exists()
+
+
+def test_test_classes_that_training_never_shows_are_named_in_a_warning(user_folder, caplog):
+    splits = load_splits("mydata:one_class_unseen")
+    assert splits.num_classes == 4
+    assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
+        "mydata:one_class_unseen: 1 of 12 test samples are of classes y_train never shows (3); "
+        "the model cannot get them right"]
+    caplog.clear()
+    load_splits("mydata:images_nhwc")
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]
 
 
 def breast_cancer_npz(path):

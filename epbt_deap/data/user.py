@@ -4,10 +4,14 @@
 A loader returns ``(x_train, y_train, x_test, y_test)`` or ``(..., class_names)``, or a mapping
 with those keys (``classes`` for the names). Images are uint8, N x C x H x W, N x H x W x C or
 grey N x H x W; features are floats, N x D, standardised with the training split's statistics.
-Labels are integers in 0..n-1. Every mistake is one line, before any training.
+Labels are integers in 0..n-1, n at most the number of training samples; both splits hold samples and
+share a class. Every mistake is one line, before any training; test classes that training never shows
+are a warning.
 """
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,8 @@ from epbt_deap.data.splits import DataError, Source, one_line
 from epbt_deap.imports import import_callable
 
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+logger = logging.getLogger("epbt_deap")
 
 
 def tensor_of(values: Any, name: str, part: str) -> torch.Tensor:
@@ -57,20 +63,67 @@ def as_labels(values: Any, count: int, name: str, part: str) -> torch.Tensor:
     return tensor.to(torch.int64)
 
 
-def source_of(parts: Sequence[Any], classes: Sequence[str] | None, name: str) -> Source:
-    """The train and test inputs and labels as a Source, checked: shapes, dtypes, labels in 0..n-1."""
+def class_names(classes: Any, name: str) -> list[str]:
+    """The loader's class names as strings; a DataError where they are not a list of distinct names."""
+    listed = isinstance(classes, Sequence) and not isinstance(classes, (str, bytes))
+    if not listed and not (isinstance(classes, np.ndarray) and classes.ndim == 1):
+        raise DataError(f"{name}: the class names must be a list of strings, got {type(classes).__name__}")
+    names = [str(one) for one in classes]
+    counts = Counter(names)
+    repeated = [one for one in names if counts[one] > 1]
+    if repeated:
+        raise DataError(f"{name}: class names must differ, got {repeated[0]!r} {counts[repeated[0]]} times")
+    return names
+
+
+def check_class_count(num_classes: int, named: bool, train_size: int, name: str) -> None:
+    """A DataError for more classes than training samples (``named``: counted by the class names, else
+    by the largest label): a class without a training sample cannot be learnt, and the network's last
+    layer (and the memory it takes) grows with the class count, so a stray large label would otherwise
+    build a classifier of millions of classes."""
+    if num_classes > train_size:
+        counted_by = f"{num_classes} class names" if named else f"the largest label is {num_classes - 1}"
+        raise DataError(f"{name}: {num_classes} classes ({counted_by}) for {train_size} training samples; "
+                        f"a class needs a training sample to be learnt, so at most {train_size} classes")
+
+
+def check_shared_classes(train_labels: torch.Tensor, test_labels: torch.Tensor, name: str) -> None:
+    """A DataError where no test class appears in training (every test sample would be wrong); a warning
+    naming the test classes that training never shows where only some are missing."""
+    unseen = ~torch.isin(test_labels, train_labels)
+    if unseen.all():
+        raise DataError(f"{name}: no class of y_test ({int(test_labels.min())}..{int(test_labels.max())}) appears "
+                        f"in y_train ({int(train_labels.min())}..{int(train_labels.max())}); every test sample "
+                        f"would be wrong")
+    if unseen.any():
+        classes = test_labels[unseen].unique().tolist()
+        listed = ", ".join(map(str, classes[:10])) + (", ..." if len(classes) > 10 else "")
+        logger.warning("%s: %d of %d test samples are of classes y_train never shows (%s); the model cannot "
+                       "get them right", name, int(unseen.sum()), len(test_labels), listed)
+
+
+def source_of(parts: Sequence[Any], classes: Any, name: str) -> Source:
+    """The train and test inputs and labels as a Source, checked: shapes, dtypes, samples in both splits,
+    labels in 0..n-1 (n the class names' count, else the largest label + 1, at most the training samples),
+    distinct class names, and a class the splits share."""
     x_train, y_train, x_test, y_test = parts
     train_inputs, test_inputs = as_inputs(x_train, name, "x_train"), as_inputs(x_test, name, "x_test")
+    for part, inputs in (("x_train", train_inputs), ("x_test", test_inputs)):
+        if not len(inputs):
+            raise DataError(f"{name}: {part} holds no samples; a run trains on x_train and reports its accuracy "
+                            f"on x_test, so each needs at least one")
     if train_inputs.shape[1:] != test_inputs.shape[1:] or train_inputs.dtype != test_inputs.dtype:
         raise DataError(f"{name}: x_train and x_test differ: {train_inputs.dtype} {list(train_inputs.shape[1:])} "
                         f"against {test_inputs.dtype} {list(test_inputs.shape[1:])} per sample")
     train_labels = as_labels(y_train, len(train_inputs), name, "y_train")
     test_labels = as_labels(y_test, len(test_inputs), name, "y_test")
     labels = torch.cat([train_labels, test_labels])
-    num_classes = len(classes) if classes is not None else int(labels.max()) + 1
+    num_classes = len(class_names(classes, name)) if classes is not None else int(labels.max()) + 1
     if labels.min() < 0 or labels.max() >= num_classes or num_classes < 2:
         raise DataError(f"{name}: labels must lie in 0..{num_classes - 1} ({num_classes} classes, at least 2), "
                         f"got {int(labels.min())}..{int(labels.max())}")
+    check_class_count(num_classes, classes is not None, len(train_labels), name)
+    check_shared_classes(train_labels, test_labels, name)
     val_size = max(1, min(5000, round(0.1 * len(train_labels))))
     return Source(train_inputs, train_labels, test_inputs, test_labels, num_classes, val_size, augment=False)
 
