@@ -41,7 +41,28 @@ class Nets:
 
 
 def with_dropout(num_classes, in_channels):
-    return nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.LazyLinear(num_classes))
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(in_channels, num_classes))
+
+
+class WithFeatures(nn.Module):
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.net = build(num_classes, in_channels)
+
+    def forward(self, x):
+        return self.net(x), x
+
+
+def frozen(num_classes, in_channels):
+    return build(num_classes, in_channels).requires_grad_(False)
+
+
+def parameter_free(num_classes, in_channels):
+    return nn.Sequential(nn.AdaptiveAvgPool3d((1, 1, num_classes)), nn.Flatten())
+
+
+def lazy(num_classes, in_channels):
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
 '''
 
 
@@ -90,11 +111,17 @@ def test_the_command_line_finds_a_module_in_the_current_folder(user_folder):
     ("mynet:not_a_module", "returned str, not a torch.nn.Module"),
     ("mynet:wrong_classes", "gives outputs of shape (2, 5) for 2 images; a classifier of 4 classes gives (2, 4)"),
     ("mynet:with_dropout --trainer vectorized", "has Dropout, whose random masks train.trainer vectorized cannot"),
+    ("mynet:WithFeatures", "returns tuple for 2 images, not a tensor of logits"),
+    ("mynet:frozen", "has no trainable parameters"),
+    ("mynet:parameter_free", "has no trainable parameters"),
+    ("mynet:lazy", "has uninitialised parameters of torch.nn.modules.lazy (LazyLinear)"),
 ])
 def test_each_mistake_is_one_line_before_any_training(user_folder, model, message):
+    """On a short run, so that a mistake the checks miss fails the test quickly."""
     model, *options = model.split()
     result = CliRunner().invoke(main, ["evolve", "--config", "quickstart", "--dataset", "fake", "--set",
-                                       f"train.model={model}", *options, "--run-dir", str(user_folder / "run")])
+                                       f"train.model={model}", *options, "--generations", "1", "--population", "2",
+                                       "--elites", "1", "--run-dir", str(user_folder / "run")])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert message in result.output
     assert not (user_folder / "run" / "lineage.jsonl").exists()

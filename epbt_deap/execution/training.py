@@ -237,18 +237,38 @@ def new_model(context: TrainingContext) -> torch.nn.Module:
     return model
 
 
+def check_trainable(model: torch.nn.Module, name: str) -> None:
+    """A one-line UnknownModelError for a model that SGD cannot train: lazy parameters
+    (torch.nn.modules.lazy) still uninitialised, which a worker's freshly built network cannot load
+    weights into, or no parameter that requires a gradient."""
+    lazy = sorted({type(module).__name__ for module in model.modules()
+                   if any(map(torch.nn.parameter.is_lazy, [*module.parameters(False), *module.buffers(False)]))})
+    if lazy:
+        raise UnknownModelError(f"model {name!r} has uninitialised parameters of torch.nn.modules.lazy "
+                                f"({', '.join(lazy)}); each evaluation loads weights into a freshly built network, "
+                                "so give the layers their sizes (nn.Linear for nn.LazyLinear)")
+    if not any(parameter.requires_grad for parameter in model.parameters()):
+        raise UnknownModelError(f"model {name!r} has no trainable parameters (none that requires a gradient); "
+                                "there is nothing for SGD to train")
+
+
 def check_model(settings: TrainSettings, splits: ImageSplits) -> torch.nn.Module:
-    """Before any training: the model builds and gives ``num_classes`` logits for two training images;
-    a one-line UnknownModelError else. Returns the model built; torch's random stream is left as it was."""
+    """Before any training: the model builds, SGD can train it (:func:`check_trainable`), and it gives a
+    tensor of ``num_classes`` logits for two training images; a one-line UnknownModelError else. Returns
+    the model built; torch's random stream is left as it was."""
     context = TrainingContext.create("cpu", settings, splits)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         model = new_model(context).eval()
+        check_trainable(model, settings.model)
         try:
             logits = model(context.prepare(splits.train_images[:2].to("cpu")))
         except Exception as error:  # any failure of the user's network on the data is theirs to fix
             raise UnknownModelError(f"model {settings.model!r} fails on {splits.describe()}: "
                                     f"{type(error).__name__}: {' '.join(str(error).split())}") from None
     expected = (min(2, len(splits.train_labels)), splits.num_classes)
+    if not isinstance(logits, torch.Tensor):
+        raise UnknownModelError(f"model {settings.model!r} returns {type(logits).__name__} for {expected[0]} "
+                                f"images, not a tensor of logits")
     if tuple(logits.shape) != expected:
         raise UnknownModelError(f"model {settings.model!r} gives outputs of shape {tuple(logits.shape)} for "
                                 f"{expected[0]} images; a classifier of {splits.num_classes} classes gives {expected}")
