@@ -67,7 +67,7 @@ class Run:
 def load_run(run_dir: str | Path) -> Run:
     """The run in ``run_dir``, from its files alone (finished or not)."""
     layout, logs = RunLayout.at(run_dir), read_run_logs(run_dir)
-    return Run(layout.root, load_config(layout.config), logs.logbook, logs.lineage)
+    return Run(layout.root, build_config(logs.config), logs.logbook, logs.lineage)
 
 
 def dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from epbt_deap.config import Config, ConfigError, build_config, load_config
+from epbt_deap.config import Config, ConfigError, build_config
 from epbt_deap.data import ImageSplits
 from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.algorithms import BestHallOfFame, eaSchedule, same_uid
@@ -23,6 +23,7 @@ from epbt_deap.execution.protocol import Observer
 from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, evaluating, load_data, locked,
                            prepare_run_dir, seed_everything, summarize)
 from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.rundir.logs import read_run_config
 from epbt_deap.rundir.recorder import RunRecorder
 from epbt_deap.schedule import LossSchedule
 
@@ -69,7 +70,7 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
     if layout.root.resolve() == source_layout.root.resolve():
         raise RunDirError(f"{run_dir} is the run to replay: give the replay another --run-dir")
     schedule = LossSchedule.from_run(source_dir)
-    config = replay_config(load_config(source_layout.config), source_layout.root, schedule, overrides)
+    config = replay_config(read_run_config(source_layout), source_layout.root, schedule, overrides)
     plan = RunPlan.of(config)
     check_new_run_dir(layout, overwrite)
     splits = load_data(config)

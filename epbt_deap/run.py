@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from deap import base, tools
 
-from epbt_deap.config import Config, load_config
+from epbt_deap.config import Config
 from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.data.noise import flips_record, with_label_noise
 from epbt_deap.errors import RunDirError, write_errors_named
@@ -35,6 +35,7 @@ from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.extension import extended
 from epbt_deap.rundir.layout import LOCK_FILE, RunLayout
 from epbt_deap.rundir.lock import lock_run_dir, refuse_if_locked
+from epbt_deap.rundir.logs import read_run_config
 from epbt_deap.rundir.provenance import provenance, record_provenance
 from epbt_deap.rundir.recorder import RunRecorder, RunState, load_state, rewind_logs
 from epbt_deap.rundir.tensorboard import TensorBoardScalars
@@ -339,7 +340,7 @@ def resume_locked(layout: RunLayout, observer: Observer | None, generations: int
                   lr_milestones: Sequence[int] | None, evaluate: Evaluate | None = None) -> RunSummary:
     """:func:`resume`, with the run directory locked."""
     run_dir = layout.root
-    config = load_config(layout.config)
+    config = read_run_config(layout)
     if config.replay_of is not None:
         raise RunDirError(f"{run_dir} is a replay, which cannot be resumed; replay {config.replay_of} again")
     state = load_state(layout)

@@ -184,6 +184,8 @@ def test_write_report_writes_tables_and_figures(run_dirs, tmp_path, caplog):
     (lambda d: (d / "logbook.jsonl").write_text('{"epochs": 1}\n'), "logbook.jsonl:1: missing gen, best_test"),
     (lambda d: (d / "lineage.jsonl").write_text("{\n"), "lineage.jsonl:1: not valid JSON"),
     (lambda d: (d / "config.yaml").write_text("name: [\n"), "config.yaml: not valid YAML"),
+    (lambda d: (d / "config.yaml").write_text("name: cut\nseed: 1\ndata: {}\n"),
+     "config.yaml: damaged or cut short, it lacks train, evolution, resources"),
     (lambda d: (d / "config.yaml").write_bytes(b"\x80\x02torch"), "config.yaml: not a text file (not UTF-8)"),
     (lambda d: (d / "lineage.jsonl").write_bytes(b"\xff\xfe"), "lineage.jsonl: not a text file (not UTF-8)"),
 ])

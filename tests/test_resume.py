@@ -250,15 +250,21 @@ def test_an_unreadable_provenance_is_kept_aside_and_a_new_one_started(tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_truncated_state_file_is_a_one_line_error_and_nothing_changes(tmp_path):
+@pytest.mark.parametrize("name, end, message", [
+    ("state.pkl", lambda content: 100, " is truncated or corrupt"),
+    ("config.yaml", lambda content: content.index(b"evolution:"),  # whole lines: the defaults must not fill them
+     ": damaged or cut short, it lacks evolution, resources"),
+])
+def test_a_truncated_state_or_config_is_a_one_line_error_and_nothing_changes(tmp_path, name, end, message):
     run_dir = tmp_path / "run"
     run(tiny(), run_dir)
-    state = run_dir / "state.pkl"
-    state.write_bytes(state.read_bytes()[:100])
+    cut = run_dir / name
+    content = cut.read_bytes()
+    cut.write_bytes(content[:end(content)])
     before = run_files(run_dir)
     result = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(run_dir)], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: {state} is truncated or corrupt")
+    assert result.stderr.startswith(f"error: {cut}{message}")
     assert len(result.stderr.strip().splitlines()) == 1
     assert run_files(run_dir) == before
 

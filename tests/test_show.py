@@ -31,8 +31,9 @@ def lineage_row(uid, generation, fitness=0.5, status="ok", **extra):
 def write_run(run_dir, logbook_times, lineage, starts=(0,), generations=6):
     """A run directory as a run writes it: one logbook row per entry of ``logbook_times`` (None: no timestamp)."""
     run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"name": "fake", "train": {"epochs_per_generation": 2},
-                                                         "evolution": {"generations": generations}}))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"name": "fake", "seed": 0, "data": {"dataset": "fake"},
+                                                         "train": {"epochs_per_generation": 2},
+                                                         "evolution": {"generations": generations}, "resources": {}}))
     rows = [{"gen": gen, "evals": 1, "max": 0.5, "best_test": 0.4, "epochs": 2 * (gen + 1),
              **({} if seconds is None else {"time": at(seconds).isoformat()})}
             for gen, seconds in enumerate(logbook_times)]

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from epbt_deap.config import Config, build_config
 from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.individual import best_rank
 from epbt_deap.rundir.layout import RunLayout
@@ -34,6 +35,8 @@ LOGBOOK_KEYS: dict[str, Callable[[Any], bool]] = {"gen": is_count, "epochs": is_
 LINEAGE_KEYS: dict[str, Callable[[Any], bool]] = {"uid": _of(str), "generation": is_count,
                                                   "parent": _of(str, type(None)), "genes": _genes,
                                                   "fitness": _NUMBER, "epochs": is_count}
+#: The top-level keys of every run's config.yaml, the oldest runs' included.
+RUN_CONFIG_KEYS = ("name", "seed", "data", "train", "evolution", "resources")
 
 
 @dataclass(frozen=True)
@@ -103,14 +106,26 @@ def read_jsonl(path: Path, required: Mapping[str, Callable[[Any], bool]], live: 
 
 
 def read_config_mapping(path: Path) -> dict[str, Any]:
-    """A run's ``config.yaml`` as a plain mapping (unvalidated: runs of older versions read too)."""
+    """A run's ``config.yaml`` as a plain mapping (unvalidated: runs of older versions read too).
+
+    Every top-level key a run writes must be there: a cut file would otherwise be completed
+    with the defaults (the paper's CIFAR-10 setup) and taken for another run.
+    """
     try:
         config = yaml.safe_load(read_text(path))
     except yaml.YAMLError as error:
         raise RunDirError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
     if not isinstance(config, dict):
         raise RunDirError(f"{path}: expected a mapping of config keys")
+    missing = [key for key in RUN_CONFIG_KEYS if key not in config]
+    if missing:
+        raise RunDirError(f"{path}: damaged or cut short, it lacks {', '.join(missing)}")
     return config
+
+
+def read_run_config(layout: RunLayout) -> Config:
+    """The run's validated config, read from its ``config.yaml`` as :func:`read_config_mapping` checks it."""
+    return build_config(read_config_mapping(layout.config))
 
 
 def read_run_logs(run_dir: str | Path, live: bool = False) -> RunLogs:
