@@ -25,8 +25,10 @@ def import_callable(path: str, kind: str, role: str, error: type[EpbtError]) -> 
     try:
         module = importlib.import_module(module_name)
     except Exception as failure:  # any failure to import the user's module is theirs to fix
+        missing = isinstance(failure, ModuleNotFoundError) and failure.name == module_name.split(".")[0]
+        hint = "; run from the folder that holds it, or put that folder on PYTHONPATH" if missing else ""
         raise error(f"{kind} {path!r}: cannot import module {module_name!r} on {platform.node()} "
-                    f"({type(failure).__name__}: {' '.join(str(failure).split())})") from None
+                    f"({type(failure).__name__}: {' '.join(str(failure).split())}){hint}") from None
     found: Any = module
     for part in attribute.split("."):  # module:Class.factory, as entry points allow
         found = getattr(found, part, None)

@@ -103,7 +103,8 @@ def test_the_command_line_finds_a_module_in_the_current_folder(user_folder):
 
 
 @pytest.mark.parametrize("model, message", [
-    ("nomodule:build", "cannot import module 'nomodule' on "),
+    ("nomodule:build", "(ModuleNotFoundError: No module named 'nomodule'); run from the folder that holds it, "
+                       "or put that folder on PYTHONPATH"),
     ("mynet:missing", "module 'mynet' has no callable 'missing'"),
     ("mynet:Nets.wide", "module 'mynet' has no callable 'Nets.wide'"),
     (":build", "an import path is 'module:factory'"),
