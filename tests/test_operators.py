@@ -1,3 +1,4 @@
+import math
 import random
 
 import pytest
@@ -31,10 +32,17 @@ def test_log_gene_samples_within_its_init_range():
     assert sum(v < 0.07 for v in values) > 200  # log-uniform: half the mass below sqrt(0.01 * 0.5)
 
 
-@pytest.mark.parametrize("bad", [dict(low=1, high=1), dict(low=0, high=1, scale="log"), dict(low=0, high=1, init_low=-1)])
-def test_invalid_genes_are_refused(bad):
+@pytest.mark.parametrize("bad, message", [
+    (dict(low=1, high=1), "low .1. must be below high"),
+    (dict(low=0, high=1, scale="log"), "a log-scale gene needs low > 0"),
+    (dict(low=0, high=1, init_low=-1), "init range"),
+    (dict(low=0, high=1, scale="cubic"), "scale must be linear or log, got 'cubic'"),
+    (dict(low=0, high=math.inf, init_high=1), "bounds must be finite numbers"),
+    (dict(low=math.nan, high=1, init_low=0), "bounds must be finite numbers"),
+])
+def test_invalid_genes_are_refused(bad, message):
     args = {"init_low": bad.get("low"), "init_high": bad.get("high"), **bad}
-    with pytest.raises(ValueError, match="gene g"):
+    with pytest.raises(ValueError, match=f"gene g: {message}"):
         Gene("g", **args)
 
 

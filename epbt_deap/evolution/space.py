@@ -25,6 +25,10 @@ class Gene:
     scale: Scale = "linear"
 
     def __post_init__(self) -> None:
+        if self.scale not in ("linear", "log"):
+            raise ValueError(f"gene {self.name}: scale must be linear or log, got {self.scale!r}")
+        if not all(map(math.isfinite, (self.low, self.high))):
+            raise ValueError(f"gene {self.name}: bounds must be finite numbers, got [{self.low}, {self.high}]")
         if not self.low < self.high:
             raise ValueError(f"gene {self.name}: low ({self.low}) must be below high ({self.high})")
         if not self.low <= self.init_low <= self.init_high <= self.high:
