@@ -15,21 +15,24 @@ of its epochs actually used. After the lineage's last epoch the last step holds.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
-from epbt_deap.config import Config, ConfigError, TrainConfig, build_config
+from epbt_deap.config import Config, ConfigError, TrainConfig, build_config, describe_error
 from epbt_deap.errors import EpbtError, RunDirError
 from epbt_deap.evolution.learnability import check
 from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.execution.training import LossFunction, TrainSettings, make_loss
 from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.layout import RunLayout
-from epbt_deap.rundir.logs import best_ancestry, is_count, read_provenance, read_run_logs
+from epbt_deap.rundir.logs import best_ancestry, is_count, is_real, read_provenance, read_run_logs
 
 SCHEMA = "epbt-deap/loss-schedule"
 SCHEMA_VERSION = 3  # 2 added loss.label_smoothing, 3 loss.gce_q; older files read as their defaults
@@ -108,6 +111,26 @@ def loaded_classes(run_dir: str | Path, config: Config) -> int | None:
     return counts[-1] if counts else config.data.num_classes()
 
 
+def check_recipe(loss: LossSetting, sgd: SgdSetting) -> None:
+    """A one-line ScheduleError for a loss or SGD setting that a run's config would refuse."""
+    try:
+        TrainConfig(loss=loss.name, taylorglo_scale=loss.taylorglo_scale, label_smoothing=loss.label_smoothing,
+                    gce_q=loss.gce_q, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay,
+                    lr_milestones=list(sgd.lr_milestones), lr_gamma=sgd.lr_gamma, batch_size=sgd.batch_size)
+    except ValidationError as error:
+        raise ScheduleError(f"loss schedule: {describe_error(error)}") from None
+
+
+def check_genes(step: ScheduleStep, evolved: tuple[str, ...]) -> None:
+    """A one-line ScheduleError for a step that lacks an evolved gene or holds one that is not a finite number."""
+    missing = [name for name in evolved if name not in step.genes]
+    if missing:
+        raise ScheduleError(f"loss schedule: step {step.uid} lacks {', '.join(missing)}")
+    for name, value in step.genes.items():
+        if not (is_real(value) and math.isfinite(value)):
+            raise ScheduleError(f"loss schedule: step {step.uid}: {name} must be a finite number, got {value!r}")
+
+
 @dataclass(frozen=True)
 class LossSchedule:
     """The best lineage's losses and hyperparameters, epoch by epoch (see the module docstring)."""
@@ -158,8 +181,8 @@ class LossSchedule:
 
     def step_at(self, epoch: int) -> ScheduleStep:
         """The step that trains lineage epoch ``epoch`` (0-based); after the last epoch, the last step."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be 0 or more, got {epoch}")
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:  # numpy's ints too
+            raise ValueError(f"epoch must be a whole number, 0 or more, got {epoch!r}")
         return next((step for step in self.steps if epoch < step.epoch + step.epochs), self.steps[-1])
 
     def theta_at(self, epoch: int) -> tuple[float, ...]:
@@ -228,6 +251,9 @@ class LossSchedule:
             raise ScheduleError("loss schedule: no steps")
         if schedule.loss.reduction != REDUCTION:
             raise ScheduleError(f"loss schedule: reduction {schedule.loss.reduction!r} is not {REDUCTION!r}")
+        check_recipe(schedule.loss, schedule.sgd)
+        for step in steps:
+            check_genes(step, schedule.evolved)
         return schedule
 
     def save(self, path: str | Path) -> None:

@@ -1,6 +1,7 @@
 """`LossSchedule`: the best lineage's genes epoch by epoch, exported to JSON and read back exactly."""
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -82,6 +83,45 @@ def test_export_and_load_round_trip_exactly(old_elite_run, tmp_path):
     del stored["loss"]["label_smoothing"]  # a version 1 file, written before label smoothing
     (tmp_path / "v1.json").write_text(json.dumps({**stored, "schema_version": 1}))
     assert LossSchedule.load(tmp_path / "v1.json") == loaded
+
+
+def hinge(stored):
+    stored["loss"]["name"] = "hinge"
+
+
+def no_batch(stored):
+    stored["sgd"]["batch_size"] = 0
+
+
+def no_theta_7(stored):
+    del stored["steps"][0]["genes"]["theta_7"]
+
+
+def text_gene(stored):
+    stored["steps"][-1]["genes"]["theta_0"] = "big"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (hinge, r"loss schedule: loss: Input should be 'taylorglo', 'cross_entropy' or 'gce' \(got 'hinge'\)"),
+    (no_batch, r"loss schedule: batch_size: Input should be greater than or equal to 2 \(got 0\)"),
+    (no_theta_7, r"loss schedule: step g000-\d+ lacks theta_7"),
+    (text_gene, r"loss schedule: step g00\d-\d+: theta_0 must be a finite number, got 'big'"),
+])
+def test_a_hand_edited_schedule_that_training_would_refuse_is_a_one_line_error(old_elite_run, tmp_path, edit,
+                                                                                 message):
+    stored = LossSchedule.from_run(old_elite_run).to_dict()
+    edit(stored)
+    (tmp_path / "schedule.json").write_text(json.dumps(stored))
+    with pytest.raises(ScheduleError, match=message):
+        LossSchedule.load(tmp_path / "schedule.json")
+
+
+def test_an_epoch_is_a_whole_number(old_elite_run):
+    schedule = LossSchedule.from_run(old_elite_run)
+    assert schedule.lr_at(np.int64(0)) == schedule.lr_at(0)
+    for epoch in (1.5, -1, True):
+        with pytest.raises(ValueError, match=f"epoch must be a whole number, 0 or more, got {epoch!r}"):
+            schedule.lr_at(epoch)
 
 
 def test_failed_ancestors_are_left_out_of_the_schedule(old_elite_run, tmp_path):

@@ -22,12 +22,12 @@ def _of(*types: type) -> Callable[[Any], bool]:
 
 
 is_count = _of(int)
-_REAL = _of(int, float)
+is_real = _of(int, float)
 _NUMBER = _of(int, float, type(None))  # null: no validation set, or no test
 
 
 def _genes(value: Any) -> bool:
-    return isinstance(value, dict) and all(_REAL(gene) for gene in value.values())
+    return isinstance(value, dict) and all(is_real(gene) for gene in value.values())
 
 
 # each required key and the check its value must pass
