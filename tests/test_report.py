@@ -201,6 +201,9 @@ def test_no_runs_or_missing_directory_are_errors(tmp_path):
         write_report([], tmp_path)
     with pytest.raises(RunDirError, match="no such run directory"):
         load_run(tmp_path / "missing")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunDirError, match="file: a file, not a run directory"):
+        load_run(tmp_path / "file")
 
 
 def test_a_report_folder_that_cannot_be_written_is_a_one_line_error(run_dirs, tmp_path):

@@ -137,7 +137,7 @@ def read_run_logs(run_dir: str | Path, live: bool = False) -> RunLogs:
     run_dir = Path(run_dir)
     layout = RunLayout.at(run_dir)
     if not layout.root.is_dir():
-        raise RunDirError(f"{run_dir}: no such run directory")
+        raise RunDirError(f"{run_dir}: {'a file, not a' if layout.root.exists() else 'no such'} run directory")
     training_generation_0 = live and layout.holds_run()  # no logbook yet: its first row ends generation 0
     for required in (layout.config, *([] if training_generation_0 else [layout.logbook])):
         if not required.is_file():
