@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from deap import base, tools
 
-from epbt_deap.config import Config
+from epbt_deap.config import Config, ConfigError
 from epbt_deap.data import ImageSplits, load_splits
 from epbt_deap.data.noise import flips_record, with_label_noise
 from epbt_deap.errors import RunDirError, write_errors_named
@@ -294,6 +294,10 @@ def run(config: Config, run_dir: Path, observer: Observer | None = None, overwri
     is touched; the run then holds its lock (:mod:`epbt_deap.rundir.lock`) while it writes.
     ``evaluate`` replaces the trainer's evaluation (:data:`Evaluate`).
     """
+    for key in ("replay_of", "extensions"):
+        if getattr(config, key):
+            raise ConfigError(f"{key}: set by epbt-deap {'replay' if key == 'replay_of' else 'resume'} only, "
+                              "not in a new run's config")
     config = anchored(config)
     plan = RunPlan.of(config, evaluate)
     layout = RunLayout.at(run_dir)

@@ -65,6 +65,8 @@ def test_swapped_operators_from_a_config_file(tmp_path):
     (["--set", "data.val_size=0"], "data.val_size: 0 leaves no validation set"),
     (["--backend", "slurm"], "Invalid value for '--backend'"),
     (["--trainer", "batched"], "Invalid value for '--trainer'"),
+    (["--set", "replay_of=runs/x"], "replay_of: set by epbt-deap replay only, not in a new run's config"),
+    (["--seed", "-1"], "seed: Input should be greater than or equal to 0 (got -1)"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, evolve, args, message):
     result = evolve(*args)
