@@ -102,6 +102,8 @@ def test_toolbox_registers_the_named_deap_operators():
     assert box.select.func is tools.selBest
     assert box.mate.func.__wrapped__ is tools.cxBlend
     assert box.mate.keywords == {"alpha": 0.3}
+    by_name = toolbox(select="selBest", mate="cxTwoPoint")  # a bare name: the operator's default arguments
+    assert by_name.select.func is tools.selBest and by_name.mate.func.__wrapped__ is tools.cxTwoPoint
 
 
 def test_bounded_deap_operators_get_bounds_from_the_space():

@@ -97,9 +97,9 @@ def has_learnable_theta(individual: list[float], positions: list[int] | None, nu
 
 def make_toolbox(
     space: SearchSpace,
-    select: Mapping[str, Any] | None = None,
-    mutate: Mapping[str, Any] | None = None,
-    mate: Mapping[str, Any] | None = None,
+    select: Mapping[str, Any] | str | None = None,
+    mutate: Mapping[str, Any] | str | None = None,
+    mate: Mapping[str, Any] | str | None = None,
     evaluate: Callable[[Any], Any] | None = None,
     map_function: Callable[[Callable, Iterable], Iterable] = map,
     num_classes: int | None = None,
@@ -110,7 +110,8 @@ def make_toolbox(
     """A toolbox with individual/population factories, the three operators, evaluate and map.
 
     The operators default to the config's (``evolution.select``, ``mutate``, ``mate``: the
-    paper's tournament of 2, multiplicative Gaussian with reset, uniform crossover).
+    paper's tournament of 2, multiplicative Gaussian with reset, uniform crossover); each is a spec
+    ``{"name": ..., **arguments}``, or a bare name for an operator with its default arguments.
     ``viable(individual)`` is the learnability check of the individual's theta for
     ``num_classes`` classes, and ``init="learnable"`` (the config's default) makes the
     individual factory draw only individuals that pass it; ``init="uniform"`` draws as
@@ -119,9 +120,8 @@ def make_toolbox(
     parents), and ``child`` makes one child; with ``repair_tries`` > 0 it remakes a child that
     ``viable`` rejects up to that many times, then keeps the parent's genes.
     """
-    select = EvolutionConfig.default("select") if select is None else select
-    mutate = EvolutionConfig.default("mutate") if mutate is None else mutate
-    mate = EvolutionConfig.default("mate") if mate is None else mate
+    specs = {role: EvolutionConfig.default(role) if spec is None else {"name": spec} if isinstance(spec, str) else spec
+             for role, spec in (("select", select), ("mutate", mutate), ("mate", mate))}
     toolbox = base.Toolbox()
     toolbox.register("viable", has_learnable_theta, positions=theta_positions(space), num_classes=num_classes)
     if init == "learnable":
@@ -134,7 +134,7 @@ def make_toolbox(
         toolbox.register("child", viable_child, tries=repair_tries)
     else:
         toolbox.register("child", make_child)
-    for role, spec in (("select", select), ("mutate", mutate), ("mate", mate)):
+    for role, spec in specs.items():
         function, kwargs = resolve_operator(role, spec, space)
         toolbox.register(role, function, **kwargs)
     toolbox.decorate("mutate", operators.clip_to_bounds(space))
@@ -142,8 +142,7 @@ def make_toolbox(
     if evaluate is not None:
         toolbox.register("evaluate", evaluate)
     toolbox.register("map", map_function)
-    dry_run(toolbox, space, {role: spec.get("name") for role, spec in
-                             (("select", select), ("mutate", mutate), ("mate", mate))})
+    dry_run(toolbox, space, {role: spec.get("name") for role, spec in specs.items()})
     return toolbox
 
 
