@@ -88,6 +88,13 @@ class GenerationFailedError(EpbtError):
     resumable = True
 
 
+class EvaluateContractError(EpbtError):
+    """An ``evaluate`` function (a user's) returned something other than one EvalResult per task, each of
+    its own task; rerunning would repeat it."""
+
+    exit_code = 1
+
+
 class GenerationDivergedError(GenerationFailedError):
     """Every evaluation of a generation diverged. Resuming would repeat the same seeded
     training, so the hint is not to resume but to change what blows up."""

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import epbt_deap
 from cli.main import main
-from epbt_deap.errors import GenerationFailedError
+from epbt_deap.errors import EvaluateContractError, GenerationFailedError
 from epbt_deap.execution.pool import DeviceError, resolve_devices
 from epbt_deap.execution.protocol import EvalResult
 from epbt_deap.execution.training import evaluate
@@ -86,3 +86,21 @@ def test_a_generation_where_all_diverged_stops_the_run_which_then_resumes(tmp_pa
         assert entry["devices"] == ["cpu"] and entry["workers"] == 1
         assert entry["torch_threads_per_worker"] == torch.get_num_threads() >= 1
         assert entry["epbt_deap"] == epbt_deap.__version__ and "git_commit" in entry and entry["platform"]
+
+
+def returns_nothing(context, task):
+    return None
+
+
+def returns_another_result(context, task):
+    return EvalResult("g000-999", 0.5, 0.5, 1.0, 1, None, "ok", 0.0)
+
+
+@pytest.mark.parametrize("evaluate, message", [
+    (returns_nothing, "evaluate returned NoneType for g000-000, not an EvalResult"),
+    (returns_another_result, "evaluate returned the result of 'g000-999' for g000-000"),
+])
+def test_an_evaluate_that_breaks_its_contract_stops_in_one_line(tmp_path, evaluate, message):
+    with pytest.raises(EvaluateContractError) as raised:
+        run(tiny(), tmp_path / "run", evaluate=evaluate)
+    assert str(raised.value) == message and not (tmp_path / "run" / "logbook.jsonl").exists()

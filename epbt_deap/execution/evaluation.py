@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from epbt_deap.errors import GenerationDivergedError, GenerationFailedError
+from epbt_deap.errors import EvaluateContractError, GenerationDivergedError, GenerationFailedError
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.space import SearchSpace
 from epbt_deap.execution.protocol import EvalResult, EvalTask, Observer, Pool
@@ -41,6 +41,17 @@ def split_evenly(items: Sequence[T], parts: int) -> list[list[T]]:
 def finite_or_none(value: float) -> float | None:
     """``value``, or None (JSON's null) for nan and infinities."""
     return value if math.isfinite(value) else None
+
+
+def check_results(tasks: Sequence[EvalTask], results: Sequence[Any]) -> None:
+    """A one-line EvaluateContractError unless ``results`` holds one EvalResult per task, each of its own task."""
+    if len(results) != len(tasks):
+        raise EvaluateContractError(f"evaluate returned {len(results)} results for {len(tasks)} tasks")
+    for task, result in zip(tasks, results):
+        if not isinstance(result, EvalResult):
+            raise EvaluateContractError(f"evaluate returned {type(result).__name__} for {task.uid}, not an EvalResult")
+        if result.uid != task.uid:
+            raise EvaluateContractError(f"evaluate returned the result of {result.uid!r} for {task.uid}")
 
 
 def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult]) -> None:
@@ -93,6 +104,7 @@ class EvaluationMap:
         if self.observer is not None and individuals:
             self.observer.generation_started(individuals[0].generation, len(tasks))
         results = self._run(evaluate, tasks)
+        check_results(tasks, results)
         for individual, result in zip(individuals, results):
             if result.checkpoint is not None:
                 individual.checkpoint = RunLayout.stored_checkpoint(result.checkpoint)
