@@ -71,18 +71,21 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"evolution": {"generations": 2}}`` as ``{"evolution.generations": 2}``; operators and genes stay whole."""
+    """``{"evolution": {"generations": 2}}`` as ``{"evolution.generations": 2}``, as ``--set`` takes them: an
+    operator that names a new operator and the genes and model arguments stay whole, an operator's other
+    arguments (``{"mutate": {"sigma": 0.3}}``) change that argument alone."""
     flat: dict[str, Any] = {}
     for key, value in overrides.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and name not in WHOLE_VALUES:
+        if isinstance(value, Mapping) and not (name in WHOLE_VALUES or (name in OPERATOR_KEYS and "name" in value)):
             flat.update(dotted(value, f"{name}."))
         else:
             flat[name] = value
     return flat
 
 
-WHOLE_VALUES = ("evolution.select", "evolution.mutate", "evolution.mate", "evolution.genes", "train.model_args")
+WHOLE_VALUES = ("evolution.genes", "train.model_args")
+OPERATOR_KEYS = ("evolution.select", "evolution.mutate", "evolution.mate")
 
 
 def config_of(config: str | Path | Mapping[str, Any] | Config, overrides: Mapping[str, Any]) -> Config:

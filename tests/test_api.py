@@ -5,7 +5,7 @@ import yaml
 
 import epbt_deap
 from epbt_deap.api import config_of
-from epbt_deap.config import load_config
+from epbt_deap.config import EvolutionConfig, load_config
 from epbt_deap.schedule import LossSchedule
 from tests.helpers import tiny
 
@@ -29,6 +29,9 @@ def test_nested_overrides_set_keys_and_replace_operators_and_genes_whole():
     assert config.evolution.mutate.model_dump() == {"name": "mutPerturb"}  # not merged into the default's sigma
     assert config.search_space().names[-1] == "lr" and "momentum" not in config.search_space().names
     assert config_of("quickstart", {"seed": 9}) == load_config(Path("quickstart"), {"seed": 9})
+    sigma = config_of("quickstart", {"evolution": {"mutate": {"sigma": 0.3}, "select": {"tournsize": 3}}}).evolution
+    assert sigma.mutate.spec() == {**EvolutionConfig.default("mutate"), "sigma": 0.3}  # one argument, as --set
+    assert sigma.select.spec() == {"name": "selTournament", "tournsize": 3}
 
 
 def _tiny_dict():
