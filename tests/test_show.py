@@ -2,6 +2,7 @@
 import datetime
 import json
 import re
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -46,8 +47,8 @@ def write_run(run_dir, logbook_times, lineage, starts=(0,), generations=6):
 
 def test_a_run_in_progress_shows_how_long_it_has_left(tmp_path):
     run_dir = write_run(tmp_path / "run", [10, 20, 30], [lineage_row("g000-000", 0)])
-    view = read_view(run_dir, now=at(35))
-    assert (view.generation, view.generations, view.finished) == (2, 6, False)
+    view = replace(read_view(run_dir, now=at(35)), held=True)  # a live process holds its lock
+    assert (view.logs.generation, view.logs.generations, view.logs.finished) == (2, 6, False)
     assert view.remaining == datetime.timedelta(seconds=30)  # 3 generations to go at 10 s each
     text = "\n".join(describe(view))
     assert "generations: 3 of 6 done (0 to 2), epoch 6 of 12 on the run's clock" in text
@@ -55,9 +56,20 @@ def test_a_run_in_progress_shows_how_long_it_has_left(tmp_path):
     assert "about 30 s to finish" in text
 
 
+def test_a_stopped_run_counts_its_time_to_its_last_generation_and_gives_no_estimate(tmp_path):
+    run_dir = write_run(tmp_path / "run", [10, 20, 30], [lineage_row("g000-000", 0)])
+    view = read_view(run_dir, now=at(500))  # no process holds its lock
+    assert view.stopped and view.elapsed == datetime.timedelta(seconds=30) and view.remaining is None
+    text = "\n".join(describe(view))
+    assert "ran 30 s from the start at " in text and "to its last completed generation" in text
+    assert "last generation finished 7m 50s ago" in text and "to finish" not in text
+    (run_dir / "logbook.jsonl").unlink()  # stopped in generation 0
+    assert "elapsed: unknown (stopped before generation 0 ended)" in "\n".join(describe(read_view(run_dir)))
+
+
 def test_the_pace_counts_only_generations_since_the_latest_resume(tmp_path):
     run_dir = write_run(tmp_path / "run", [10, 20, 104, 108], [lineage_row("g000-000", 0)], starts=(0, 100))
-    view = read_view(run_dir, now=at(110))
+    view = replace(read_view(run_dir, now=at(110)), held=True)
     assert view.seconds_per_generation == 4  # not the 100 s the run was stopped
     assert view.remaining == datetime.timedelta(seconds=8)
 
@@ -72,7 +84,7 @@ def test_a_run_still_in_generation_0_shows_its_elapsed_time(tmp_path):
     run_dir = write_run(tmp_path / "run", [], [])
     for log in ("logbook.jsonl", "lineage.jsonl"):  # written when generation 0 ends
         (run_dir / log).unlink()
-    text = "\n".join(describe(read_view(run_dir, now=at(42))))
+    text = "\n".join(describe(replace(read_view(run_dir, now=at(42)), held=True)))
     assert "generations: 0 of 6 done (generation 0 is training, or was stopped), epoch 0 of 12" in text
     assert "elapsed 42 s since the start" in text and "best: none yet" in text and "to finish" not in text
 
@@ -136,7 +148,7 @@ def test_show_on_a_real_run_stopped_midway_with_half_written_lines_then_finished
         lineage.write('{"uid": "g002-000", "generation": 2, "par')
     stopped = show(run_dir)
     assert "stopped before its end (no process holds its lock): epbt-deap resume" in stopped and "generations: 2 of 3 done (0 to 1), epoch 2 of 3" in stopped
-    assert "to finish, if it is running" in stopped and "elapsed " in stopped
+    assert "to finish" not in stopped and "to its last completed generation" in stopped
     assert "evaluations: 4 ok, 0 diverged, 0 failed" in stopped and "L(y) = " in stopped  # the elite retrains too
 
     resume(run_dir)  # the half-written rows are dropped and generation 2 is trained again

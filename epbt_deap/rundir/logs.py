@@ -63,6 +63,20 @@ class RunLogs:
     def seed(self) -> int:
         return int(self.config.get("seed", 0))
 
+    @property
+    def generation(self) -> int:
+        """The last completed generation (-1 while generation 0 trains)."""
+        return int(self.logbook[-1]["gen"]) if self.logbook else -1
+
+    @property
+    def generations(self) -> int:
+        """The generations the run is set to, generation 0 included."""
+        return int(self.setting("evolution.generations") or self.generation + 1)
+
+    @property
+    def finished(self) -> bool:
+        return self.generation >= self.generations - 1
+
 
 def read_text(path: Path) -> str:
     """A run file's text, or a one-line RunDirError (unreadable, or not UTF-8 text)."""

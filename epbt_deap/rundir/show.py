@@ -35,25 +35,12 @@ class RunView:
     holder: Holder | None = None
 
     @property
-    def generation(self) -> int:
-        """The last completed generation (-1 while generation 0 trains)."""
-        return int(self.logs.logbook[-1]["gen"]) if self.logs.logbook else -1
-
-    @property
-    def generations(self) -> int:
-        return int(self.logs.setting("evolution.generations") or self.generation + 1)
-
-    @property
-    def finished(self) -> bool:
-        return self.generation >= self.generations - 1
-
-    @property
     def epochs(self) -> int:
         return int(self.logs.logbook[-1]["epochs"]) if self.logs.logbook else 0
 
     @property
     def total_epochs(self) -> int:
-        return self.generations * int(self.logs.setting("train.epochs_per_generation") or 1)
+        return self.logs.generations * int(self.logs.setting("train.epochs_per_generation") or 1)
 
     @cached_property
     def row_times(self) -> list[datetime.datetime | None]:
@@ -62,9 +49,15 @@ class RunView:
         return [_parse_time(row.get("time"), f"{logbook}, generation {row['gen']}") for row in self.logs.logbook]
 
     @property
+    def stopped(self) -> bool:
+        """Not finished, and no live process holds its lock: nothing is training it."""
+        return not self.logs.finished and self.held is False
+
+    @property
     def elapsed(self) -> datetime.timedelta | None:
-        """From the first start to the last generation (finished) or to now (not finished)."""
-        end = self.row_times[-1] if self.finished else self.now
+        """From the first start to the last generation (finished or stopped) or to now (in progress)."""
+        last = self.row_times[-1] if self.row_times else None
+        end = last if self.logs.finished or self.stopped else self.now
         return None if not self.starts or end is None else end - self.starts[0]
 
     @property
@@ -80,9 +73,9 @@ class RunView:
     def remaining(self) -> datetime.timedelta | None:
         """The estimated time to finish, for a run not finished (None when there is nothing to go on)."""
         pace = self.seconds_per_generation
-        if self.finished or pace is None:
+        if self.logs.finished or self.stopped or pace is None:
             return None
-        return datetime.timedelta(seconds=pace * (self.generations - 1 - self.generation))
+        return datetime.timedelta(seconds=pace * (self.logs.generations - 1 - self.logs.generation))
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -136,7 +129,7 @@ def describe(view: RunView) -> list[str]:
     logs = view.logs
     if view.held:
         state = f"running, {view.holder.describe() if view.holder else 'holder unknown'}"
-    elif view.finished:
+    elif view.logs.finished:
         state = "finished"
     elif logs.setting("replay_of") is not None:
         state = ("stopped before its end (a replay cannot be resumed: replay again with --overwrite)"
@@ -145,9 +138,9 @@ def describe(view: RunView) -> list[str]:
         state = "stopped before its end (no process holds its lock): epbt-deap resume continues it"
     else:
         state = "not finished (in progress, or stopped: resume continues it; this file system has no locks to tell)"
-    done = f"0 to {view.generation}" if view.generation >= 0 else "generation 0 is training, or was stopped"
+    done = f"0 to {view.logs.generation}" if view.logs.generation >= 0 else "generation 0 is training, or was stopped"
     lines = [f"run {logs.name} in {logs.run_dir}: {state}",
-             f"generations: {view.generation + 1} of {view.generations} done ({done}), "
+             f"generations: {view.logs.generation + 1} of {view.logs.generations} done ({done}), "
              f"epoch {view.epochs} of {view.total_epochs} on the run's clock"]
     lines += timing_lines(view)
     lines += best_lines(view, logs.setting("train.loss") or "taylorglo",
@@ -159,11 +152,14 @@ def describe(view: RunView) -> list[str]:
 def timing_lines(view: RunView) -> list[str]:
     """Elapsed time, time since the last generation and the estimate to finish."""
     if view.elapsed is None:
-        reason = "no provenance.json" if not view.starts else "this run's logbook has no timestamps"
+        reason = ("no provenance.json" if not view.starts else "stopped before generation 0 ended"
+                  if view.stopped and not view.row_times else "this run's logbook has no timestamps")
         return [f"elapsed: unknown ({reason})"]
-    lines = [f"elapsed {duration(view.elapsed)} since the start at {view.starts[0]:%Y-%m-%d %H:%M:%S} UTC"]
+    since = f"the start at {view.starts[0]:%Y-%m-%d %H:%M:%S} UTC"
+    lines = [f"ran {duration(view.elapsed)} from {since} to its last completed generation" if view.stopped
+             else f"elapsed {duration(view.elapsed)} since {since}"]
     last = view.row_times[-1] if view.row_times else None
-    if not view.finished and last is not None:
+    if not view.logs.finished and last is not None:
         lines.append(f"last generation finished {duration(view.now - last)} ago")
         remaining = view.remaining
         if remaining is not None:
