@@ -1,4 +1,5 @@
 """`replay` follows the best lineage's schedule; `report` makes the tables and figures."""
+import shutil
 import subprocess
 import sys
 
@@ -82,6 +83,16 @@ def test_report_refuses_a_run_named_twice_which_would_count_as_two_seeds(runs, t
     assert result.exit_code == 2
     assert result.output == f"error: {runs / 'baseline_seed1'} and {same} are the same run: name each run once\n"
     assert not list(tmp_path.iterdir())
+
+
+def test_report_refuses_a_run_that_stopped_before_its_end(runs, tmp_path):
+    stopped = tmp_path / "stopped"
+    shutil.copytree(runs / "epbt_seed1", stopped)
+    logbook = (stopped / "logbook.jsonl").read_text().splitlines(keepends=True)
+    (stopped / "logbook.jsonl").write_text("".join(logbook[:2]))  # killed after generation 1 of 0 to 2
+    result = CliRunner().invoke(main, ["report", str(runs / "epbt_seed2"), str(stopped), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.output == (f"error: {stopped} stopped after generation 1 of 0 to 2: "
+                                                       "resume it, or leave it out of the report\n")
 
 
 def test_report_of_nothing_usable_is_a_one_line_error(tmp_path):

@@ -36,7 +36,12 @@ def write_report(run_dirs: list[Path], out_dir: Path) -> Report:
         same = first_named.setdefault(Path(run_dir).resolve(), Path(run_dir))
         if same != Path(run_dir):  # it would count as one more seed of its method
             raise ReportError(f"{same} and {run_dir} are the same run: name each run once")
-    groups = group_runs([load_run(run_dir) for run_dir in run_dirs])
+    records = [load_run(run_dir) for run_dir in run_dirs]
+    for record in records:  # its "final" accuracy would stand beside others' at more epochs
+        if not record.finished:
+            raise ReportError(f"{record.run_dir} stopped after generation {record.generation} of 0 to "
+                              f"{record.generations - 1}: resume it, or leave it out of the report")
+    groups = group_runs(records)
     for label, runs in groups.items():
         logger.info("method %s: %d runs (%s)", label, len(runs), ", ".join(str(run.run_dir) for run in runs))
     out_dir = Path(out_dir)
