@@ -67,6 +67,10 @@ def test_a_resume_that_changes_nothing_records_no_extension():
     config = tiny(SHORT)
     assert extended(config, 2) is config
     assert extended(config, 2, generations=2, lr_milestones=[2]) is config
+    with pytest.raises(ConfigError, match="the run has finished its 2 generations, so new milestones would change "
+                                          "nothing it trains"):
+        extended(config, 2, generations=2, lr_milestones=[2, 3])  # it would be recorded as an extension
+    assert extended(config, 1, generations=2, lr_milestones=[2, 3]).extensions[0].generations == 2  # unfinished
 
 
 def test_milestones_ahead_of_the_clock_may_move():

@@ -21,7 +21,8 @@ def extended(config: Config, completed: int, generations: int | None = None,
     in ``extensions``; ``config`` itself when neither changes. ``completed``: generations done.
 
     Raises a one-line ConfigError for a smaller total, for an extension without milestones,
-    and for milestones that differ on the epochs already trained.
+    for milestones that differ on the epochs already trained, and for new milestones on a
+    finished run that is not extended.
     """
     total, epochs_per_generation = config.evolution.generations, config.train.epochs_per_generation
     before = list(config.train.lr_milestones)
@@ -41,6 +42,9 @@ def extended(config: Config, completed: int, generations: int | None = None,
     after = list(longer.train.lr_milestones)
     if generations == total and after == before:
         return config
+    if generations == total and completed >= total:
+        raise ConfigError(f"train.lr_milestones: the run has finished its {total} generations, so new milestones "
+                          "would change nothing it trains; give a larger --generations to extend it")
     trained = completed * epochs_per_generation
     kept, changed = ([m for m in sorted(milestones) if m < trained] for milestones in (before, after))
     if kept != changed:
