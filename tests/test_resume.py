@@ -262,10 +262,9 @@ def test_a_truncated_state_or_config_is_a_one_line_error_and_nothing_changes(tmp
     content = cut.read_bytes()
     cut.write_bytes(content[:end(content)])
     before = run_files(run_dir)
-    result = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(run_dir)], capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"error: {cut}{message}")
-    assert len(result.stderr.strip().splitlines()) == 1
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {cut}{message}") and len(result.output.strip().splitlines()) == 1
     assert run_files(run_dir) == before
 
 
