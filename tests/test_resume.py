@@ -283,6 +283,6 @@ def test_a_corrupt_checkpoint_is_found_before_resuming(tmp_path):
     run(tiny(), run_dir)
     victim = sorted((run_dir / "checkpoints").glob("*.pt"))[0]
     victim.write_bytes(b"not a checkpoint")
-    result = subprocess.run([sys.executable, "-m", "cli.main", "resume", str(run_dir)], capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"error: checkpoint {victim} is unreadable (UnpicklingError)"
+    result = CliRunner().invoke(main, ["resume", str(run_dir)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: checkpoint {victim} is unreadable (UnpicklingError)"
