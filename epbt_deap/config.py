@@ -8,6 +8,7 @@ lineage trains ``generations * epochs_per_generation`` epochs (200 in the paper)
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 import math
 import re
@@ -332,6 +333,14 @@ class Config(Section):
     train: TrainConfig = TrainConfig()
     evolution: EvolutionConfig = EvolutionConfig()
     resources: ResourcesConfig = ResourcesConfig()
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_as_written(cls, name: Any) -> Any:
+        """``--set name=2024`` or ``name: 2024-12-07`` read as YAML give a number or a date: use it as text."""
+        if isinstance(name, (int, float, datetime.date)) and not isinstance(name, bool):
+            return name.isoformat() if isinstance(name, datetime.date) else str(name)
+        return name
 
     @field_validator("name")
     @classmethod

@@ -120,6 +120,11 @@ def test_bad_configs_give_one_line_errors(tree, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+def test_a_run_name_that_yaml_reads_as_a_number_or_a_date_is_the_name_as_written():
+    assert load_config(None, dict([parse_assignment("name=2024")])).name == "2024"
+    assert load_config(None, dict([parse_assignment("name=2024-12-07")])).name == "2024-12-07"
+
+
 def test_operator_arguments_in_scientific_notation_are_numbers_though_yaml_reads_them_as_text(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("evolution:\n  mutate: {name: mutMultiplicativeGaussian, sigma: 1e-1}\n")
