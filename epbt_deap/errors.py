@@ -5,6 +5,7 @@ Torch-free, so that every module (and the command line before it imports torch) 
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator
 
 
@@ -28,6 +29,9 @@ class RunDirBusyError(RunDirError):
     """Another live process holds the run directory's lock: it is that run's to write."""
 
 
+WRONG_PATH_ERRNOS = (errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG)
+
+
 class RunWriteError(EpbtError):
     """A file of the run directory could not be written (a full disk, an I/O error).
 
@@ -40,9 +44,14 @@ class RunWriteError(EpbtError):
 
     @classmethod
     def of(cls, path: object, error: OSError) -> RunWriteError:
-        """'cannot write <path>: <cause>', the cause as the OS names it ("no space left on device")."""
+        """'cannot write <path>: <cause>', the cause as the OS names it ("no space left on device").
+
+        A path that cannot be a file or folder there (under a file, a folder in a file's place,
+        too long) gets no hint to resume or rerun: the same command would fail the same way."""
         cause = error.strerror or str(error)
-        return cls(f"cannot write {path}: {cause[:1].lower()}{cause[1:]}")
+        written = cls(f"cannot write {path}: {cause[:1].lower()}{cause[1:]}")
+        written.resumable = error.errno not in WRONG_PATH_ERRNOS
+        return written
 
 
 class WorkerError(EpbtError):

@@ -200,3 +200,12 @@ def test_the_logs_of_a_generation_are_on_disk_before_its_state(tmp_path, monkeyp
     run(tiny({"evolution.generations": 1}), tmp_path / "run")
     state = events.index(("replace", "state.pkl"))
     assert {("fsync", "lineage.jsonl"), ("fsync", "logbook.jsonl")} <= set(events[:state])
+
+
+def test_a_run_directory_that_cannot_exist_there_gets_no_hint_to_rerun_or_resume(tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = evolve_on_the_command_line({}, tmp_path / "afile" / "run", tmp_path)
+    assert result.exit_code == 1
+    assert result.output == f"error: cannot write {tmp_path / 'afile' / 'run'}: not a directory\n"
+    full = RunWriteError.of("x", OSError(errno.ENOSPC, "No space left on device"))
+    assert full.resumable and not RunWriteError.of("x", OSError(errno.EISDIR, "Is a directory")).resumable
