@@ -286,6 +286,10 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
     return summarize(layout.root, logbook, halloffame)
 
 
+#: Config keys that a command writes into a run's config.yaml, never a new run's config.
+SET_BY_COMMANDS = {"replay_of": "replay", "extensions": "resume"}
+
+
 def run(config: Config, run_dir: Path, observer: Observer | None = None, overwrite: bool = False,
         evaluate: Evaluate | None = None) -> RunSummary:
     """Run EPBT (or a baseline: ``evolution.algorithm``) as ``config`` says, into ``run_dir``.
@@ -294,10 +298,9 @@ def run(config: Config, run_dir: Path, observer: Observer | None = None, overwri
     is touched; the run then holds its lock (:mod:`epbt_deap.rundir.lock`) while it writes.
     ``evaluate`` replaces the trainer's evaluation (:data:`Evaluate`).
     """
-    for key in ("replay_of", "extensions"):
+    for key, command in SET_BY_COMMANDS.items():
         if getattr(config, key):
-            raise ConfigError(f"{key}: set by epbt-deap {'replay' if key == 'replay_of' else 'resume'} only, "
-                              "not in a new run's config")
+            raise ConfigError(f"{key}: set by epbt-deap {command} only, not in a new run's config")
     config = anchored(config)
     plan = RunPlan.of(config, evaluate)
     layout = RunLayout.at(run_dir)
