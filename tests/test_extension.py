@@ -73,6 +73,12 @@ def test_a_resume_that_changes_nothing_records_no_extension():
     assert extended(config, 1, generations=2, lr_milestones=[2, 3]).extensions[0].generations == 2  # unfinished
 
 
+@pytest.mark.parametrize("generations", ["many", 2.5, float("nan")])
+def test_a_total_that_is_no_whole_number_is_a_config_error(generations):
+    with pytest.raises(ConfigError, match="evolution.generations"):
+        extended(tiny(SHORT), 2, generations=generations, lr_milestones=[2])
+
+
 def test_milestones_ahead_of_the_clock_may_move():
     longer = extended(tiny(SHORT), 2, generations=6, lr_milestones=[4, 5])
     assert longer.train.lr_milestones == [4, 5] and longer.extensions[0].lr_milestones_before == [2]

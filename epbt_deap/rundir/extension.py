@@ -26,7 +26,11 @@ def extended(config: Config, completed: int, generations: int | None = None,
     """
     total, epochs_per_generation = config.evolution.generations, config.train.epochs_per_generation
     before = list(config.train.lr_milestones)
-    generations = total if generations is None else generations
+    overrides = {"evolution.generations": total if generations is None else generations}
+    if lr_milestones is not None:
+        overrides["train.lr_milestones"] = lr_milestones
+    longer = build_config(config.model_dump(mode="json"), overrides)  # a one-line error for a bad value
+    generations = longer.evolution.generations
     if generations < total:
         raise ConfigError(f"--generations {generations}: the run is set to {total} generations already; "
                           "an extension gives a larger total")
@@ -35,10 +39,6 @@ def extended(config: Config, completed: int, generations: int | None = None,
                           f"clock, set for {total} generations x {epochs_per_generation} epochs; give the ones for "
                           f"{generations * epochs_per_generation} epochs with --set train.lr_milestones=[...] "
                           "(the same list keeps them)")
-    overrides = {"evolution.generations": generations}
-    if lr_milestones is not None:
-        overrides["train.lr_milestones"] = lr_milestones
-    longer = build_config(config.model_dump(mode="json"), overrides)  # a one-line error for a bad value
     after = list(longer.train.lr_milestones)
     if generations == total and after == before:
         return config
