@@ -132,7 +132,8 @@ class RunPlan:
 
     def evaluation_map(self, pool: Pool, layout: RunLayout, observer: Observer | None) -> EvaluationMap:
         return EvaluationMap(pool, self.space, layout, self.config.seed, self.config.train.epochs_per_generation,
-                             observer, grouped=self.config.train.trainer == "vectorized")
+                             observer, grouped=self.config.train.trainer == "vectorized",
+                             validated=self.config.data.val_size != 0)
 
 
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:

@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import pytest
@@ -5,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from epbt_deap import Individual, SearchSpace
-from epbt_deap.errors import GenerationFailedError
-from epbt_deap.execution.evaluation import EvaluationMap, split_evenly, task_seed
+from epbt_deap.errors import EvaluateContractError, GenerationFailedError
+from epbt_deap.execution.evaluation import EvaluationMap, check_results, split_evenly, task_seed
 from epbt_deap.execution.protocol import EvalResult
 from epbt_deap.rundir.layout import RunLayout
 
@@ -59,3 +60,14 @@ def test_a_group_whose_worker_dies_fails_each_of_its_children(tmp_path):
     with pytest.raises(GenerationFailedError, match="all 3 evaluations"):
         evaluation_map(None, children)
     assert [child.metrics["status"] for child in children] == ["failed"] * 3
+
+
+def test_without_validation_a_fitness_may_be_nan_but_must_be_a_number():
+    child = Individual(SearchSpace.taylorglo().sample(), uid="g000-000", generation=0)
+    task = EvaluationMap(DyingPool(), SearchSpace.taylorglo(), RunLayout(Path(".")), 0, 1).task_for(child)
+    check_results([task], [EvalResult(task.uid, math.nan, 0.5, 1.0, 1, None, "ok", 0.0)], validated=False)
+    with pytest.raises(EvaluateContractError, match="evaluate returned fitness nan for g000-000; it must be the "
+                                                    "validation accuracy, a finite number"):
+        check_results([task], [EvalResult(task.uid, math.nan, 0.5, 1.0, 1, None, "ok", 0.0)], validated=True)
+    with pytest.raises(EvaluateContractError, match="evaluate returned fitness None for g000-000; it must be a number"):
+        check_results([task], [EvalResult(task.uid, None, 0.5, 1.0, 1, None, "ok", 0.0)], validated=False)

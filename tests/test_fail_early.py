@@ -96,9 +96,21 @@ def returns_another_result(context, task):
     return EvalResult("g000-999", 0.5, 0.5, 1.0, 1, None, "ok", 0.0)
 
 
+def returns_nan_fitness(context, task):
+    return EvalResult(task.uid, math.nan, 0.5, 1.0, 1, None, "ok", 0.0)
+
+
+def returns_text_fitness(context, task):
+    return EvalResult(task.uid, "0.5", 0.5, 1.0, 1, None, "ok", 0.0)
+
+
 @pytest.mark.parametrize("evaluate, message", [
     (returns_nothing, "evaluate returned NoneType for g000-000, not an EvalResult"),
     (returns_another_result, "evaluate returned the result of 'g000-999' for g000-000"),
+    (returns_nan_fitness, "evaluate returned fitness nan for g000-000; it must be the validation accuracy, "
+                          "a finite number"),
+    (returns_text_fitness, "evaluate returned fitness '0.5' for g000-000; it must be the validation accuracy, "
+                           "a finite number"),
 ])
 def test_an_evaluate_that_breaks_its_contract_stops_in_one_line(tmp_path, evaluate, message):
     with pytest.raises(EvaluateContractError) as raised:

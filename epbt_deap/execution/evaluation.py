@@ -43,8 +43,10 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def check_results(tasks: Sequence[EvalTask], results: Sequence[Any]) -> None:
-    """A one-line EvaluateContractError unless ``results`` holds one EvalResult per task, each of its own task."""
+def check_results(tasks: Sequence[EvalTask], results: Sequence[Any], validated: bool = True) -> None:
+    """A one-line EvaluateContractError unless ``results`` holds one EvalResult per task, each of its own task,
+    with a fitness that is a real number: finite where the run ``validated`` (its validation accuracy), nan
+    allowed only without a validation set."""
     if len(results) != len(tasks):
         raise EvaluateContractError(f"evaluate returned {len(results)} results for {len(tasks)} tasks")
     for task, result in zip(tasks, results):
@@ -52,6 +54,11 @@ def check_results(tasks: Sequence[EvalTask], results: Sequence[Any]) -> None:
             raise EvaluateContractError(f"evaluate returned {type(result).__name__} for {task.uid}, not an EvalResult")
         if result.uid != task.uid:
             raise EvaluateContractError(f"evaluate returned the result of {result.uid!r} for {task.uid}")
+        fitness = result.fitness
+        if isinstance(fitness, bool) or not isinstance(fitness, (int, float)) or (validated and not
+                                                                                   math.isfinite(fitness)):
+            raise EvaluateContractError(f"evaluate returned fitness {fitness!r} for {task.uid}; it must be "
+                                        + ("the validation accuracy, a finite number" if validated else "a number"))
 
 
 def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult]) -> None:
@@ -71,12 +78,14 @@ class EvaluationMap:
     """A DEAP ``map`` that trains individuals on a pool and returns their fitness tuples.
 
     With ``grouped`` the tasks are split into one group per worker, and ``evaluate`` takes
-    a list of tasks and returns a list of results (the vectorised trainer). Workers that do
+    a list of tasks and returns a list of results (the vectorised trainer). Without ``validated``
+    (no validation set) a fitness may be nan. Workers that do
     not see the run directory get a :class:`~epbt_deap.execution.shipping.ShippingPool`.
     """
 
     def __init__(self, pool: Pool, space: SearchSpace, layout: RunLayout, run_seed: int,
-                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False) -> None:
+                 epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False,
+                 validated: bool = True) -> None:
         self.pool = pool
         self.space = space
         self.layout = layout
@@ -84,6 +93,7 @@ class EvaluationMap:
         self.epochs_per_generation = epochs_per_generation
         self.observer = observer
         self.grouped = grouped
+        self.validated = validated
 
     def task_for(self, individual: Individual) -> EvalTask:
         """The individual's task, its checkpoint paths absolute: workers need not share our working directory."""
@@ -104,7 +114,7 @@ class EvaluationMap:
         if self.observer is not None and individuals:
             self.observer.generation_started(individuals[0].generation, len(tasks))
         results = self._run(evaluate, tasks)
-        check_results(tasks, results)
+        check_results(tasks, results, self.validated)
         for individual, result in zip(individuals, results):
             if result.checkpoint is not None:
                 individual.checkpoint = RunLayout.stored_checkpoint(result.checkpoint)
