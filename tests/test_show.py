@@ -74,6 +74,19 @@ def test_the_pace_counts_only_generations_since_the_latest_resume(tmp_path):
     assert view.remaining == datetime.timedelta(seconds=8)
 
 
+def test_elapsed_time_leaves_out_the_time_between_a_stop_and_the_resume(tmp_path):
+    run_dir = write_run(tmp_path / "run", [10, 20, 104, 108], [lineage_row("g000-000", 0)], starts=(0, 100))
+    running = replace(read_view(run_dir, now=at(110)), held=True)
+    assert running.elapsed == datetime.timedelta(seconds=20 + 10)  # 0 to 20, then 100 to now
+    assert "elapsed 30 s since the start at 2026-01-01 12:00:00 UTC, in 2 sittings (the time between them not " \
+           "counted)" in "\n".join(describe(running))
+    stopped = read_view(run_dir, now=at(500))
+    assert stopped.elapsed == datetime.timedelta(seconds=20 + 8)  # to the last generation of each sitting
+    assert "ran 28 s from the start at 2026-01-01 12:00:00 UTC, in 2 sittings" in "\n".join(describe(stopped))
+    lost = write_run(tmp_path / "lost", [10, 20, 104], [lineage_row("g000-000", 0)], starts=(0, 50, 100))
+    assert read_view(lost, now=at(500)).elapsed == datetime.timedelta(seconds=24)  # the sitting at 50 completed none
+
+
 def test_a_logbook_without_timestamps_still_reads(tmp_path):
     run_dir = write_run(tmp_path / "run", [None, None], [lineage_row("g000-000", 0)], generations=2)
     text = "\n".join(describe(read_view(run_dir)))

@@ -54,11 +54,26 @@ class RunView:
         return not self.logs.finished and self.held is False
 
     @property
+    def in_progress(self) -> bool:
+        return not (self.logs.finished or self.stopped)
+
+    @property
     def elapsed(self) -> datetime.timedelta | None:
-        """From the first start to the last generation (finished or stopped) or to now (in progress)."""
+        """Time at work: from each start (or resume) to the last generation it completed, and from the latest
+        to now while the run is in progress. The idle time between a stop and the next resume is left out."""
         last = self.row_times[-1] if self.row_times else None
-        end = last if self.logs.finished or self.stopped else self.now
-        return None if not self.starts or end is None else end - self.starts[0]
+        if not self.starts or (last is None and not self.in_progress):
+            return None
+        ends = self.starts[1:] + [None]
+        total = datetime.timedelta(0)
+        for start, next_start in zip(self.starts, ends):
+            if next_start is None and self.in_progress:
+                total += self.now - start
+                continue
+            done = [time for time in self.row_times
+                    if time is not None and time >= start and (next_start is None or time < next_start)]
+            total += done[-1] - start if done else datetime.timedelta(0)
+        return total
 
     @property
     def seconds_per_generation(self) -> float | None:
@@ -73,7 +88,7 @@ class RunView:
     def remaining(self) -> datetime.timedelta | None:
         """The estimated time to finish, for a run not finished (None when there is nothing to go on)."""
         pace = self.seconds_per_generation
-        if self.logs.finished or self.stopped or pace is None:
+        if not self.in_progress or pace is None:
             return None
         return datetime.timedelta(seconds=pace * (self.logs.generations - 1 - self.logs.generation))
 
@@ -156,6 +171,9 @@ def timing_lines(view: RunView) -> list[str]:
                   if view.stopped and not view.row_times else "this run's logbook has no timestamps")
         return [f"elapsed: unknown ({reason})"]
     since = f"the start at {view.starts[0]:%Y-%m-%d %H:%M:%S} UTC"
+    sittings = len(view.starts)
+    if sittings > 1:
+        since += f", in {sittings} sittings (the time between them not counted)"
     lines = [f"ran {duration(view.elapsed)} from {since} to its last completed generation" if view.stopped
              else f"elapsed {duration(view.elapsed)} since {since}"]
     last = view.row_times[-1] if view.row_times else None
