@@ -519,7 +519,7 @@ def describe_error(error: ValidationError) -> str:
 def build_config(tree: Mapping[str, Any], overrides: Mapping[str, Any] = {}) -> Config:
     """Validate ``tree`` with dotted-key ``overrides`` applied on top."""
     merged = copy.deepcopy(dict(tree))
-    defaults = Config().model_dump(mode="json")
+    defaults = Config.model_construct().model_dump(mode="json")  # unresolved: train.model stays the dataset's
     for key, value in overrides.items():
         set_dotted(merged, key, value, defaults)
     try:

@@ -66,6 +66,9 @@ def test_overrides_reach_nested_keys_and_parse_yaml_values():
 def test_default_model_follows_the_dataset():
     assert build_config({"data": {"dataset": "digits"}}).train.model == "digits_cnn"
     assert build_config({"data": {"dataset": "cifar10"}}).train.model == "resnet32"
+    # a train key set on the command line, with no train section in the file, keeps the dataset's model
+    assert build_config({"data": {"dataset": "digits"}}, {"train.lr": 0.05}).train.model == "digits_cnn"
+    assert build_config({}, {"data.dataset": "fake", "train.epochs_per_generation": 1}).train.model == "resnet8"
 
 
 def test_extra_genes_join_the_taylorglo_space_and_cross_entropy_drops_theta():
