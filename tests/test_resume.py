@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from cli.main import execute, main
 from epbt_deap.execution.pool import InProcessPool
 from epbt_deap.run import check_run_dir, resume, run
 from epbt_deap.rundir import checkpoints
-from epbt_deap.rundir.checkpoints import save_checkpoint, write_atomically
+from epbt_deap.rundir.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, write_atomically
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.schedule import LossSchedule
 from tests.helpers import RowObserver, read_jsonl, read_logbook, run_files, tiny, tiny_yaml
@@ -275,6 +276,15 @@ def test_checkpoints_stay_bounded_after_every_generation(tmp_path):
     run(tiny(LONGER), tmp_path / "run", observer=count_files)
     assert len(counts) == tiny(LONGER).evolution.generations
     assert all(count <= tiny().evolution.population + 1 for count in counts)
+
+
+@pytest.mark.parametrize("damage", [b"junk\n", b"J", b"not a checkpoint", b"\0" * 64, b""])
+def test_any_damaged_checkpoint_is_one_checkpoint_error(tmp_path, damage):
+    path = tmp_path / "g000-000.pt"
+    save_checkpoint({"epochs": 1}, path)
+    path.write_bytes(damage)
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {re.escape(str(path))} is unreadable \(\w+\)$"):
+        load_checkpoint(path)
 
 
 @pytest.mark.slow
