@@ -65,8 +65,8 @@ class Run:
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """The run in ``run_dir``, from its files alone (finished or not)."""
-    layout, logs = RunLayout.at(run_dir), read_run_logs(run_dir)
+    """The run in ``run_dir``, from its files alone (finished or not: a half-written last line is left out)."""
+    layout, logs = RunLayout.at(run_dir), read_run_logs(run_dir, live=True)
     return Run(layout.root, build_config(logs.config), logs.logbook, logs.lineage)
 
 

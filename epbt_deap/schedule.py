@@ -143,8 +143,9 @@ class LossSchedule:
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> LossSchedule:
-        """The schedule of the best lineage of the run in ``run_dir``."""
-        logs = read_run_logs(run_dir)
+        """The schedule of the best lineage of the run in ``run_dir``, finished or in progress (a half-written
+        last line of its logs is left out)."""
+        logs = read_run_logs(run_dir, live=True)
         try:
             config = build_config(logs.config)
         except ConfigError as error:

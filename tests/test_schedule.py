@@ -1,5 +1,6 @@
 """`LossSchedule`: the best lineage's genes epoch by epoch, exported to JSON and read back exactly."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+import epbt_deap
 from cli.main import main
 from epbt_deap.config import build_config
 from epbt_deap.evolution.eq1 import binary_loss_formula
@@ -139,6 +141,18 @@ def test_failed_ancestors_are_left_out_of_the_schedule(old_elite_run, tmp_path):
         (copy / name).write_text((old_elite_run / name).read_text())
     (copy / "lineage.jsonl").write_text("".join(json.dumps(row) + "\n" for row in edited))
     assert LossSchedule.from_run(copy).steps == schedule.steps
+
+
+def test_a_run_with_half_written_last_lines_exports_and_loads_as_show_reads_it(old_elite_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(old_elite_run, copy)
+    for name in ("logbook.jsonl", "lineage.jsonl"):  # a generation being written, or cut by kill -9
+        with open(copy / name, "a") as stream:
+            stream.write('{"gen": 9, "uid": "g00')
+    assert LossSchedule.from_run(copy).steps == LossSchedule.from_run(old_elite_run).steps
+    result = CliRunner().invoke(main, ["export", str(copy), "--out", str(tmp_path / "schedule.json")])
+    assert result.exit_code == 0, result.output
+    assert epbt_deap.load_run(copy).logbook == epbt_deap.load_run(old_elite_run).logbook
 
 
 @pytest.mark.parametrize("content, message", [
