@@ -25,6 +25,7 @@ from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, eva
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.rundir.logs import read_run_config
 from epbt_deap.rundir.recorder import RunRecorder
+from epbt_deap.rundir.tensorboard import TensorBoardScalars
 from epbt_deap.schedule import LossSchedule
 
 logger = logging.getLogger("epbt_deap")
@@ -92,5 +93,6 @@ def replay_schedule(plan: RunPlan, layout: RunLayout, splits: ImageSplits, sched
     stats = PopulationStatistics(config.train.epochs_per_generation)
     with evaluating(plan, layout, splits, observer, "replay", max_workers=1):  # one model: one worker
         _, logbook = eaSchedule(Individual(), plan.toolbox, steps, stats, halloffame,
-                                RunRecorder(layout, space, halloffame, observer))
+                                RunRecorder(layout, space, halloffame, observer,
+                                            tensorboard=TensorBoardScalars(layout.tensorboard)))
     return summarize(layout.root, logbook, halloffame)

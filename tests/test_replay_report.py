@@ -5,6 +5,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cli.main import main
 from epbt_deap.run import run
@@ -38,6 +39,9 @@ def test_replay_uses_the_lineage_genes_at_each_step_of_the_clock(runs):
     assert all(later["parent"] == earlier["uid"] for earlier, later in zip(replayed, replayed[1:]))
     epochs = [row["epochs"] for row in read_jsonl(runs / "replay" / "logbook.jsonl")]
     assert epochs == [(row["generation"] + 1) * 1 for row in chain]  # the run clock, as in the source
+    scalars = EventAccumulator(str(runs / "replay" / "tensorboard"))  # as evolve writes them
+    scalars.Reload()
+    assert [event.step for event in scalars.Scalars("test_accuracy/best")] == epochs
 
 
 @pytest.mark.slow
