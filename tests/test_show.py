@@ -197,15 +197,27 @@ def test_a_provenance_file_that_is_not_text_is_a_one_line_error(tmp_path):
      r"lineage.jsonl:1: fitness has a value of the wrong type"),
     (lambda run_dir: _edit_jsonl(run_dir / "logbook.jsonl", time="yesterday"),
      r"logbook.jsonl, generation 0: 'yesterday' is not a time \(ISO 8601\)"),
-    (lambda run_dir: (run_dir / "provenance.json").write_text('[{"started": 12}]'),
-     r"provenance.json: 12 is not a time \(ISO 8601\)"),
-], ids=["gene as text", "fitness as text", "time not a time", "start as a number"])
+], ids=["gene as text", "fitness as text", "time not a time"])
 def test_a_damaged_value_is_a_one_line_error_naming_its_file(tmp_path, damage, message):
     run_dir = write_run(tmp_path / "run", [10], [lineage_row("g000-000", 0)])
     damage(run_dir)
     result = CliRunner().invoke(main, ["show", str(run_dir)])
     assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
     assert re.search(message, result.output), result.output
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ('[{"started": 12}]', r"provenance.json: 12 is not a time \(ISO 8601\)"),
+    ("garbage{", r"provenance.json: unreadable \(Expecting value"),
+])
+def test_a_damaged_provenance_costs_only_the_timing(tmp_path, damage, reason):
+    """resume keeps such a file aside and goes on (test_resume); show tells the rest of the run."""
+    run_dir = write_run(tmp_path / "run", [10], [lineage_row("g000-000", 0)])
+    (run_dir / "provenance.json").write_text(damage)
+    result = CliRunner().invoke(main, ["show", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"elapsed: unknown \(.*" + reason, result.output), result.output
+    assert "best g000-000" in result.output
 
 
 def test_a_time_without_a_zone_is_read_as_utc(tmp_path):

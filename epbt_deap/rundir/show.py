@@ -33,6 +33,7 @@ class RunView:
     now: datetime.datetime
     held: bool | None = False  # whether a live process holds the run's lock (None: this file system cannot tell)
     holder: Holder | None = None
+    provenance_error: str | None = None  # why provenance.json could not be read (its starts are then unknown)
 
     @property
     def epochs(self) -> int:
@@ -119,10 +120,15 @@ def read_view(run_dir: str | Path, now: datetime.datetime | None = None) -> RunV
     """The run in ``run_dir`` as its files stand now; raises a one-line RunDirError for a folder without a run."""
     logs = read_run_logs(run_dir, live=True)
     layout = RunLayout.at(run_dir)
-    entries = read_provenance(layout)
-    starts = sorted(_parse_time(entry["started"], str(layout.provenance)) for entry in entries if entry.get("started"))
+    try:  # a damaged provenance.json costs the timing only: resume keeps it aside and starts a new one
+        entries = read_provenance(layout)
+        starts = sorted(_parse_time(entry["started"], str(layout.provenance))
+                        for entry in entries if entry.get("started"))
+        problem = None
+    except RunDirError as error:
+        starts, problem = [], str(error)
     held, holder = lock_holder(layout.root)
-    return RunView(logs, starts, now or datetime.datetime.now(datetime.timezone.utc), held, holder)
+    return RunView(logs, starts, now or datetime.datetime.now(datetime.timezone.utc), held, holder, problem)
 
 
 def duration(span: datetime.timedelta) -> str:
@@ -167,7 +173,8 @@ def describe(view: RunView) -> list[str]:
 def timing_lines(view: RunView) -> list[str]:
     """Elapsed time, time since the last generation and the estimate to finish."""
     if view.elapsed is None:
-        reason = ("no provenance.json" if not view.starts else "stopped before generation 0 ended"
+        reason = (view.provenance_error if view.provenance_error else "no provenance.json" if not view.starts
+                  else "stopped before generation 0 ended"
                   if view.stopped and not view.row_times else "this run's logbook has no timestamps")
         return [f"elapsed: unknown ({reason})"]
     since = f"the start at {view.starts[0]:%Y-%m-%d %H:%M:%S} UTC"
