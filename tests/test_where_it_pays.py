@@ -52,8 +52,8 @@ def test_tuning_picks_the_best_final_validation_accuracy():
     assert study.tuned(records, lambda record: record["lr"]) == 0.1
 
 
-def record(method, seed, tests, vals, commit="abc", dirty=False, model_epochs=60):
-    curve = [{"epochs": 6 * (index + 1), "val": val, "test": test, "test_nll": 1.0, "test_ece": 0.1,
+def record(method, seed, tests, vals, commit="abc", dirty=False, model_epochs=60, nll=1.0):
+    curve = [{"epochs": 6 * (index + 1), "val": val, "test": test, "test_nll": nll, "test_ece": 0.1,
               "train_accuracy": 0.9, "memorised": None} for index, (test, val) in enumerate(zip(tests, vals))]
     return {"method": method, "seed": seed, "commits": [[commit, dirty]], "curve": curve, "failed": 0,
             "model_epochs": model_epochs, "wall_seconds": 60.0}
@@ -92,13 +92,16 @@ def test_the_tables_resolve_tuning_early_stopping_and_the_bar(tmp_path):
         records += [record("b1_lr0.05", seed, [0.4, 0.5], [0.4, 0.5]),
                     record("b1_lr0.1", seed, [0.6 + shift, 0.55 + shift], [0.7, 0.6]),  # chosen; early stop: epoch 6
                     record("b1_lr0.2", seed, [0.5, 0.52], [0.5, 0.55]),
-                    record("epbt", seed, [0.5, 0.7 + shift], [0.5, 0.7], model_epochs=480)]
+                    record("epbt", seed, [0.5, 0.7 + shift], [0.5, 0.7], model_epochs=480, nll=1.0 + 10 * shift)]
     write_records(tmp_path / "noisy", records)
     markdown = tables.write_setting("noisy", tmp_path, tmp_path / "out", "abc")
     rows = {row["method"]: row for row in csv.DictReader((tmp_path / "out" / "noisy.csv").open())}
     assert float(rows["b1"]["test"]) == pytest.approx(56.0)  # the final 0.55 and 0.57 of lr 0.1
     assert float(rows["b1_es"]["test"]) == pytest.approx(61.0)  # its best validation epoch
     assert float(rows["b1"]["model_epochs"]) == 180 and float(rows["epbt"]["with_tuning"]) == 660
+    assert float(rows["epbt"]["test_nll"]) == pytest.approx(1.1)  # every measure: mean and sample std over seeds
+    assert float(rows["epbt"]["test_nll_std"]) == pytest.approx(0.2 / 2 ** 0.5, abs=1e-4)
+    assert float(rows["epbt"]["test_ece_std"]) == 0 and rows["epbt"]["memorised_std"] == ""
     bar = {row["control"]: row for row in csv.DictReader((tmp_path / "out" / "noisy_bar.csv").open())}
     assert bar["b1_es"]["verdict"] == "wins" and float(bar["b1_es"]["difference"]) == pytest.approx(10.0)
     assert bar["b1_es"]["epbt_epochs_to_pass"] == "12"

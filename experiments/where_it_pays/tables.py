@@ -31,7 +31,7 @@ DEPENDS = {"b1_es": "b1", "ce_ls": "b1", "gce": "b1", "bestof8": "ce_ls", "epbt"
 MEASURES = ("test", "test_nll", "test_ece", "train_accuracy", "memorised")
 PERCENT = ("test", "train_accuracy", "memorised")
 EARLY_STOP_POINTS = 3.0  # declared: the screening seed more than this far below the best control may stop a setting
-COLUMNS = ("method", "seeds", "test", "test_std", "test_nll", "test_ece", "train_accuracy", "memorised",
+COLUMNS = ("method", "seeds", *(column for measure in MEASURES for column in (measure, f"{measure}_std")),
            "model_epochs", "with_tuning", "wall_minutes")
 
 
@@ -98,7 +98,7 @@ def scaled(value: float | None, factor: float) -> float | None:
 
 
 def setting_table(seeds: dict[int, dict[str, Outcome]]) -> list[dict[str, Any]]:
-    """One row per method: measures as mean over seeds, test accuracy's sample std, compute per seed."""
+    """One row per method: each measure's mean and sample std over seeds (as declared), compute per seed."""
     rows = []
     for method in SHOWN:
         present = [by_method for by_method in seeds.values() if method in by_method]
@@ -108,9 +108,7 @@ def setting_table(seeds: dict[int, dict[str, Outcome]]) -> list[dict[str, Any]]:
         for measure in MEASURES:
             mean, std = mean_std([by_method[method].row.get(measure) for by_method in present])
             factor = 100.0 if measure in PERCENT else 1.0
-            row[measure] = scaled(mean, factor)
-            if measure == "test":
-                row["test_std"] = scaled(std, factor)
+            row[measure], row[f"{measure}_std"] = scaled(mean, factor), scaled(std, factor)
         row["model_epochs"] = float(np.mean([sum(run["model_epochs"] for run in by_method[method].runs)
                                              for by_method in present]))
         row["with_tuning"] = float(np.mean([compute(method, by_method, "model_epochs") for by_method in present]))
