@@ -111,7 +111,7 @@ def write_cifar_batches(splits: ImageSplits, root: Path) -> Path:
     return root
 
 
-def plain_loop(model_name: str, splits: ImageSplits, epochs: int, device: str, warmup: bool = True,
+def plain_loop(model_name: str, splits: ImageSplits, epochs: int, device: str,
                settings: TrainSettings | None = None, taylorglo: bool = False) -> float:
     """Seconds for a tight loop to train one model ``epochs`` epochs on ``splits``' training set.
 
@@ -146,8 +146,7 @@ def plain_loop(model_name: str, splits: ImageSplits, epochs: int, device: str, w
         sync(device)
         return time.perf_counter() - start
 
-    if warmup:
-        train(images[:2 * BATCH], labels[:2 * BATCH], 1)
+    train(images[:2 * BATCH], labels[:2 * BATCH], 1)  # warm-up
     return train(images, labels, epochs)
 
 

@@ -17,6 +17,7 @@ from epbt_deap.config import (BACKENDS, TRAINERS, Config, config_summary, defaul
                               named_configs, parse_assignment)
 from epbt_deap.errors import EpbtError
 from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.text import accuracy_text
 
 USER_ERROR_EXIT = 2
 
@@ -50,11 +51,6 @@ def fail(message: str, code: int = USER_ERROR_EXIT) -> None:
     sys.exit(code)
 
 
-def shown(accuracy: float | None) -> str:
-    """An accuracy to 4 places, or n/a where none was measured (no validation set, no test)."""
-    return "n/a" if accuracy is None else f"{accuracy:.4f}"
-
-
 def overrides_from(options: dict[str, Any], assignments: tuple[str, ...]) -> dict[str, Any]:
     """Config overrides from shorthand options (those given) and ``--set key=value`` pairs."""
     overrides = {OPTION_KEYS[name]: value for name, value in options.items() if value is not None}
@@ -84,8 +80,8 @@ class ProgressObserver:
     def generation_finished(self, row: dict[str, Any]) -> None:
         if self.bar is not None:
             self.bar.close()
-        click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {shown(row['max'])} | "
-                   f"mean {shown(row['avg'])} | test of best {shown(row['best_test'])} | epoch {row['epochs']}")
+        click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {accuracy_text(row['max'])} | "
+                   f"mean {accuracy_text(row['avg'])} | test of best {accuracy_text(row['best_test'])} | epoch {row['epochs']}")
 
 
 STOP_HINT = "epbt_deap.stop_hint"  # the click context's meta key: what to do after the command stops
@@ -325,8 +321,8 @@ def execute(action: Callable[[ProgressObserver], Any], run_dir: Path, resumable:
         fail(f"terminated; {hint()}", code=143)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-    click.echo(f"best {summary.best_uid}: validation {shown(summary.best_fitness)}, "
-               f"test {shown(summary.best_test_accuracy)}; run directory {summary.run_dir}")
+    click.echo(f"best {summary.best_uid}: validation {accuracy_text(summary.best_fitness)}, "
+               f"test {accuracy_text(summary.best_test_accuracy)}; run directory {summary.run_dir}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "taylorglo_loss": "epbt_deap.execution.taylorglo",
-    "TaylorGLOLoss": "epbt_deap.execution.taylorglo",
     "Gene": "epbt_deap.evolution.space",
     "SearchSpace": "epbt_deap.evolution.space",
     "FitnessMax": "epbt_deap.evolution.individual",

@@ -93,6 +93,6 @@ def replay_schedule(plan: RunPlan, layout: RunLayout, splits: ImageSplits, sched
     stats = PopulationStatistics(config.train.epochs_per_generation)
     with evaluating(plan, layout, splits, observer, "replay", max_workers=1):  # one model: one worker
         _, logbook = eaSchedule(Individual(), plan.toolbox, steps, stats, halloffame,
-                                RunRecorder(layout, space, halloffame, observer,
-                                            tensorboard=TensorBoardScalars(layout.tensorboard)))
+                                RunRecorder(layout, space, halloffame, TensorBoardScalars(layout.tensorboard),
+                                            observer))
     return summarize(layout.root, logbook, halloffame)

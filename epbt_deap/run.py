@@ -275,8 +275,8 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
         common = dict(
             ngen=evolution.generations - 1, stats=PopulationStatistics(config.train.epochs_per_generation),
             halloffame=halloffame, start_gen=start_gen, logbook=logbook,
-            callback=RunRecorder(layout, space, halloffame, observer, best_uid=halloffame[0].uid if state else None,
-                                 tensorboard=TensorBoardScalars(layout.tensorboard)),
+            callback=RunRecorder(layout, space, halloffame, TensorBoardScalars(layout.tensorboard), observer,
+                                 best_uid=halloffame[0].uid if state else None),
         )
         if evolution.algorithm == "epbt":
             _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,

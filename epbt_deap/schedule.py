@@ -1,8 +1,8 @@
 """A run's loss schedule: the best lineage's genes for each epoch trained along it.
 
 EPBT's product is a schedule as much as a model: the best individual's ancestors each
-trained a few epochs with their own TaylorGLO theta (and lr, momentum where those
-evolved). :meth:`LossSchedule.from_run` reads that schedule from a run directory,
+trained a few epochs with their own TaylorGLO theta (and any other gene that evolved:
+lr, momentum, weight_decay, label_smoothing). :meth:`LossSchedule.from_run` reads that schedule from a run directory,
 indexed by the epochs trained along the lineage (0 is the first epoch of the
 generation-0 ancestor). A child of an older elite starts later on the run's clock than
 its lineage epoch, so each step also records its clock epoch and the learning rate each
@@ -64,8 +64,8 @@ class LossSetting:
     name: str  # taylorglo, cross_entropy or gce
     taylorglo_scale: float  # multiplies Eq. 1
     reduction: str = REDUCTION
-    label_smoothing: float = 0.0  # cross_entropy's; a label_smoothing gene overrides it for its step
-    gce_q: float = TrainConfig.model_fields["gce_q"].default  # gce's exponent
+    label_smoothing: float = TrainConfig.default("label_smoothing")  # cross_entropy's; a gene overrides it
+    gce_q: float = TrainConfig.default("gce_q")  # gce's exponent
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class ScheduleStep:
     generation: int
     epoch: int  # first epoch of the step, counted along the lineage
     clock_epoch: int  # the same epoch on the run's clock: where the lr recipe was read
-    genes: dict[str, float]  # all of the ancestor's genes: theta_0 .. theta_7 and any lr, momentum, weight_decay
+    genes: dict[str, float]  # all of the ancestor's genes: theta_0 .. theta_7 and any other evolved gene
     lr: tuple[float, ...]  # the learning rate each epoch of the step used
 
     @property
@@ -194,7 +194,7 @@ class LossSchedule:
         return tuple(genes[name] for name in PARAMETER_NAMES)
 
     def genes_at(self, epoch: int) -> dict[str, float]:
-        """The evolved genes other than theta at ``epoch`` (lr, momentum, weight_decay where the run evolved them)."""
+        """The evolved genes other than theta at ``epoch`` (lr, momentum, weight_decay, label_smoothing: those the run evolved)."""
         return {name: value for name, value in self.step_at(epoch).genes.items() if name not in PARAMETER_NAMES}
 
     def lr_at(self, epoch: int) -> float:

@@ -55,6 +55,12 @@ def algorithm_options(config):
             config.train.taylorglo_scale)
 
 
+def in_bounds(space, values):
+    """Whether ``values`` holds one value per gene of ``space``, each within its gene's bounds."""
+    return len(values) == len(space.genes) and all(gene.low <= value <= gene.high
+                                                   for gene, value in zip(space.genes, values))
+
+
 def read_jsonl(path):
     """The rows of a JSON-lines file (the package's reader); none while it does not exist."""
     return logs.read_jsonl(Path(path), {}) if Path(path).exists() else []

@@ -43,3 +43,9 @@ def test_each_method_resolves_to_the_config_its_record_ran_with(runner, path):
     overrides.update({"seed": record["seed"], "data.dir": record["config"]["data"]["dir"]})
     resolved = load_config(ROOT / "configs" / f"{base}.yaml", overrides).model_dump(mode="json")
     assert on_keys_of(resolved, record["config"]) == record["config"]
+
+
+def test_the_learnability_check_finds_its_config():
+    from experiments.cpu_scale import learnability_check
+
+    assert load_config(learnability_check.CONFIG).train.model == "resnet8"

@@ -11,7 +11,7 @@ from epbt_deap.evolution.algorithms import eaElitist, make_child
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.toolbox import OperatorError, available_operators
 from epbt_deap.run import RunPlan
-from tests.helpers import tiny
+from tests.helpers import in_bounds, tiny
 
 ARGUMENTS = {  # what the operators that need arguments are given
     "selTournament": {"tournsize": 2}, "selDoubleTournament": {"fitness_size": 2, "parsimony_size": 1.4,
@@ -55,7 +55,7 @@ def test_every_operator_completes_a_run_or_is_refused_in_one_line_before_trainin
         return
     population, logbook = loop_with_fake_training(plan.toolbox)
     assert len(logbook) == 4 and all(len(member) == len(plan.space) for member in population)
-    assert all(plan.space.contains(member) for member in population)
+    assert all(in_bounds(plan.space, member) for member in population)
 
 
 def test_most_of_deaps_operators_run_and_the_known_misfits_are_refused():

@@ -32,11 +32,6 @@ class ImageSplits:
     val_true_labels: torch.Tensor | None = None
 
     @property
-    def noisy(self) -> bool:
-        """Whether label noise flipped some of the training labels."""
-        return self.train_true_labels is not None
-
-    @property
     def in_channels(self) -> int:
         return self.train_images.shape[1]
 

@@ -103,11 +103,6 @@ class SearchSpace:
         for i, gene in enumerate(self.genes):
             values[i] = gene.clip(values[i])
 
-    def contains(self, values: Sequence[float]) -> bool:
-        return len(values) == len(self.genes) and all(
-            gene.low <= value <= gene.high for gene, value in zip(self.genes, values)
-        )
-
     def decode(self, values: Sequence[float]) -> dict[str, float]:
         """Genes as a ``{name: value}`` dict."""
         return {gene.name: float(value) for gene, value in zip(self.genes, values)}

@@ -79,8 +79,7 @@ class EvaluationMap:
 
     With ``grouped`` the tasks are split into one group per worker, and ``evaluate`` takes
     a list of tasks and returns a list of results (the vectorised trainer). Without ``validated``
-    (no validation set) a fitness may be nan. Workers that do
-    not see the run directory get a :class:`~epbt_deap.execution.shipping.ShippingPool`.
+    (no validation set) a fitness may be nan.
     """
 
     def __init__(self, pool: Pool, space: SearchSpace, layout: RunLayout, run_seed: int,

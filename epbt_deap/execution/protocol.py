@@ -75,7 +75,8 @@ class Pool(Protocol):
 
 
 class Observer(Protocol):
-    """Receives progress events; the CLI draws them, the library only logs."""
+    """Receives progress events: the CLI's and the Python API's progress bars draw them; the rest of the library
+    only logs."""
 
     def generation_started(self, generation: int, evaluations: int) -> None: ...
 

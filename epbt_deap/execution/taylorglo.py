@@ -44,13 +44,3 @@ def stacked_taylorglo_loss(logits: torch.Tensor, targets: torch.Tensor, thetas: 
     x = F.one_hot(targets, num_classes=logits.shape[-1]).to(dtype)
     return -taylorglo_terms(x, y, thetas.to(dtype)[:, None, None, :]).mean(dim=2).mean(dim=1)
 
-
-class TaylorGLOLoss(torch.nn.Module):
-    """``nn.Module`` wrapper holding a fixed ``theta``."""
-
-    def __init__(self, theta: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("theta", torch.as_tensor(theta, dtype=torch.float32))
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return taylorglo_loss(logits, targets, self.theta)

@@ -12,14 +12,13 @@ STAGE_CHANNELS = (16, 32, 64)  # times the widen factor
 
 
 class PreActBlock(nn.Module):
-    """BN-ReLU-conv3x3 twice (dropout between), with an identity or 1x1-conv shortcut."""
+    """BN-ReLU-conv3x3 twice, with an identity or 1x1-conv shortcut."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dropout: float = 0.0) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_ch)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_ch)
-        self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
         changes_shape = stride != 1 or in_ch != out_ch
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False) if changes_shape else None
@@ -27,15 +26,14 @@ class PreActBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
         shortcut = x if self.shortcut is None else self.shortcut(out)  # a 1x1 conv sees the activated input
-        out = self.conv2(self.dropout(F.relu(self.bn2(self.conv1(out)))))
+        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
         return out + shortcut
 
 
 class WideResNet(nn.Module):
     """WRN-depth-widen: conv stem, three stages of (depth - 4) / 6 blocks, BN-ReLU, average pool, linear."""
 
-    def __init__(self, depth: int, widen: int, num_classes: int, in_channels: int = 3,
-                 dropout: float = 0.0) -> None:
+    def __init__(self, depth: int, widen: int, num_classes: int, in_channels: int = 3) -> None:
         super().__init__()
         if (depth - 4) % 6 or depth < 10:
             raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1, got {depth}")
@@ -46,7 +44,7 @@ class WideResNet(nn.Module):
         for stage, channels in enumerate(STAGE_CHANNELS):
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(PreActBlock(in_ch, channels * widen, stride, dropout))
+                blocks.append(PreActBlock(in_ch, channels * widen, stride))
                 in_ch = channels * widen
         self.blocks = nn.Sequential(*blocks)
         self.bn = nn.BatchNorm2d(in_ch)

@@ -103,17 +103,17 @@ class RunRecorder:
     layout: RunLayout
     space: SearchSpace
     halloffame: tools.HallOfFame
+    tensorboard: TensorBoardScalars  # does nothing without tensorboard installed
     observer: Observer | None = None
     best_uid: str | None = None
-    tensorboard: TensorBoardScalars | None = None
 
     def __call__(self, generation: int, population: list, evaluated: list, logbook: tools.Logbook) -> None:
         logbook[-1]["time"] = utc_now()  # when the generation finished; kept in the state's logbook too, so a resume rewrites it
         append_jsonl(self.layout.lineage, [lineage_row(ind, self.space) for ind in evaluated])
         append_jsonl(self.layout.logbook, [logbook[-1]])
         self.save_best()
-        if self.tensorboard is not None:  # before the state: a kill in between repeats the generation's same scalars
-            self.tensorboard.write(logbook[-1], self.space.decode(self.halloffame[0]))
+        # before the state: a kill in between repeats the generation's same scalars
+        self.tensorboard.write(logbook[-1], self.space.decode(self.halloffame[0]))
         state = RunState(generation, population, logbook, self.halloffame, RunState.capture_rng())
         save_pickle(state, self.layout.state)
         live = [ind.checkpoint for ind in [*population, *self.halloffame] if ind.checkpoint]

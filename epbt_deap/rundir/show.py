@@ -19,6 +19,7 @@ from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.rundir.lock import Holder, lock_holder
 from epbt_deap.rundir.logs import RunLogs, best_ancestry, read_provenance, read_run_logs
+from epbt_deap.text import accuracy_text
 
 RECENT_GENERATIONS = 5  # the estimate to finish averages the latest generations of the latest start
 FAILURES_LISTED = 5
@@ -141,10 +142,6 @@ def duration(span: datetime.timedelta) -> str:
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds} s"
 
 
-def accuracy(value: float | None, missing: str = "n/a") -> str:
-    return missing if value is None else f"{value:.4f}"
-
-
 def describe(view: RunView) -> list[str]:
     """The lines ``epbt-deap show`` prints."""
     logs = view.logs
@@ -199,8 +196,8 @@ def best_lines(view: RunView, loss: str, scale: float) -> list[str]:
     if best is None:
         return ["best: none yet (no evaluation has succeeded)"]
     lines = [f"best {best['uid']} (generation {best['generation']}, {best['epochs']} epochs trained): "
-             f"validation {accuracy(best['fitness'], 'n/a (no validation set)')}, "
-             f"test {accuracy(best.get('test_accuracy'))}"]
+             f"validation {accuracy_text(best['fitness'], 'n/a (no validation set)')}, "
+             f"test {accuracy_text(best.get('test_accuracy'))}"]
     genes = best["genes"]
     if genes:
         lines.append("genes: " + ", ".join(f"{name} {value:.4g}" for name, value in genes.items()))

@@ -28,7 +28,7 @@ from epbt_deap.report.tables import write_csv
 from epbt_deap.run import run
 from epbt_deap.rundir.logs import read_run_logs
 
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cpu_cifar10_epbt.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "cpu_cifar10_epbt.yaml"
 CHANCE = 1 / 10
 END_POINTS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9)
 
