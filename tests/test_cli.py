@@ -47,7 +47,10 @@ def test_swapped_operators_from_a_config_file(tmp_path):
                                                      "evolution.mate": {"name": "cxBlend", "alpha": 0.3}})
     result = CliRunner().invoke(main, ["evolve", "--config", str(config), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "run" / "best.pt").exists()
+    ran = load_config(tmp_path / "run" / "config.yaml").evolution
+    assert ran.select.spec()["name"] == "selBest" and ran.mate.spec() == {"name": "cxBlend", "alpha": 0.3}
+    generations = {row["generation"] for row in read_jsonl(tmp_path / "run" / "lineage.jsonl")}
+    assert generations == set(range(ran.generations))  # it evolved to the end
 
 
 @pytest.mark.parametrize("args, message", [

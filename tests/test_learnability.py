@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from epbt_deap.evolution.eq1 import taylorglo_terms
-from epbt_deap.evolution.learnability import check, is_learnable, margin, quadratic_minimum, wrong_class_curvature
+from epbt_deap.evolution.learnability import (CONFIDENT, check, is_learnable, margin, quadratic_minimum,
+                                              wrong_class_curvature)
 from epbt_deap.execution.taylorglo import taylorglo_loss
 
 MSE_LIKE = (0, 0, 0, -1, 0, 1, 0, 0)  # -(x y - y^2 / 2): squared error up to a constant
@@ -80,6 +81,21 @@ def test_a_loss_that_turns_back_before_confidence_fails_the_path_condition():
     verdict = check(theta, 10)
     assert not verdict.pushes_right_way and verdict.no_wrong_class_reward
     assert check(theta, 10, confident=0.45).pushes_right_way
+
+
+@pytest.mark.parametrize("num_classes", [3, 10])
+def test_check_agrees_with_both_conditions_on_a_dense_grid(num_classes):
+    """The verdicts, independently of quadratic_minimum and the curvature's end points: each condition on a grid."""
+    uniform, agreed = 1 / num_classes, 0
+    for theta in random_thetas(300, seed=num_classes):
+        worst = min(margin(theta, num_classes, uniform + (CONFIDENT - uniform) * i / 2000) for i in range(2001))
+        curvature = min(wrong_class_curvature(theta, num_classes, uniform * i / 200) for i in range(201))
+        if abs(worst) < 1e-6 or abs(curvature) < 1e-9:
+            continue  # on the boundary a grid may miss the vertex
+        verdict = check(theta, num_classes)
+        assert (verdict.pushes_right_way, verdict.no_wrong_class_reward) == (worst > 0, curvature > 0), theta
+        agreed += 1
+    assert agreed >= 290
 
 
 def test_shares_of_uniform_draws_match_the_analysis():

@@ -91,13 +91,21 @@ def tiny_run(dataset, data_dir, run_dir, **data):
     return read_jsonl(run_dir / "lineage.jsonl")
 
 
-def test_a_run_at_100_classes_completes_with_eq1s_n_from_the_data(tmp_path):
+def test_a_run_at_100_classes_completes_with_eq1s_n_from_the_data(tmp_path, monkeypatch):
+    from epbt_deap.evolution import toolbox
+    from epbt_deap.schedule import LossSchedule
+
+    checked_at = []
+    real_check = toolbox.is_learnable
+    monkeypatch.setattr(toolbox, "is_learnable", lambda theta, n: checked_at.append(n) or real_check(theta, n))
     write_cifar100(tmp_path / "data", train=220, test=40)
     rows = tiny_run("cifar100", tmp_path / "data", tmp_path / "run", val_size=20)
     assert len(rows) == 4 and all(row["status"] == "ok" for row in rows)
-    from epbt_deap.evolution.learnability import is_learnable
-    assert all(is_learnable([row["genes"][f"theta_{i}"] for i in range(8)], 100)
-               for row in rows if row["generation"] == 0)  # learnable init checked at n = 100
+    assert checked_at and set(checked_at) == {100}  # the learnable initial draw judged Eq. 1 at n = 100
+    assert LossSchedule.from_run(tmp_path / "run").num_classes == 100  # as the run's provenance records the data
+    weights = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+    assert [shape[0] for name, shape in ((name, tensor.shape) for name, tensor in weights.items())
+            if name.endswith("weight") and len(shape) == 2] == [100]  # one logit per class
 
 
 def test_a_constant_channel_normalises_to_finite_values():

@@ -133,8 +133,12 @@ def test_a_registered_name_works_in_process_and_is_refused_with_workers(tmp_path
     def tiny_mlp(num_classes, in_channels):
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_channels * 16 * 16, num_classes))
 
-    run(tiny({"train.model": "tiny_mlp_for_test", "evolution.generations": 1}), tmp_path / "run")
-    assert all(row["status"] == "ok" for row in read_jsonl(tmp_path / "run" / "lineage.jsonl"))
+    config = tiny({"train.model": "tiny_mlp_for_test", "evolution.generations": 1})
+    run(config, tmp_path / "run")
+    rows = read_jsonl(tmp_path / "run" / "lineage.jsonl")
+    assert len(rows) == config.evolution.population and all(row["status"] == "ok" for row in rows)
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+    assert list(state) == ["1.weight", "1.bias"]  # the registered network is the one that trained
     with_workers = tiny({"train.model": "tiny_mlp_for_test", "resources.cpu_workers": 2})
     with pytest.raises(UnknownModelError, match="registered in this Python session.*import path"):
         run(with_workers, tmp_path / "workers")

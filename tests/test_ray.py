@@ -2,12 +2,12 @@
 import json
 
 import pytest
+import ray  # the test extra installs it: a broken install fails here instead of skipping every Ray test
+import torch
 
 from epbt_deap.run import resume, run
 from tests.helpers import (Fragile, RowObserver, die_unless_marked, make_context, read_jsonl, read_logbook, tiny,
                            torch_threads)
-
-ray = pytest.importorskip("ray")  # the test extra installs it; without Ray the backend is unavailable
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,10 @@ def test_a_users_model_by_import_path_trains_on_ray_actors(local_ray, tmp_path, 
     config = tiny({"train.model": "raynet:build", "evolution.generations": 1,
                    "resources.backend": "ray", "resources.cpu_workers": 2})
     run(config, tmp_path / "run")
-    assert all(row["status"] == "ok" for row in read_jsonl(tmp_path / "run" / "lineage.jsonl"))
+    rows = read_jsonl(tmp_path / "run" / "lineage.jsonl")
+    assert len(rows) == config.evolution.population and all(row["status"] == "ok" for row in rows)
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+    assert state["0.weight"].shape[0] == 4  # raynet's first layer: the user's network trained on the actors
 
 
 def test_gpu_actors_ask_for_a_share_of_a_gpu_and_of_a_cpu():
@@ -125,6 +128,5 @@ def test_gpu_actors_ask_for_a_share_of_a_gpu_and_of_a_cpu():
 
     count, options = actor_resources(gpus=8, workers_per_gpu=4, cpu_workers=0, cpus=8)
     assert count == 32 and options == {"num_gpus": 0.25, "num_cpus": 0.25}
-    assert count * options["num_cpus"] <= 8  # a node with a CPU per GPU places every actor
     assert actor_resources(gpus=0, workers_per_gpu=4, cpu_workers=0, cpus=6) == (6, {"num_cpus": 1})
     assert actor_resources(gpus=0, workers_per_gpu=4, cpu_workers=2, cpus=6) == (2, {"num_cpus": 1})

@@ -3,14 +3,13 @@ does not answer is a one-line error within seconds, before any work."""
 import time
 
 import pytest
+import ray  # the test extra installs it
 from click.testing import CliRunner
 
 from cli.main import main
 from epbt_deap.execution.pool import DeviceError
 from epbt_deap.execution.ray_pool import RayPool
 from tests.helpers import tiny_yaml
-
-ray = pytest.importorskip("ray")
 
 
 def test_an_address_where_no_cluster_answers_is_one_line_before_any_work(tmp_path):

@@ -29,7 +29,7 @@ def evolve_on_the_command_line(overrides, run_dir, tmp_path):
 
 
 FULL_DEVICE = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
-pytestmark = pytest.mark.skipif(not FULL_DEVICE.exists(), reason="the injected full disk is /dev/full, absent here")
+needs_full_device = pytest.mark.skipif(not FULL_DEVICE.exists(), reason="the injected full disk is /dev/full, absent")
 
 
 def untimed_lineage(run_dir):
@@ -100,6 +100,7 @@ WRITERS = {  # writer: (how the disk fills, the name its write starts with, whic
 }
 
 
+@needs_full_device
 @pytest.mark.parametrize("writer", WRITERS)
 def test_a_full_disk_in_any_writer_is_named_and_the_run_resumes_once_space_is_free(
         tmp_path, monkeypatch, reference, writer):
