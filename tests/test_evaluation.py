@@ -1,6 +1,7 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -66,6 +67,7 @@ def test_without_validation_a_fitness_may_be_nan_but_must_be_a_number():
     child = Individual(SearchSpace.taylorglo().sample(), uid="g000-000", generation=0)
     task = EvaluationMap(DyingPool(), SearchSpace.taylorglo(), RunLayout(Path(".")), 0, 1).task_for(child)
     check_results([task], [EvalResult(task.uid, math.nan, 0.5, 1.0, 1, None, "ok", 0.0)], validated=False)
+    check_results([task], [EvalResult(task.uid, np.float32(0.5), 0.5, 1.0, 1, None, "ok", 0.0)])  # numpy's too
     with pytest.raises(EvaluateContractError, match="evaluate returned fitness nan for g000-000; it must be the "
                                                     "validation accuracy, a finite number"):
         check_results([task], [EvalResult(task.uid, math.nan, 0.5, 1.0, 1, None, "ok", 0.0)], validated=True)

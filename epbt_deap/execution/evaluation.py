@@ -8,6 +8,7 @@ metrics are written back in the main process (workers never mutate individuals).
 from __future__ import annotations
 
 import math
+import numbers
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -55,8 +56,8 @@ def check_results(tasks: Sequence[EvalTask], results: Sequence[Any], validated: 
         if result.uid != task.uid:
             raise EvaluateContractError(f"evaluate returned the result of {result.uid!r} for {task.uid}")
         fitness = result.fitness
-        if isinstance(fitness, bool) or not isinstance(fitness, (int, float)) or (validated and not
-                                                                                   math.isfinite(fitness)):
+        if isinstance(fitness, bool) or not isinstance(fitness, numbers.Real) or (validated and not
+                                                                                 math.isfinite(fitness)):
             raise EvaluateContractError(f"evaluate returned fitness {fitness!r} for {task.uid}; it must be "
                                         + ("the validation accuracy, a finite number" if validated else "a number"))
 
