@@ -81,7 +81,8 @@ class ProgressObserver:
         if self.bar is not None:
             self.bar.close()
         click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {accuracy_text(row['max'])} | "
-                   f"mean {accuracy_text(row['avg'])} | test of best {accuracy_text(row['best_test'])} | epoch {row['epochs']}")
+                   f"mean {accuracy_text(row['avg'])} | test of best {accuracy_text(row['best_test'])} | "
+                   f"epoch {row['epochs']}")
 
 
 STOP_HINT = "epbt_deap.stop_hint"  # the click context's meta key: what to do after the command stops

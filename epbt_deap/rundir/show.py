@@ -66,22 +66,22 @@ class RunView:
         last = self.row_times[-1] if self.row_times else None
         if not self.starts or (last is None and not self.in_progress):
             return None
-        ends = self.starts[1:] + [None]
         total = datetime.timedelta(0)
-        for start, next_start in zip(self.starts, ends):
-            if next_start is None and self.in_progress:
-                total += self.now - start
-                continue
-            done = [time for time in self.row_times
-                    if time is not None and time >= start and (next_start is None or time < next_start)]
-            total += done[-1] - start if done else datetime.timedelta(0)
+        for start, next_start in zip(self.starts, [*self.starts[1:], None]):
+            done = self.times_between(start, next_start)
+            end = self.now if next_start is None and self.in_progress else done[-1] if done else start
+            total += end - start
         return total
+
+    def times_between(self, start: datetime.datetime, end: datetime.datetime | None) -> list[datetime.datetime]:
+        """When each generation that finished from ``start`` until ``end`` (None: for good) finished."""
+        return [time for time in self.row_times if time is not None and start <= time and (end is None or time < end)]
 
     @property
     def seconds_per_generation(self) -> float | None:
         """The mean duration of the latest generations since the latest start (or resume)."""
         latest_start = self.starts[-1:]
-        times = [time for time in self.row_times if time is not None and all(time >= start for start in latest_start)]
+        times = self.times_between(latest_start[0], None) if latest_start else [t for t in self.row_times if t]
         marks = latest_start + times
         durations = [(end - begin).total_seconds() for begin, end in zip(marks, marks[1:])][-RECENT_GENERATIONS:]
         return sum(durations) / len(durations) if durations else None
