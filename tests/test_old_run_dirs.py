@@ -36,15 +36,16 @@ def test_a_run_directory_of_commit_6f173e5_resumes_to_the_uninterrupted_run(tmp_
     assert [row["generation"] for row in resumed] == [0] * 4 + [1] * 4 + [2] * 4
     assert [{key: row[key] for key in IDENTITY} for row in resumed] == \
         [{key: row[key] for key in IDENTITY} for row in uninterrupted]
-    for resumed_row, uninterrupted_row in zip(resumed, uninterrupted):
-        assert {key: resumed_row[key] for key in MEASURED} == \
-            pytest.approx({key: uninterrupted_row[key] for key in MEASURED}, abs=A_FEW_IMAGES)
+    assert_within_a_few_images(resumed, uninterrupted, MEASURED)
     old_keys = set(read_logbook(FIXTURE / "logbook.jsonl")[0])  # the keys that version recorded
     resumed_log, uninterrupted_log = (read_logbook(run_dir / "logbook.jsonl") for run_dir in (old, tmp_path / "new"))
     assert [row["gen"] for row in resumed_log] == [row["gen"] for row in uninterrupted_log] == [0, 1, 2]
-    for resumed_row, uninterrupted_row in zip(resumed_log, uninterrupted_log):
-        assert {key: resumed_row[key] for key in old_keys} == \
-            pytest.approx({key: uninterrupted_row[key] for key in old_keys}, abs=A_FEW_IMAGES)
+    assert_within_a_few_images(resumed_log, uninterrupted_log, old_keys)
+
+
+def assert_within_a_few_images(rows, expected_rows, keys):
+    for row, expected in zip(rows, expected_rows, strict=True):
+        assert {key: row[key] for key in keys} == pytest.approx({key: expected[key] for key in keys}, abs=A_FEW_IMAGES)
 
 
 def test_a_state_pickled_with_the_old_latest_hall_of_fame_loads_as_the_best_hall_of_fame():
