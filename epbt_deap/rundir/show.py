@@ -73,16 +73,17 @@ class RunView:
             total += end - start
         return total
 
-    def times_between(self, start: datetime.datetime, end: datetime.datetime | None) -> list[datetime.datetime]:
-        """When each generation that finished from ``start`` until ``end`` (None: for good) finished."""
-        return [time for time in self.row_times if time is not None and start <= time and (end is None or time < end)]
+    def times_between(self, start: datetime.datetime | None, end: datetime.datetime | None) -> list[datetime.datetime]:
+        """When each generation that finished from ``start`` (None: the first) until ``end`` (None: for good)
+        finished."""
+        return [time for time in self.row_times
+                if time is not None and (start is None or start <= time) and (end is None or time < end)]
 
     @property
     def seconds_per_generation(self) -> float | None:
         """The mean duration of the latest generations since the latest start (or resume)."""
         latest_start = self.starts[-1:]
-        times = self.times_between(latest_start[0], None) if latest_start else [t for t in self.row_times if t]
-        marks = latest_start + times
+        marks = latest_start + self.times_between(latest_start[0] if latest_start else None, None)
         durations = [(end - begin).total_seconds() for begin, end in zip(marks, marks[1:])][-RECENT_GENERATIONS:]
         return sum(durations) / len(durations) if durations else None
 
