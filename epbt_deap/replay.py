@@ -23,7 +23,6 @@ from epbt_deap.execution.protocol import Observer
 from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, evaluating, load_data, locked,
                            prepare_run_dir, seed_everything, summarize)
 from epbt_deap.rundir.layout import RunLayout
-from epbt_deap.rundir.logs import read_run_config
 from epbt_deap.rundir.recorder import RunRecorder
 from epbt_deap.rundir.tensorboard import TensorBoardScalars
 from epbt_deap.schedule import LossSchedule
@@ -70,8 +69,8 @@ def replay(source_dir: Path, run_dir: Path, observer: Observer | None = None, ov
         raise RunDirError(f"{source_dir} holds no epbt-deap run (no {source_layout.config.name})")
     if layout.root.resolve() == source_layout.root.resolve():
         raise RunDirError(f"{run_dir} is the run to replay: give the replay another --run-dir")
-    schedule = LossSchedule.from_run(source_dir)
-    config = replay_config(read_run_config(source_layout), source_layout.root, schedule, overrides)
+    schedule, source = LossSchedule.with_config(source_dir)
+    config = replay_config(source, source_layout.root, schedule, overrides)
     plan = RunPlan.of(config)
     check_new_run_dir(layout, overwrite)
     splits = load_data(config)

@@ -145,6 +145,12 @@ class LossSchedule:
     def from_run(cls, run_dir: str | Path) -> LossSchedule:
         """The schedule of the best lineage of the run in ``run_dir``, finished or in progress (a half-written
         last line of its logs is left out)."""
+        return cls.with_config(run_dir)[0]
+
+    @classmethod
+    def with_config(cls, run_dir: str | Path) -> tuple[LossSchedule, Config]:
+        """:meth:`from_run`, and the run's validated config that it was read from: one read of a config.yaml
+        that a resume of a live run may rewrite."""
         logs = read_run_logs(run_dir, live=True)
         try:
             config = build_config(logs.config)
@@ -168,7 +174,7 @@ class LossSchedule:
         sgd = SgdSetting(train.lr, train.momentum, train.weight_decay, tuple(train.lr_milestones), train.lr_gamma,
                          train.batch_size)
         loss = LossSetting(train.loss, train.taylorglo_scale, label_smoothing=train.label_smoothing, gce_q=train.gce_q)
-        return cls(found_with, loss, sgd, config.search_space().names, tuple(steps))
+        return cls(found_with, loss, sgd, config.search_space().names, tuple(steps)), config
 
     @property
     def epochs(self) -> int:
