@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from epbt_deap.catalog import DATASET_SPECS, DATASETS, USER_DATA, class_folders
-from epbt_deap.errors import EpbtError
+from epbt_deap.errors import ConfigError
+from epbt_deap.evolution import defaults
 from epbt_deap.evolution.space import Gene, SearchSpace
 
 TRAINERS = ("per_model", "vectorized")
@@ -38,10 +39,6 @@ SEED_LIMIT = 2**32  # numpy's and torch's seeds lie in [0, 2**32)
 NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
-class ConfigError(EpbtError):
-    """A configuration mistake; the message is one line naming the key."""
-
-
 class Section(BaseModel):
     """A config section: unknown keys refused, and each key described by the docstring under it."""
 
@@ -50,7 +47,8 @@ class Section(BaseModel):
 
     @classmethod
     def default(cls, key: str) -> Any:
-        """The default of ``key``: the config models are the one home of every default, the Python API's too."""
+        """The default of ``key``: the config models hold every default (the EA's from epbt_deap.evolution.defaults),
+        the Python API's too."""
         value = cls.model_fields[key].default
         return value.spec() if isinstance(value, OperatorConfig) else copy.deepcopy(value)
 
@@ -191,7 +189,7 @@ class TaylorGLOConfig(Section):
     """narrows the initial draw of theta; none: low"""
     init_high: float | None = None
     """narrows the initial draw of theta; none: high"""
-    init: Literal["uniform", "learnable"] = "learnable"
+    init: Literal["uniform", "learnable"] = defaults.INIT
     """learnable (the measured default, docs/results.md): redraw initial theta that fail the learnability check;
     uniform: keep them, as the paper does"""
 
@@ -232,7 +230,7 @@ def operator_argument_problem(key: str, value: Any, population: int) -> str | No
 class EvolutionConfig(Section):
     algorithm: Literal["epbt", "pbt", "none"] = "epbt"
     """epbt, pbt, or none: models trained without selection (Baseline 1)"""
-    truncation: float = Field(0.25, ge=0, le=0.5)
+    truncation: float = Field(defaults.TRUNCATION, ge=0, le=0.5)
     """PBT: the fraction copied from the top over the bottom"""
     population: int = Field(40, ge=1)
     """p: individuals per generation"""
@@ -240,24 +238,22 @@ class EvolutionConfig(Section):
     """k: the best kept every generation"""
     generations: int = Field(25, ge=1)
     """generation 0 included: each lineage trains generations x E epochs"""
-    cxpb: float = Field(1.0, ge=0, le=1)
+    cxpb: float = Field(defaults.CXPB, ge=0, le=1)
     """probability that a child is crossed"""
-    mutpb: float = Field(1.0, ge=0, le=1)
+    mutpb: float = Field(defaults.MUTPB, ge=0, le=1)
     """probability that a child is mutated"""
-    select: OperatorConfig = OperatorConfig(name="selTournament", tournsize=2)
+    select: OperatorConfig = OperatorConfig(**defaults.SELECT)
     """any selection operator of epbt_deap.evolution.operators or deap.tools, with its arguments"""
-    mutate: OperatorConfig = OperatorConfig(
-        name="mutMultiplicativeGaussian", sigma=0.2, indpb=1.0, reset_prob=0.05
-    )
+    mutate: OperatorConfig = OperatorConfig(**defaults.MUTATE)
     """any mutation operator, with its arguments"""
-    mate: OperatorConfig = OperatorConfig(name="cxUniform", indpb=0.5)
+    mate: OperatorConfig = OperatorConfig(**defaults.MATE)
     """any crossover operator; the partner is another individual (never the parent), left unchanged"""
-    partners: Literal["population", "parents"] = "population"
+    partners: Literal["population", "parents"] = defaults.PARTNERS
     """whom children are crossed with: any other member (population), or the other selected parents (parents)"""
-    repair_tries: int = Field(0, ge=0)
+    repair_tries: int = Field(defaults.REPAIR_TRIES, ge=0)
     """> 0: a child whose loss fails the learnability check is made again (mutate and mate rerun), then keeps its
     parent's genes"""
-    elites_train: bool = True
+    elites_train: bool = defaults.ELITES_TRAIN
     """true (the measured default): elites also train every generation, as copies with their own uid; false:
     Algorithm 1 as printed, elites kept as they are"""
     hall_of_fame: int = Field(1, ge=1)

@@ -21,6 +21,10 @@ class EpbtError(Exception):
     resumable = False
 
 
+class ConfigError(EpbtError):
+    """A configuration mistake; the message is one line naming the key."""
+
+
 class RunDirError(EpbtError):
     """A run directory that cannot be used or read (missing, holding another run, malformed files)."""
 

@@ -139,9 +139,12 @@ def test_elites_must_leave_room_for_children(elites):
         evolve(ngen=1, population=12, elites=elites)
 
 
-def test_the_loop_imports_no_torch():
-    code = "import sys, epbt_deap.evolution.algorithms, epbt_deap.evolution.toolbox; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+def test_the_evolution_layer_imports_neither_torch_nor_the_config_layer():
+    """The loops, toolbox and learnability check need no torch, and no config, YAML or pydantic (files)."""
+    code = ("import sys, epbt_deap.evolution.algorithms, epbt_deap.evolution.toolbox, epbt_deap.evolution.learnability\n"
+            "print(sorted(set(sys.modules) & {'torch', 'epbt_deap.config', 'yaml', 'pydantic'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def truncation_run(fraction, ngen=3, population=8):

@@ -12,7 +12,7 @@ from typing import Any
 
 from deap import base, tools
 
-from epbt_deap.config import EvolutionConfig
+from epbt_deap.evolution import defaults
 
 logger = logging.getLogger("epbt_deap")
 
@@ -167,14 +167,14 @@ def eaElitist(
     toolbox: base.Toolbox,
     ngen: int,
     k_elites: int,
-    cxpb: float = EvolutionConfig.default("cxpb"),
-    mutpb: float = EvolutionConfig.default("mutpb"),
+    cxpb: float = defaults.CXPB,
+    mutpb: float = defaults.MUTPB,
     stats: Any = None,
     halloffame: tools.HallOfFame | None = None,
     callback: GenerationCallback | None = None,
     start_gen: int = 0,
     logbook: tools.Logbook | None = None,
-    elites_train: bool = EvolutionConfig.default("elites_train"),
+    elites_train: bool = defaults.ELITES_TRAIN,
 ) -> tuple[list, tools.Logbook]:
     """EPBT (Algorithm 1 of Liang, Gonzalez & Miikkulainen) with elitism.
 
@@ -218,7 +218,7 @@ def eaTruncation(
     population: list,
     toolbox: base.Toolbox,
     ngen: int,
-    fraction: float = EvolutionConfig.default("truncation"),
+    fraction: float = defaults.TRUNCATION,
     stats: Any = None,
     halloffame: tools.HallOfFame | None = None,
     callback: GenerationCallback | None = None,

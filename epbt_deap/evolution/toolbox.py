@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from deap import base, tools
 
-from epbt_deap.config import ConfigError, EvolutionConfig, TaylorGLOConfig
-from epbt_deap.evolution import operators
+from epbt_deap.errors import ConfigError
+from epbt_deap.evolution import defaults, operators
 from epbt_deap.evolution.algorithms import make_child, mates_for, viable_child
 from epbt_deap.evolution.individual import Individual
 from epbt_deap.evolution.learnability import is_learnable
@@ -103,15 +103,16 @@ def make_toolbox(
     evaluate: Callable[[Any], Any] | None = None,
     map_function: Callable[[Callable, Iterable], Iterable] = map,
     num_classes: int | None = None,
-    init: str = TaylorGLOConfig.default("init"),
-    partners: str = EvolutionConfig.default("partners"),
-    repair_tries: int = EvolutionConfig.default("repair_tries"),
+    init: str = defaults.INIT,
+    partners: str = defaults.PARTNERS,
+    repair_tries: int = defaults.REPAIR_TRIES,
 ) -> base.Toolbox:
     """A toolbox with individual/population factories, the three operators, evaluate and map.
 
-    The operators default to the config's (``evolution.select``, ``mutate``, ``mate``: the
-    paper's tournament of 2, multiplicative Gaussian with reset, uniform crossover); each is a spec
-    ``{"name": ..., **arguments}``, or a bare name for an operator with its default arguments.
+    The operators default to :mod:`epbt_deap.evolution.defaults`, as the config's ``evolution.select``,
+    ``mutate`` and ``mate`` do: the paper's tournament of 2, multiplicative Gaussian with reset, uniform
+    crossover. Each is a spec ``{"name": ..., **arguments}``, or a bare name for an operator with its
+    default arguments.
     ``viable(individual)`` is the learnability check of the individual's theta for
     ``num_classes`` classes, and ``init="learnable"`` (the config's default) makes the
     individual factory draw only individuals that pass it; ``init="uniform"`` draws as
@@ -120,7 +121,7 @@ def make_toolbox(
     parents), and ``child`` makes one child; with ``repair_tries`` > 0 it remakes a child that
     ``viable`` rejects up to that many times, then keeps the parent's genes.
     """
-    specs = {role: EvolutionConfig.default(role) if spec is None else {"name": spec} if isinstance(spec, str) else spec
+    specs = {role: dict(defaults.OPERATORS[role]) if spec is None else {"name": spec} if isinstance(spec, str) else spec
              for role, spec in (("select", select), ("mutate", mutate), ("mate", mate))}
     toolbox = base.Toolbox()
     toolbox.register("viable", has_learnable_theta, positions=theta_positions(space), num_classes=num_classes)
