@@ -1,6 +1,7 @@
 """EPBT's variation operators, following DEAP's contract: modify in place, return a tuple.
 
-The defaults (``sigma=0.2``, ``reset_prob=0.05``) are ours; the paper gives no values.
+The defaults (``sigma=0.2``, ``reset_prob=0.05``, kept in :mod:`epbt_deap.evolution.defaults`) are ours;
+the paper gives no values.
 sigma = 0.2 perturbs a gene by about +-20 %, the scale of PBT's 0.8/1.2 perturbation
 factors that EPBT replaces; a 5 % reset rate re-draws on average 0.4 of the 8 TaylorGLO
 parameters per child, enough to reintroduce signs that multiplicative noise can never
@@ -14,6 +15,7 @@ from functools import wraps
 from typing import Any
 
 from epbt_deap.errors import EpbtError
+from epbt_deap.evolution import defaults
 from epbt_deap.evolution.space import SearchSpace
 
 __all__ = ["mutMultiplicativeGaussian", "mutPerturb", "clip_to_bounds"]
@@ -22,9 +24,9 @@ __all__ = ["mutMultiplicativeGaussian", "mutPerturb", "clip_to_bounds"]
 def mutMultiplicativeGaussian(
     individual: list[float],
     space: SearchSpace,
-    sigma: float = 0.2,
-    indpb: float = 1.0,
-    reset_prob: float = 0.05,
+    sigma: float = defaults.MUTATE["sigma"],
+    indpb: float = defaults.MUTATE["indpb"],
+    reset_prob: float = defaults.MUTATE["reset_prob"],
 ) -> tuple[list[float]]:
     """Multiply each gene (with probability ``indpb``) by noise drawn from N(1, sigma).
 
