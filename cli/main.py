@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import signal
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from epbt_deap.catalog import DATASETS, MODEL_NAMES
 from epbt_deap.config import (BACKENDS, TRAINERS, Config, config_summary, default_of, describe, load_config,
                               named_configs, parse_assignment)
 from epbt_deap.errors import EpbtError
+from epbt_deap.progress import GenerationProgress
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.text import accuracy_text
 
@@ -60,26 +60,15 @@ def overrides_from(options: dict[str, Any], assignments: tuple[str, ...]) -> dic
     return overrides
 
 
-class ProgressObserver:
-    """Draws a progress bar while a generation trains, and one summary line after it."""
+class ProgressObserver(GenerationProgress):
+    """The library's progress bar on stderr (none where stderr is not a terminal), and one summary line
+    after each generation."""
 
     def __init__(self) -> None:
-        self.bar: Any = None
-
-    def generation_started(self, generation: int, evaluations: int) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=evaluations, desc=f"gen {generation}",
-                        unit="model", leave=False, file=sys.stderr, disable=None)
-
-    def evaluation_finished(self, result: Any) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(last="n/a" if math.isnan(result.fitness) else f"{result.fitness:.3f}")
+        super().__init__("gen", file=sys.stderr, disable=None)
 
     def generation_finished(self, row: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        super().generation_finished(row)
         click.echo(f"gen {row['gen']:>3} | evals {row['evals']:>3} | best {accuracy_text(row['max'])} | "
                    f"mean {accuracy_text(row['avg'])} | test of best {accuracy_text(row['best_test'])} | "
                    f"epoch {row['epochs']}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from epbt_deap.config import Config, build_config, load_config
 from epbt_deap.errors import RunDirError
-from epbt_deap.execution.protocol import EvalResult
+from epbt_deap.progress import GenerationProgress
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.rundir.logs import best_ancestry, read_run_logs
 
@@ -98,27 +98,6 @@ def config_of(config: str | Path | Mapping[str, Any] | Config, overrides: Mappin
     return load_config(Path(config), flat)
 
 
-class NotebookProgress:
-    """A progress bar per generation (``tqdm.auto``: a widget in Jupyter, text in a terminal)."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-
-    def generation_started(self, generation: int, evaluations: int) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=evaluations, desc=f"generation {generation}", unit="model", leave=False)
-
-    def evaluation_finished(self, result: EvalResult) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def generation_finished(self, row: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def evolve(config: str | Path | Mapping[str, Any] | Config = "quickstart", run_dir: str | Path | None = None,
            overwrite: bool = False, progress: bool = True, **overrides: Any) -> Run:
     """Run EPBT (or a baseline) as ``config`` says, with ``overrides`` by section, e.g.
@@ -128,7 +107,7 @@ def evolve(config: str | Path | Mapping[str, Any] | Config = "quickstart", run_d
 
     resolved = config_of(config, overrides)
     target = Path(run_dir) if run_dir is not None else Path("runs") / resolved.name
-    run(resolved, target, NotebookProgress() if progress else None, overwrite=overwrite)
+    run(resolved, target, GenerationProgress() if progress else None, overwrite=overwrite)
     return load_run(target)
 
 
@@ -137,5 +116,5 @@ def resume(run_dir: str | Path, generations: int | None = None, lr_milestones: S
     """Continue the run in ``run_dir`` (or extend it to ``generations``, with ``lr_milestones``)."""
     from epbt_deap.run import resume as resume_run
 
-    resume_run(Path(run_dir), NotebookProgress() if progress else None, generations, lr_milestones)
+    resume_run(Path(run_dir), GenerationProgress() if progress else None, generations, lr_milestones)
     return load_run(run_dir)
