@@ -51,11 +51,16 @@ class RunWriteError(EpbtError):
         """'cannot write <path>: <cause>', the cause as the OS names it ("no space left on device").
 
         A path that cannot be a file or folder there (under a file, a folder in a file's place,
-        too long) gets no hint to resume or rerun: the same command would fail the same way."""
+        too long) is an :class:`UnwritablePathError`, which gets no hint to resume or rerun."""
         cause = error.strerror or str(error)
-        written = cls(f"cannot write {path}: {cause[:1].lower()}{cause[1:]}")
-        written.resumable = error.errno not in WRONG_PATH_ERRNOS
-        return written
+        kind = UnwritablePathError if error.errno in WRONG_PATH_ERRNOS else cls
+        return kind(f"cannot write {path}: {cause[:1].lower()}{cause[1:]}")
+
+
+class UnwritablePathError(RunWriteError):
+    """A path that cannot be a file or folder there: the same command would fail the same way."""
+
+    resumable = False
 
 
 class WorkerError(EpbtError):

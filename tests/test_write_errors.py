@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from epbt_deap.errors import RunWriteError, raised_by_worker
+from epbt_deap.errors import RunWriteError, UnwritablePathError, raised_by_worker
 from epbt_deap.execution.pool import InProcessPool
 from epbt_deap.run import resume, run
 from epbt_deap.rundir import checkpoints, recorder
@@ -209,4 +209,6 @@ def test_a_run_directory_that_cannot_exist_there_gets_no_hint_to_rerun_or_resume
     assert result.exit_code == 1
     assert result.output == f"error: cannot write {tmp_path / 'afile' / 'run'}: not a directory\n"
     full = RunWriteError.of("x", OSError(errno.ENOSPC, "No space left on device"))
-    assert full.resumable and not RunWriteError.of("x", OSError(errno.EISDIR, "Is a directory")).resumable
+    folder = RunWriteError.of("x", OSError(errno.EISDIR, "Is a directory"))
+    assert full.resumable and type(full) is RunWriteError
+    assert not folder.resumable and isinstance(folder, UnwritablePathError)
