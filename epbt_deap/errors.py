@@ -71,7 +71,8 @@ class WorkerError(EpbtError):
 
     @classmethod
     def of(cls, item: object, reason: str | BaseException) -> WorkerError:
-        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message'.
+        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message', on one line
+        (torch's messages span several).
 
         A list of items (a vectorised group) is named by its items' uids.
         """
@@ -79,7 +80,7 @@ class WorkerError(EpbtError):
             reason = f"{type(reason).__name__}: {reason}"
         items = item if isinstance(item, list) else [item]
         names = ", ".join(str(getattr(one, "uid", one)) for one in items)
-        return cls(f"evaluation of {names} failed: {reason}")
+        return cls(f"evaluation of {names} failed: {' '.join(reason.split())}")
 
 
 @contextlib.contextmanager

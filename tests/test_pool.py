@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from epbt_deap.errors import WorkerError
+from epbt_deap.execution.protocol import EvalTask
 from epbt_deap.execution.pool import (DeviceError, InProcessPool, ProcessPool, make_pool, resolve_devices,
                                       worker_start_context)
+from epbt_deap.execution.shipping import Parcel
 from tests.helpers import Fragile, die_unless_marked, make_context
 
 
@@ -113,6 +115,13 @@ def test_a_failing_item_is_named_and_does_not_hang():
 def test_a_failed_group_names_each_of_its_items():
     error = WorkerError.of([Item("g001-000", 1), Item("g001-001", 1)], ValueError("boom"))
     assert str(error) == "evaluation of g001-000, g001-001 failed: ValueError: boom"
+
+
+def test_a_worker_error_is_one_line_and_names_a_shipped_task_by_its_uid():
+    reason = RuntimeError("Error(s) in loading state_dict for ResNet:\n\tMissing key(s): fc.weight")
+    error = WorkerError.of(Parcel(EvalTask("g002-003", {"theta0": 0.1}, None, "out.pt", 1, 0, 2)), reason)
+    assert str(error) == ("evaluation of g002-003 failed: RuntimeError: Error(s) in loading state_dict for "
+                          "ResNet: Missing key(s): fc.weight")
 
 
 @pytest.mark.slow

@@ -25,6 +25,11 @@ class Parcel:
     task: EvalTask
     parent: bytes | None = None
 
+    @property
+    def uid(self) -> str:
+        """The task's uid, which names the parcel in errors."""
+        return self.task.uid
+
     def parent_bytes(self) -> bytes | None:
         """The parent checkpoint's bytes: carried, or read here (where the parcel never left home)."""
         if self.parent is None and self.task.parent_checkpoint is not None:
