@@ -71,16 +71,31 @@ class WorkerError(EpbtError):
 
     @classmethod
     def of(cls, item: object, reason: str | BaseException) -> WorkerError:
-        """'evaluation of <uid> failed: <reason>', an exception given as 'Type: message', on one line
-        (torch's messages span several).
+        """'evaluation of <uid> failed: <reason>', on one line (see :func:`one_line`).
 
         A list of items (a vectorised group) is named by its items' uids.
         """
-        if isinstance(reason, BaseException):
-            reason = f"{type(reason).__name__}: {reason}"
         items = item if isinstance(item, list) else [item]
         names = ", ".join(str(getattr(one, "uid", one)) for one in items)
-        return cls(f"evaluation of {names} failed: {' '.join(reason.split())}")
+        return cls(f"evaluation of {names} failed: {one_line(reason)}")
+
+
+class WorkerStartError(EpbtError):
+    """A worker could not set itself up (its device, its copy of the data): no evaluation can run there."""
+
+    exit_code = 1
+    resumable = True
+
+    @classmethod
+    def of(cls, device: str, error: BaseException) -> WorkerStartError:
+        """'a worker could not start on <device>: Type: message', on one line."""
+        return cls(f"a worker could not start on {device}: {one_line(error)}")
+
+
+def one_line(reason: str | BaseException) -> str:
+    """``reason`` on one line, an exception as 'Type: message' (torch's messages span several lines)."""
+    text = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else reason
+    return " ".join(text.split())
 
 
 @contextlib.contextmanager
@@ -95,9 +110,10 @@ def write_errors_named(path: object) -> Iterator[None]:
 def raised_by_worker(item: object, error: BaseException) -> EpbtError:
     """What the main process raises for ``error`` raised while a worker evaluated ``item``.
 
-    A write error stays itself: it is the run directory's failure, not the child's.
+    A write error stays itself: it is the run directory's failure, not the child's; so does a
+    worker's failure to start, which is no item's.
     """
-    return error if isinstance(error, RunWriteError) else WorkerError.of(item, error)
+    return error if isinstance(error, (RunWriteError, WorkerStartError)) else WorkerError.of(item, error)
 
 
 class GenerationFailedError(EpbtError):

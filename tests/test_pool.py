@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from epbt_deap.errors import WorkerError
+from epbt_deap.errors import WorkerError, WorkerStartError
 from epbt_deap.execution.protocol import EvalTask
 from epbt_deap.execution.pool import (DeviceError, InProcessPool, ProcessPool, make_pool, resolve_devices,
                                       worker_start_context)
 from epbt_deap.execution.shipping import Parcel
-from tests.helpers import Fragile, die_unless_marked, make_context
+from tests.helpers import Fragile, die_unless_marked, make_context, make_no_context
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,16 @@ def test_a_worker_error_is_one_line_and_names_a_shipped_task_by_its_uid():
     error = WorkerError.of(Parcel(EvalTask("g002-003", {"theta0": 0.1}, None, "out.pt", 1, 0, 2)), reason)
     assert str(error) == ("evaluation of g002-003 failed: RuntimeError: Error(s) in loading state_dict for "
                           "ResNet: Missing key(s): fc.weight")
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_says_why_at_its_first_item_and_no_item_is_retried():
+    with ProcessPool(make_no_context, (torch.ones(1),), ["cpu"]) as pool:
+        with pytest.raises(WorkerStartError) as raised:
+            pool.map(work, [Item("first", 1), Item("second", 2)], on_failure=lambda item, reason: reason)
+    assert str(raised.value) == "a worker could not start on cpu: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    with pytest.raises(WorkerStartError, match="^a worker could not start on cpu: RuntimeError: CUDA out of memory"):
+        InProcessPool(make_no_context, (torch.ones(1),))
 
 
 @pytest.mark.slow

@@ -32,12 +32,13 @@ from typing import Any
 import torch
 import torch.multiprocessing as torch_mp
 
-from epbt_deap.errors import EpbtError, WorkerError, raised_by_worker
+from epbt_deap.errors import EpbtError, WorkerError, WorkerStartError, raised_by_worker
 from epbt_deap.execution.protocol import Pool
 
 logger = logging.getLogger("epbt_deap")
 
 _worker_context: Any = None  # set once in each worker process by _start_worker
+_worker_start_error: WorkerStartError | None = None  # or why it could not be set
 
 
 class DeviceError(EpbtError):
@@ -105,7 +106,11 @@ class InProcessPool(Pool):
         if threads is not None:
             torch.set_num_threads(threads)
         self.threads_per_worker = torch.get_num_threads()
-        self.context = make_context(device, *context_args)
+        try:
+            self.context = make_context(device, *context_args)
+        except Exception as error:
+            self.close()
+            raise WorkerStartError.of(device, error) from error
 
     def map(self, fn: Callable[[Any, Any], Any], items: Iterable[Any],
             on_result: Callable[[Any], None] | None = None,
@@ -135,7 +140,7 @@ def use_device(device: str) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def exit_with_parent() -> threading.Thread:
+def exit_with_parent() -> None:
     """Watch, from a daemon thread, for the process that started this one to die, and exit then.
 
     A main process killed with SIGKILL cannot stop its workers; without this they would
@@ -151,24 +156,33 @@ def exit_with_parent() -> threading.Thread:
             parent.join()
             os._exit(1)
 
-    watcher = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
-    watcher.start()
-    return watcher
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _start_worker(devices: Any, threads: int, make_context: Callable[..., Any], context_args: Sequence[Any]) -> None:
-    """Worker initializer: exit with the main process, take a device from the queue, then build the context once."""
-    global _worker_context
+    """Worker initializer: exit with the main process, take a device from the queue, then build the context once.
+
+    A context that cannot be built (the GPU out of memory, say) is kept as the error each item
+    then raises: raised in the initializer, it would break the pool, the items would run again
+    and again, and the cause would be lost to a log line of the worker.
+    """
+    global _worker_context, _worker_start_error
     exit_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     device = devices.get()
     torch.set_num_threads(threads)
-    use_device(device)
-    _worker_context = make_context(device, *context_args)
+    try:
+        use_device(device)
+        _worker_context = make_context(device, *context_args)
+    except Exception as error:
+        _worker_start_error = WorkerStartError.of(device, error)
+        return
     logger.debug("worker %d ready on %s", os.getpid(), device)
 
 
 def _run_in_worker(fn: Callable[[Any, Any], Any], item: Any) -> Any:
+    if _worker_start_error is not None:
+        raise _worker_start_error
     return fn(_worker_context, item)
 
 
