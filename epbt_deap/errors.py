@@ -110,10 +110,11 @@ def write_errors_named(path: object) -> Iterator[None]:
 def raised_by_worker(item: object, error: BaseException) -> EpbtError:
     """What the main process raises for ``error`` raised while a worker evaluated ``item``.
 
-    A write error stays itself: it is the run directory's failure, not the child's; so does a
-    worker's failure to start, which is no item's.
+    A write error stays itself: it is the run directory's failure, not the child's; so do a
+    worker's failure to start, which is no item's, and a broken contract of ``evaluate``, whose
+    message names its task.
     """
-    return error if isinstance(error, (RunWriteError, WorkerStartError)) else WorkerError.of(item, error)
+    return error if isinstance(error, PASSED_THROUGH) else WorkerError.of(item, error)
 
 
 class GenerationFailedError(EpbtError):
@@ -128,6 +129,10 @@ class EvaluateContractError(EpbtError):
     its own task; rerunning would repeat it."""
 
     exit_code = 1
+
+
+#: Errors a worker raises that the main process raises as they are (see :func:`raised_by_worker`).
+PASSED_THROUGH = (RunWriteError, WorkerStartError, EvaluateContractError)
 
 
 class GenerationDivergedError(GenerationFailedError):

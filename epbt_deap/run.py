@@ -182,18 +182,27 @@ def check_run_dir(layout: RunLayout, overwrite: bool) -> list[Path]:
     return entries
 
 
+def restarted_entries(layout: RunLayout) -> list[Path]:
+    """What a restart of generation 0 (by resume) deletes: the files the run wrote, but not its config,
+    provenance or lock, nor any file of the user's (a ``tee``'d log): the user asked for no overwrite."""
+    kept = {layout.config, layout.provenance, layout.damaged_provenance, layout.root / LOCK_FILE}
+    return sorted(path for path in layout.root.iterdir() if layout.written_by_run(path.name) and path not in kept)
+
+
 def prepare_run_dir(layout: RunLayout, config: Config, overwrite: bool, splits: ImageSplits,
-                    keep: Sequence[Path] = ()) -> None:
-    """With the run directory locked: delete the run it held (``overwrite``), all but the files in ``keep``,
-    then write the resolved config and the flipped labels.
+                    restart: bool = False) -> None:
+    """With the run directory locked: delete the run it held (``overwrite``), or what generation 0
+    had written (``restart``: see :func:`restarted_entries`), then write the resolved config and the
+    flipped labels.
 
     The old config.yaml is not deleted but replaced, in one rename, and before anything else is
     written: a directory never holds a run's files without a config, so a stop at any moment
     leaves one that ``--overwrite`` and ``resume`` recognise."""
     # state.pkl first: a kill during the deletion then leaves no state that resume would continue
     # with checkpoints already gone; config.yaml last, replaced rather than deleted
-    for path in sorted(check_run_dir(layout, overwrite), key=lambda path: path != layout.state):
-        if path == layout.config or path in keep:
+    doomed = restarted_entries(layout) if restart else check_run_dir(layout, overwrite)
+    for path in sorted(doomed, key=lambda path: path != layout.state):
+        if path == layout.config:
             continue
         with write_errors_named(path):
             if path.is_dir():
@@ -323,8 +332,7 @@ def start(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obser
           overwrite: bool, restart: bool = False) -> RunSummary:
     """Generation 0 onwards, in the locked run directory; a ``restart`` (by resume) keeps the provenance
     of the earlier starts and records itself as a resume."""
-    keep = [layout.provenance, layout.damaged_provenance] if restart else []
-    prepare_run_dir(layout, plan.config, overwrite, splits, keep)
+    prepare_run_dir(layout, plan.config, overwrite, splits, restart)
     seed_everything(plan.config.seed)
     return evolve(plan, layout, splits, observer, state=None, command="resume" if restart else "run")
 

@@ -14,6 +14,7 @@ from epbt_deap.errors import EvaluateContractError, GenerationFailedError
 from epbt_deap.execution.pool import DeviceError, resolve_devices
 from epbt_deap.execution.protocol import EvalResult
 from epbt_deap.execution.training import evaluate
+from epbt_deap.progress import GenerationProgress
 from epbt_deap.run import resume, run
 from tests.helpers import read_jsonl, tiny, tiny_yaml, untimed
 
@@ -112,7 +113,9 @@ def returns_text_fitness(context, task):
     (returns_text_fitness, "evaluate returned fitness '0.5' for g000-000; it must be the validation accuracy, "
                            "a finite number"),
 ])
-def test_an_evaluate_that_breaks_its_contract_stops_in_one_line(tmp_path, evaluate, message):
+@pytest.mark.parametrize("progress", [False, True], ids=["quiet", "with a progress bar"])
+def test_an_evaluate_that_breaks_its_contract_stops_in_one_line(tmp_path, evaluate, message, progress):
+    observer = GenerationProgress(disable=True) if progress else None  # it sees each result as it comes
     with pytest.raises(EvaluateContractError) as raised:
-        run(tiny(), tmp_path / "run", evaluate=evaluate)
+        run(tiny(), tmp_path / "run", observer, evaluate=evaluate)
     assert str(raised.value) == message and not (tmp_path / "run" / "logbook.jsonl").exists()

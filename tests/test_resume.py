@@ -224,14 +224,16 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     assert list(again.logbook) == list(first.logbook) and run_files(run_dir) == before
 
 
-def test_a_restart_of_generation_0_keeps_the_earlier_starts_and_records_a_resume(tmp_path):
+def test_a_restart_of_generation_0_keeps_the_earlier_starts_and_the_users_files_and_records_a_resume(tmp_path):
     run_dir = tmp_path / "run"
     run(tiny(ONE_GENERATION), run_dir)
     (run_dir / "state.pkl").unlink()  # as if killed before generation 0 ended
     started = json.loads((run_dir / "provenance.json").read_text())
+    (run_dir / "out.log").write_text("the user's own log, tee'd into the run directory")
     resume(run_dir)
     entries = json.loads((run_dir / "provenance.json").read_text())
     assert entries[:1] == started and [entry["command"] for entry in entries] == ["run", "resume"]
+    assert (run_dir / "out.log").read_text() == "the user's own log, tee'd into the run directory"
 
 
 def test_an_unreadable_provenance_is_kept_aside_and_a_new_one_started(tmp_path, caplog):

@@ -11,6 +11,7 @@ import math
 import numbers
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -60,6 +61,27 @@ def check_results(tasks: Sequence[EvalTask], results: Sequence[Any], validated: 
                                                                                  math.isfinite(fitness)):
             raise EvaluateContractError(f"evaluate returned fitness {fitness!r} for {task.uid}; it must be "
                                         + ("the validation accuracy, a finite number" if validated else "a number"))
+
+
+@dataclass(frozen=True)
+class CheckedEvaluation:
+    """``evaluate`` with its results checked where they are made, against their own tasks (:func:`check_results`):
+    the observer, the pools and the run only ever see results that keep the contract.
+
+    ``grouped``: ``evaluate`` takes a list of tasks and returns a list of results.
+    """
+
+    evaluate: Callable[[Any, Any], Any]
+    validated: bool = True
+    grouped: bool = False
+
+    def __call__(self, context: Any, tasks: Any) -> Any:
+        results = self.evaluate(context, tasks)
+        if self.grouped:
+            check_results(tasks, results, self.validated)
+        else:
+            check_results([tasks], [results], self.validated)
+        return results
 
 
 def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult]) -> None:
@@ -113,8 +135,7 @@ class EvaluationMap:
         tasks = [self.task_for(individual) for individual in individuals]
         if self.observer is not None and individuals:
             self.observer.generation_started(individuals[0].generation, len(tasks))
-        results = self._run(evaluate, tasks)
-        check_results(tasks, results, self.validated)
+        results = self._run(CheckedEvaluation(evaluate, self.validated, self.grouped), tasks)
         for individual, result in zip(individuals, results):
             if result.checkpoint is not None:
                 individual.checkpoint = RunLayout.stored_checkpoint(result.checkpoint)
