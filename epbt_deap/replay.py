@@ -23,8 +23,7 @@ from epbt_deap.execution.protocol import Observer
 from epbt_deap.run import (RunPlan, RunSummary, anchored, check_new_run_dir, evaluating, load_data, locked,
                            prepare_run_dir, seed_everything, summarize)
 from epbt_deap.rundir.layout import RunLayout
-from epbt_deap.rundir.recorder import RunRecorder
-from epbt_deap.rundir.tensorboard import TensorBoardScalars
+from epbt_deap.rundir.recorder import recording
 from epbt_deap.schedule import LossSchedule
 
 logger = logging.getLogger("epbt_deap")
@@ -90,8 +89,7 @@ def replay_schedule(plan: RunPlan, layout: RunLayout, splits: ImageSplits, sched
     halloffame = BestHallOfFame(1, similar=same_uid)
     steps = [(step.generation, [step.genes[name] for name in space.names]) for step in schedule.steps]
     stats = PopulationStatistics(config.train.epochs_per_generation)
-    with evaluating(plan, layout, splits, observer, "replay", max_workers=1):  # one model: one worker
-        _, logbook = eaSchedule(Individual(), plan.toolbox, steps, stats, halloffame,
-                                RunRecorder(layout, space, halloffame, TensorBoardScalars(layout.tensorboard),
-                                            observer))
+    with (evaluating(plan, layout, splits, observer, "replay", max_workers=1),  # one model: one worker
+          recording(layout, space, halloffame, observer) as recorder):
+        _, logbook = eaSchedule(Individual(), plan.toolbox, steps, stats, halloffame, recorder)
     return summarize(layout.root, logbook, halloffame)

@@ -37,8 +37,7 @@ from epbt_deap.rundir.layout import LOCK_FILE, RunLayout
 from epbt_deap.rundir.lock import lock_run_dir, refuse_if_locked
 from epbt_deap.rundir.logs import read_run_config
 from epbt_deap.rundir.provenance import provenance, record_provenance
-from epbt_deap.rundir.recorder import RunRecorder, RunState, load_state, rewind_logs
-from epbt_deap.rundir.tensorboard import TensorBoardScalars
+from epbt_deap.rundir.recorder import RunState, load_state, recording, rewind_logs
 
 logger = logging.getLogger("epbt_deap")
 
@@ -281,18 +280,18 @@ def evolve(plan: RunPlan, layout: RunLayout, splits: ImageSplits, observer: Obse
         else:
             halloffame, population, logbook = state.halloffame, state.population, state.logbook
             start_gen = state.generation + 1
-        common = dict(
-            ngen=evolution.generations - 1, stats=PopulationStatistics(config.train.epochs_per_generation),
-            halloffame=halloffame, start_gen=start_gen, logbook=logbook,
-            callback=RunRecorder(layout, space, halloffame, TensorBoardScalars(layout.tensorboard), observer,
-                                 best_uid=halloffame[0].uid if state else None),
-        )
-        if evolution.algorithm == "epbt":
-            _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,
-                                   mutpb=evolution.mutpb, elites_train=evolution.elites_train, **common)
-        else:
-            fraction = evolution.truncation if evolution.algorithm == "pbt" else 0.0
-            _, logbook = eaTruncation(population, toolbox, fraction=fraction, **common)
+        # a new recorder writes best.pt afresh after its first generation, also on a resume: a stop
+        # between best.pt and state.pkl may have left there the leader of a generation that is lost
+        with recording(layout, space, halloffame, observer) as recorder:
+            common = dict(ngen=evolution.generations - 1, halloffame=halloffame, start_gen=start_gen,
+                          stats=PopulationStatistics(config.train.epochs_per_generation), logbook=logbook,
+                          callback=recorder)
+            if evolution.algorithm == "epbt":
+                _, logbook = eaElitist(population, toolbox, k_elites=evolution.elites, cxpb=evolution.cxpb,
+                                       mutpb=evolution.mutpb, elites_train=evolution.elites_train, **common)
+            else:
+                fraction = evolution.truncation if evolution.algorithm == "pbt" else 0.0
+                _, logbook = eaTruncation(population, toolbox, fraction=fraction, **common)
     return summarize(layout.root, logbook, halloffame)
 
 

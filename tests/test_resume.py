@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 import epbt_deap.run
 from cli.main import execute, main
+from epbt_deap.errors import WorkerError
 from epbt_deap.execution.pool import InProcessPool
+from epbt_deap.execution.protocol import EvalResult
 from epbt_deap.run import check_run_dir, resume, run
 from epbt_deap.rundir import checkpoints
 from epbt_deap.rundir.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, write_atomically
@@ -234,6 +236,30 @@ def test_a_restart_of_generation_0_keeps_the_earlier_starts_and_the_users_files_
     entries = json.loads((run_dir / "provenance.json").read_text())
     assert entries[:1] == started and [entry["command"] for entry in entries] == ["run", "resume"]
     assert (run_dir / "out.log").read_text() == "the user's own log, tee'd into the run directory"
+
+
+def first_leads_for_good(context, task):
+    """g000-000 scores 0.9 and every other member 0.1; each checkpoint a stand-in for trained weights."""
+    torch.save({"stand_in": torch.zeros(1)}, task.output_checkpoint)
+    fitness = 0.9 if task.uid == "g000-000" else 0.1
+    return EvalResult(task.uid, fitness, fitness, 1.0, task.start_epoch + task.epochs, task.output_checkpoint,
+                      "ok", 0.0)
+
+
+def stops_in_generation_2(context, task):
+    if task.uid.startswith("g002"):
+        raise RuntimeError("stopped")
+    return first_leads_for_good(context, task)
+
+
+def test_a_resume_rewrites_best_pt_that_a_stop_before_the_state_left_from_a_lost_generation(tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(WorkerError):
+        run(tiny(), run_dir, evaluate=stops_in_generation_2)
+    stale = load_checkpoint(run_dir / "best.pt")
+    save_checkpoint({**stale, "uid": "g002-lost"}, run_dir / "best.pt")  # as if stopped after best.pt, before state.pkl
+    resume(run_dir, evaluate=first_leads_for_good)
+    assert load_checkpoint(run_dir / "best.pt")["uid"] == "g000-000"
 
 
 def test_an_unreadable_provenance_is_kept_aside_and_a_new_one_started(tmp_path, caplog):

@@ -1,4 +1,5 @@
 import dataclasses
+import threading
 
 import pytest
 import torch
@@ -115,6 +116,12 @@ def test_tensorboard_scalars_are_written(finished_run):
     tags = events.Tags()["scalars"]
     assert {"fitness/max", "fitness/avg", "test_accuracy/best", "genes_of_best/theta_0"} <= set(tags)
     assert [event.step for event in events.Scalars("fitness/max")] == [1, 2, 3]
+
+
+def test_a_run_leaves_no_tensorboard_writer_open(tmp_path):
+    before = set(threading.enumerate())
+    run(tiny({"evolution.generations": 1}), tmp_path / "run")
+    assert set(threading.enumerate()) <= before  # the event file's writer thread stopped with it
 
 
 def test_without_tensorboard_nothing_breaks(monkeypatch, tmp_path):

@@ -1,11 +1,13 @@
 """What a run writes after each generation: logbook, lineage, best model, state; disk kept bounded."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,18 @@ def rewind_logs(layout: RunLayout, state: RunState) -> None:
     write_atomically(layout.lineage, "".join(kept).encode())
 
 
+@contextlib.contextmanager
+def recording(layout: RunLayout, space: SearchSpace, halloffame: tools.HallOfFame,
+              observer: Observer | None) -> Iterator[RunRecorder]:
+    """The loop's :class:`RunRecorder`, its TensorBoard file closed when the loop ends, however it ends
+    (a notebook that runs many times keeps no open file or writer thread)."""
+    tensorboard = TensorBoardScalars(layout.tensorboard)
+    try:
+        yield RunRecorder(layout, space, halloffame, tensorboard, observer)
+    finally:
+        tensorboard.close()
+
+
 @dataclass
 class RunRecorder:
     """The EA loop's per-generation callback: writes every file of the run directory."""
@@ -105,7 +119,7 @@ class RunRecorder:
     halloffame: tools.HallOfFame
     tensorboard: TensorBoardScalars  # does nothing without tensorboard installed
     observer: Observer | None = None
-    best_uid: str | None = None
+    best_uid: str | None = field(default=None, init=False)  # whose best.pt this recorder wrote last
 
     def __call__(self, generation: int, population: list, evaluated: list, logbook: tools.Logbook) -> None:
         logbook[-1]["time"] = utc_now()  # when the generation finished; kept in the state's logbook too, so a resume rewrites it

@@ -44,3 +44,10 @@ class TensorBoardScalars:
         for name, value in best_genes.items():
             self.writer.add_scalar(f"genes_of_best/{name}", value, step)
         self.writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file, and stop its writer thread."""
+        if self.writer is not None:
+            with write_errors_named(self.log_dir):
+                self.writer.close()
+            self.writer = None
