@@ -35,13 +35,14 @@ SCHEDULE_KEYS = ("evolution", "train.loss", "train.epochs_per_generation", "name
 def replay_config(source: Config, source_root: Path, schedule: LossSchedule,
                   overrides: Mapping[str, Any]) -> Config:
     """The source run's config with ``overrides`` (e.g. ``train.model``) applied, named as its
-    replay, and as many generations as the schedule has steps (an old elite's lineage is shorter)."""
+    replay, and as many generations as the schedule has steps (an old elite's lineage is shorter).
+    The source's extensions are its history, not the replay's: the replay records none."""
     for key in overrides:
         if any(key == fixed or key.startswith(f"{fixed}.") for fixed in SCHEDULE_KEYS):
             raise ConfigError(f"{key}: a replay follows the source run's schedule, which fixes "
                               f"{', '.join(SCHEDULE_KEYS[:3])}")
     update = {**overrides, "name": f"{source.name}_replay", "replay_of": str(source_root),
-              "evolution.generations": schedule.steps[-1].generation + 1}
+              "evolution.generations": schedule.steps[-1].generation + 1, "extensions": []}
     return anchored(build_config(source.model_dump(mode="json"), update))
 
 

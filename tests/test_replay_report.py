@@ -2,12 +2,16 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cli.main import main
+from epbt_deap.config import Extension
+from epbt_deap.replay import replay_config
 from epbt_deap.run import run
 from epbt_deap.rundir.logs import best_ancestry
 from tests.helpers import read_jsonl, run_files, tiny
@@ -45,6 +49,15 @@ def test_replay_uses_the_lineage_genes_at_each_step_of_the_clock(runs):
 
 
 @pytest.mark.slow
+def test_a_replay_of_an_extended_run_records_no_extension_of_its_own():
+    extension = Extension(after_generation=1, generations_before=2, generations=3, lr_milestones_before=[2],
+                          lr_milestones=[2], time="2026-12-07T23:00:00+00:00")
+    source = tiny().model_copy(update={"extensions": [extension]})
+    schedule = SimpleNamespace(steps=[SimpleNamespace(generation=2)])  # its last step: the one replay_config reads
+    config = replay_config(source, Path("/runs/source"), schedule, {})
+    assert config.extensions == [] and config.replay_of == "/runs/source" and config.evolution.generations == 3
+
+
 def test_a_replay_is_not_resumed_nor_replaced_without_overwrite(runs, tmp_path):
     replay = ["replay", str(runs / "epbt_seed2"), "--run-dir", str(tmp_path / "replay")]
     assert CliRunner().invoke(main, replay).exit_code == 0
