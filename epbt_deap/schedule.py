@@ -53,7 +53,7 @@ class FoundWith:
     model: str
     num_classes: int | None  # None: a run of an older version on data no longer where it was
     best_uid: str
-    fitness: float
+    fitness: float | None  # None: a run without a validation set
     test_accuracy: float | None
 
 
@@ -111,12 +111,17 @@ def loaded_classes(run_dir: str | Path, config: Config) -> int | None:
     return counts[-1] if counts else config.data.num_classes()
 
 
+def recipe_keys(loss: LossSetting, sgd: SgdSetting) -> dict[str, Any]:
+    """The config's ``train`` keys that a schedule's recipe fixes, by their config names."""
+    return dict(loss=loss.name, taylorglo_scale=loss.taylorglo_scale, label_smoothing=loss.label_smoothing,
+                gce_q=loss.gce_q, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay,
+                lr_milestones=tuple(sgd.lr_milestones), lr_gamma=sgd.lr_gamma, batch_size=sgd.batch_size)
+
+
 def check_recipe(loss: LossSetting, sgd: SgdSetting) -> None:
     """A one-line ScheduleError for a loss or SGD setting that a run's config would refuse."""
     try:
-        TrainConfig(loss=loss.name, taylorglo_scale=loss.taylorglo_scale, label_smoothing=loss.label_smoothing,
-                    gce_q=loss.gce_q, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay,
-                    lr_milestones=list(sgd.lr_milestones), lr_gamma=sgd.lr_gamma, batch_size=sgd.batch_size)
+        TrainConfig(**recipe_keys(loss, sgd))
     except ValidationError as error:
         raise ScheduleError(f"loss schedule: {describe_error(error)}") from None
 
@@ -221,12 +226,10 @@ class LossSchedule:
         return make_loss(self.settings_at(epoch), self.step_at(epoch).genes, torch.device(device))
 
     def settings_at(self, epoch: int) -> TrainSettings:
-        """The training settings of ``epoch``: the schedule's recipe with the step's genes applied, as training does."""
-        sgd, loss = self.sgd, self.loss
-        recipe = TrainSettings(self.found_with.model, batch_size=sgd.batch_size, lr=sgd.lr, momentum=sgd.momentum,
-                               weight_decay=sgd.weight_decay, lr_milestones=sgd.lr_milestones, lr_gamma=sgd.lr_gamma,
-                               loss=loss.name, label_smoothing=loss.label_smoothing, gce_q=loss.gce_q,
-                               taylorglo_scale=loss.taylorglo_scale)
+        """The loss and SGD settings of ``epoch``: the schedule's recipe with the step's genes applied, as
+        training applies them. The rest (model arguments, precision, ...) is not the schedule's and keeps
+        its defaults."""
+        recipe = TrainSettings(self.found_with.model, **recipe_keys(self.loss, self.sgd))
         return recipe.with_genes(self.step_at(epoch).genes)
 
     def unlearnable_steps(self, num_classes: int) -> list[ScheduleStep]:
