@@ -1,7 +1,6 @@
 """What a run ran on: one entry per start, resume or replay, appended to ``provenance.json``."""
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ import epbt_deap
 from epbt_deap.errors import RunDirError, write_errors_named
 from epbt_deap.execution.protocol import Pool
 from epbt_deap.rundir.checkpoints import write_atomically
-from epbt_deap.rundir.layout import RunLayout
+from epbt_deap.rundir.layout import RunLayout, utc_now
 from epbt_deap.rundir.logs import read_provenance
 
 logger = logging.getLogger("epbt_deap")
@@ -48,7 +47,7 @@ def provenance(command: str, pool: Pool, backend: str, data: str, num_classes: i
     data it loaded: ``data`` describes the splits in one line."""
     return {
         "command": command,
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": utc_now(),
         "argv": sys.argv,
         "epbt_deap": epbt_deap.__version__,
         **source_version(),
