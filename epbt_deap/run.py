@@ -35,7 +35,7 @@ from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.extension import extended
 from epbt_deap.rundir.layout import LOCK_FILE, RunLayout
 from epbt_deap.rundir.lock import lock_run_dir, refuse_if_locked
-from epbt_deap.rundir.logs import read_run_config
+from epbt_deap.rundir.logs import read_json, read_run_config
 from epbt_deap.rundir.provenance import provenance, record_provenance
 from epbt_deap.rundir.recorder import RunState, load_state, recording, rewind_logs
 
@@ -252,7 +252,7 @@ def check_label_noise(layout: RunLayout, config: Config, splits: ImageSplits) ->
     noise = config.label_noise()
     if noise is None or not layout.label_noise.exists():
         return
-    if json.loads(layout.label_noise.read_text()) != json.loads(json.dumps(flips_record(splits, noise))):
+    if read_json(layout.label_noise) != json.loads(json.dumps(flips_record(splits, noise))):
         raise RunDirError(f"the labels flipped now differ from those {layout.label_noise} recorded: "
                           "the data changed since the run started, so it cannot be resumed")
 

@@ -89,6 +89,9 @@ def test_a_noisy_run_records_its_flips_and_memorisation_and_resumes_only_with_th
     (run_dir / "label_noise.json").write_text(json.dumps(record))
     with pytest.raises(RunDirError, match="labels flipped now differ"):
         resume(run_dir, generations=4, lr_milestones=[2])
+    (run_dir / "label_noise.json").write_text('{"seed": 3, "tr')  # cut short
+    with pytest.raises(RunDirError, match=r"label_noise.json: unreadable \(Unterminated string"):
+        resume(run_dir, generations=4, lr_milestones=[2])
 
 
 def test_every_evaluation_records_nll_ece_and_training_accuracy(tmp_path):

@@ -163,14 +163,19 @@ def read_run_logs(run_dir: str | Path, live: bool = False) -> RunLogs:
     return RunLogs(run_dir, read_config_mapping(layout.config), logbook, lineage)
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file of the run directory, or a one-line RunDirError where it is damaged."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise RunDirError(f"{path}: unreadable ({error})") from error
+
+
 def read_provenance(layout: RunLayout) -> list[dict[str, Any]]:
     """The entries of ``provenance.json``, one per start, resume or replay, oldest first ([] when absent)."""
     if not layout.provenance.exists():
         return []
-    try:
-        entries = json.loads(read_text(layout.provenance))
-    except json.JSONDecodeError as error:
-        raise RunDirError(f"{layout.provenance}: unreadable ({error})") from error
+    entries = read_json(layout.provenance)
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise RunDirError(f"{layout.provenance}: expected a list of entries")
     return entries
