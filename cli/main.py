@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -46,7 +46,7 @@ def key_help(option: str) -> str:
     return f"{describe(key)} [{key}, default {default_of(key)}]"
 
 
-def fail(message: str, code: int = USER_ERROR_EXIT) -> None:
+def fail(message: str, code: int = USER_ERROR_EXIT) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 

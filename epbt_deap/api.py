@@ -13,13 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from epbt_deap.config import Config, build_config, load_config
 from epbt_deap.errors import RunDirError
 from epbt_deap.progress import GenerationProgress
 from epbt_deap.rundir.layout import RunLayout
 from epbt_deap.rundir.logs import best_ancestry, read_run_logs
+
+if TYPE_CHECKING:  # torch: imported with the schedule, not with the API
+    from epbt_deap.schedule import LossSchedule
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class Run:
         return self.best.get("test_accuracy")
 
     @property
-    def schedule(self) -> Any:
+    def schedule(self) -> LossSchedule:
         """The best lineage's :class:`~epbt_deap.schedule.LossSchedule` (loss and genes, epoch by epoch)."""
         from epbt_deap.schedule import LossSchedule
 
