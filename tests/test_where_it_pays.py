@@ -98,7 +98,8 @@ def test_the_tables_resolve_tuning_early_stopping_and_the_bar(tmp_path):
     rows = {row["method"]: row for row in csv.DictReader((tmp_path / "out" / "noisy.csv").open())}
     assert float(rows["b1"]["test"]) == pytest.approx(56.0)  # the final 0.55 and 0.57 of lr 0.1
     assert float(rows["b1_es"]["test"]) == pytest.approx(61.0)  # its best validation epoch
-    assert float(rows["b1"]["model_epochs"]) == 180 and float(rows["epbt"]["with_tuning"]) == 660
+    assert float(rows["b1"]["model_epochs"]) == 60 and float(rows["b1"]["with_tuning"]) == 180  # its model; its lr tuning
+    assert float(rows["b1_es"]["model_epochs"]) == 0 and float(rows["epbt"]["with_tuning"]) == 660
     assert float(rows["epbt"]["test_nll"]) == pytest.approx(1.1)  # every measure: mean and sample std over seeds
     assert float(rows["epbt"]["test_nll_std"]) == pytest.approx(0.2 / 2 ** 0.5, abs=1e-4)
     assert float(rows["epbt"]["test_ece_std"]) == 0 and rows["epbt"]["memorised_std"] == ""

@@ -5,7 +5,9 @@
 Records made at another commit than the pinned one (``PINNED``), or from a dirty tree,
 are refused. Per setting: each method's final test accuracy (mean ± sample std over
 seeds), NLL, ECE, training accuracy and memorisation; EPBT against each control, on the seeds both have, by the
-declared bar; the epochs EPBT's mean curve needs to pass each control; compute; and what the
+declared bar; the epochs EPBT's mean curve needs to pass each control; compute (``model_epochs``: the
+reported model's own training; ``with_tuning``: every run behind it, the tuning runs that chose its lr and
+ε included, and for ``replay`` the EPBT run it replays) and wall time; and what the
 declared early-stop rule says on the screening seed (the first declared, so the lowest, seed). The figure
 draws each method's reported curve (b1 and ce_ls: the tuned run) as a mean over seeds.
 """
@@ -51,11 +53,13 @@ def load_records(records: Path, setting: str, pinned: str) -> list[dict[str, Any
 
 
 class Outcome(NamedTuple):
-    """One method on one seed: the reported curve row, the runs it took, and the curve it is reported from."""
+    """One method on one seed: the reported curve row, the runs it took, the curve it is reported from,
+    and the runs that trained the reported model (for a tuned method, the chosen one; none for b1_es)."""
 
     row: dict[str, Any]
     runs: list[dict[str, Any]]
     curve: list[dict[str, Any]]
+    model: list[dict[str, Any]]
 
 
 def outcomes(runs: dict[str, dict[str, Any]]) -> dict[str, Outcome]:
@@ -69,13 +73,13 @@ def outcomes(runs: dict[str, dict[str, Any]]) -> dict[str, Outcome]:
         tried = [runs[name] for name in candidates if name in runs]
         if len(tried) == len(candidates):
             chosen = max(tried, key=final_validation)
-            result[method] = Outcome(chosen["curve"][-1], tried, chosen["curve"])
+            result[method] = Outcome(chosen["curve"][-1], tried, chosen["curve"], [chosen])
     if "b1" in result:
         curve = result["b1"].curve
-        result["b1_es"] = Outcome(max(curve, key=lambda row: row["val"]), [], curve)
+        result["b1_es"] = Outcome(max(curve, key=lambda row: row["val"]), [], curve, [])
     for method in ("gce", "bestof8", "pbt_ce", "epbt", "replay"):
         if method in runs:
-            result[method] = Outcome(runs[method]["curve"][-1], [runs[method]], runs[method]["curve"])
+            result[method] = Outcome(runs[method]["curve"][-1], [runs[method]], runs[method]["curve"], [runs[method]])
     return result
 
 
@@ -109,7 +113,7 @@ def setting_table(seeds: dict[int, dict[str, Outcome]]) -> list[dict[str, Any]]:
             mean, std = mean_std([by_method[method].row.get(measure) for by_method in present])
             factor = 100.0 if measure in PERCENT else 1.0
             row[measure], row[f"{measure}_std"] = scaled(mean, factor), scaled(std, factor)
-        row["model_epochs"] = float(np.mean([sum(run["model_epochs"] for run in by_method[method].runs)
+        row["model_epochs"] = float(np.mean([sum(run["model_epochs"] for run in by_method[method].model)
                                              for by_method in present]))
         row["with_tuning"] = float(np.mean([compute(method, by_method, "model_epochs") for by_method in present]))
         row["wall_minutes"] = float(np.mean([compute(method, by_method, "wall_seconds") for by_method in present])) / 60
