@@ -102,15 +102,15 @@ class DataConfig(Section):
         return dataset
 
     def num_classes(self) -> int | None:
-        """The dataset's number of classes, known before its images load; None for a missing image folder,
-        arrays and a loader of your own (known once they load)."""
+        """The dataset's number of classes, known before its images load; None for a missing image folder
+        or one of fewer than 2 class folders (loading it says what is wrong), arrays and a loader of your own
+        (known once they load)."""
         spec = DATASET_SPECS.get(self.dataset)
         if spec is None or spec.num_classes is not None or self.dataset != "imagefolder":
             return None if spec is None else spec.num_classes
         train = Path(self.dir or ".").expanduser() / "train"
-        if not train.is_dir():
-            return None
-        return len(class_folders(train))
+        count = len(class_folders(train)) if train.is_dir() else 0
+        return count if count >= 2 else None
 
 
 class TrainConfig(Section):

@@ -98,6 +98,11 @@ def one_line(reason: str | BaseException) -> str:
     return " ".join(text.split())
 
 
+def message_of(error: BaseException) -> str:
+    """An exception's message on one line, without its type (the type's name where it has no message)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 @contextlib.contextmanager
 def write_errors_named(path: object) -> Iterator[None]:
     """Turn an OS error raised while writing ``path`` into a one-line RunWriteError naming it."""

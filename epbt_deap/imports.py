@@ -7,7 +7,7 @@ import platform
 import sys
 from typing import Any
 
-from epbt_deap.errors import EpbtError
+from epbt_deap.errors import EpbtError, one_line
 
 
 def import_callable(path: str, kind: str, role: str, error: type[EpbtError]) -> Any:
@@ -28,7 +28,7 @@ def import_callable(path: str, kind: str, role: str, error: type[EpbtError]) -> 
         missing = isinstance(failure, ModuleNotFoundError) and failure.name == module_name.split(".")[0]
         hint = "; run from the folder that holds it, or put that folder on PYTHONPATH" if missing else ""
         raise error(f"{kind} {path!r}: cannot import module {module_name!r} on {platform.node()} "
-                    f"({type(failure).__name__}: {' '.join(str(failure).split())}){hint}") from None
+                    f"({one_line(failure)}){hint}") from None
     found: Any = module
     for part in attribute.split("."):  # module:Class.factory, as entry points allow
         found = getattr(found, part, None)

@@ -2,6 +2,7 @@ import signal
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from cli.main import execute, main
 from epbt_deap.config import load_config
@@ -77,6 +78,15 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, evolve, args, message):
     assert message in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_an_image_folder_of_one_class_is_one_line(tmp_path, evolve):
+    for split in ("train", "test"):
+        (tmp_path / "one" / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "one" / split / "cat" / "0.png")
+    result = evolve("--dataset", "imagefolder", "--data-dir", str(tmp_path / "one"))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "1 class; classification needs at least 2" in result.output and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("command", ["resume", "replay"])

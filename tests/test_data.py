@@ -290,6 +290,9 @@ def test_imagefolder_grey_stays_grey_and_mixed_becomes_rgb(tmp_path: Path) -> No
     (lambda root: write_image(root / "train" / "apple" / "big.png", (1, 2, 3), size=9), "big.png"),
     (lambda root: (root / "train" / "mango" / "bad.jpg").write_bytes(b"not an image"), "bad.jpg"),
     (lambda root: (root / "train" / "empty").mkdir() or (root / "test" / "empty").mkdir(), "empty"),
+    (lambda root: (root / "train" / "mango" / "zz.png").write_bytes(b""), "'[^']*zz.png' is an empty file"),
+    (lambda root: [shutil.rmtree(root / split / name) for split in ("train", "test") for name in ("apple", "zebra")],
+     "1 class; classification needs at least 2"),
 ])
 def test_malformed_imagefolder(tmp_path: Path, break_folder, culprit: str) -> None:
     root = write_folder(tmp_path, per_class=2)
@@ -297,6 +300,21 @@ def test_malformed_imagefolder(tmp_path: Path, break_folder, culprit: str) -> No
     with pytest.raises(DataError, match=culprit) as error:
         load_splits("imagefolder", root)
     assert "\n" not in str(error.value)
+
+
+def test_16_bit_images_scale_to_8_bits_and_animated_ones_give_their_first_frame(tmp_path: Path) -> None:
+    import numpy as np
+
+    root = write_folder(tmp_path, (".png",), per_class=2)
+    for split in ("train", "test"):  # 16-bit grey: 65535 is 255, 257 * 100 is 100
+        Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(root / split / "apple" / "deep.png")
+        Image.fromarray(np.full((8, 8), 25700, dtype=np.uint16)).save(root / split / "mango" / "deep.png")
+        frames = [Image.new("RGB", (8, 8), colour) for colour in ((10, 10, 250), (250, 250, 250))]
+        frames[0].save(root / split / "zebra" / "moving.gif", save_all=True, append_images=frames[1:])
+    splits = load_splits("imagefolder", root, val_size=0)
+    assert splits.train_images.dtype == torch.uint8 and splits.train_images.shape[1:] == (3, 8, 8)
+    pixels = {tuple(image[:, 0, 0].tolist()) for image in splits.test_images}
+    assert {(255, 255, 255), (100, 100, 100), (10, 10, 250)} <= pixels and (250, 250, 250) not in pixels
 
 
 def test_normalize_gives_zero_mean_unit_std() -> None:

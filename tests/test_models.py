@@ -79,6 +79,15 @@ def test_model_args_a_model_cannot_build_with_are_one_line() -> None:
         build_model("mlp", num_classes=3, in_channels=13, model_args={"hidden": [-5]})
 
 
+def test_a_type_error_inside_a_factory_is_not_blamed_on_how_it_is_called() -> None:
+    with pytest.raises(UnknownModelError, match=r"^model 'mlp' fails to build with model_args \{'hidden': 5\}: "
+                                                r"TypeError: "):
+        build_model("mlp", num_classes=3, in_channels=13, model_args={"hidden": 5})
+    with pytest.raises(UnknownModelError, match=r"must be callable as factory\(num_classes, in_channels, \*\*model_args\): "
+                                                r"got an unexpected keyword argument 'width'"):
+        build_model("mlp", num_classes=3, in_channels=13, model_args={"width": 5})
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_he_initialisation(name: str) -> None:
     """Convs: He normal for fan_out; linears: He for fan_in, zero bias (PyTorch's defaults are smaller, bias not 0)."""

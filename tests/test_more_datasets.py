@@ -83,6 +83,13 @@ def test_a_corrupt_idx_file_is_one_line(tmp_path):
         load_splits("mnist", tmp_path)
 
 
+def test_a_label_outside_the_datasets_classes_is_one_line(tmp_path):
+    write_idx_dataset(tmp_path, "MNIST", train=20, test=10, compress=False)
+    (tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.full(20, 200)))
+    with pytest.raises(DataError, match=r"^mnist: labels must lie in 0..9 \(10 classes\), got 0..200$"):  # test labels 0..9
+        load_splits("mnist", tmp_path)
+
+
 def tiny_run(dataset, data_dir, run_dir, **data):
     config = tiny({"data.dataset": dataset, "data.dir": str(data_dir), "data.download": False,
                    **{f"data.{key}": value for key, value in data.items()},

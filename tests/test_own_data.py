@@ -113,7 +113,7 @@ def test_a_loaders_images_in_any_layout_become_the_split(user_folder):
 
 
 @pytest.mark.parametrize("loader, message", [
-    ("mydata:labels_out_of_range", "labels must lie in 0..1 (2 classes, at least 2), got 0..9"),
+    ("mydata:labels_out_of_range", "labels must lie in 0..1 (2 classes), got 0..9"),
     ("mydata:float_images", "x_train must be uint8 images"),
     ("mydata:three_parts", "the loader must return (x_train, y_train, x_test, y_test[, classes])"),
     ("mydata:named_labels", "y_train is not an array of numbers"),
@@ -185,6 +185,20 @@ def interrupted_in_generation_2(context, task):
     if task.start_epoch == 2:
         raise KeyboardInterrupt
     return evaluate(context, task)
+
+
+def test_arrays_that_cannot_be_data_are_one_line(tmp_path):
+    x, y = np.zeros((10, 3), dtype=np.float32), np.arange(10) % 2
+    np.save(tmp_path / "one.npy", x)
+    np.savez(tmp_path / "scalar_names.npz", x_train=x, y_train=y, x_test=x, y_test=y, classes=np.array("ab"))
+    x[3, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", x_train=x, y_train=y, x_test=x[:2], y_test=y[:2])
+    for file, message in (("one.npy", "holds one array; the arrays dataset needs an .npz file"),
+                          ("scalar_names.npz", "the class names must be a list of strings"),
+                          ("nan.npz", "arrays: x_train holds nan or infinite values")):
+        with pytest.raises(DataError, match=message) as error:
+            load_splits("arrays", tmp_path / file)
+        assert "\n" not in str(error.value)
 
 
 def test_a_run_on_arrays_resumes_to_the_uninterrupted_run(tmp_path):

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from epbt_deap.data.sources import DEFAULT_DATA_DIR, require_files, specified
-from epbt_deap.data.splits import DataError, Source, one_line
+from epbt_deap.data.splits import DataError, Source
+from epbt_deap.errors import message_of
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IDX_UBYTE = 0x08  # the idx type code of unsigned bytes
@@ -31,7 +32,7 @@ def read_idx(path: Path) -> np.ndarray:
             raise ValueError(f"not an idx file of unsigned bytes (magic {raw[:4].hex()}, {len(raw)} bytes)")
         return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
     except (OSError, ValueError, IndexError, EOFError, gzip.BadGzipFile) as error:
-        raise DataError(f"cannot read '{existing}': {one_line(error)}") from error
+        raise DataError(f"cannot read '{existing}': {message_of(error)}") from error
 
 
 def load_idx_dataset(name: str, folder: str, mirrors: list[str], data_dir: Path | None, download: bool) -> Source:

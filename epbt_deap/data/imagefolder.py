@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from epbt_deap.catalog import class_folders
-from epbt_deap.data.splits import DataError, Source, one_line
+from epbt_deap.data.splits import DataError, Source, check_source, default_val_size
+from epbt_deap.errors import message_of
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
@@ -33,9 +34,10 @@ def load_imagefolder(data_dir: Path | None, download: bool, split_seed: int) -> 
                         f"only in test: {sorted(set(test_classes) - set(classes))}")
     decoder = ImageDecoder()
     height, width = decoder.decode(train_files[:1]).shape[2:]
-    return Source(ImageFiles(train_files, decoder), torch.tensor(train_labels), ImageFiles(test_files, decoder),
-                  torch.tensor(test_labels), len(classes), val_size=max(1, min(5000, round(0.1 * len(train_files)))),
-                  augment=min(height, width) >= 32)
+    return check_source(Source(ImageFiles(train_files, decoder), torch.tensor(train_labels),
+                               ImageFiles(test_files, decoder), torch.tensor(test_labels), len(classes),
+                               val_size=default_val_size(len(train_files)), augment=min(height, width) >= 32),
+                        f"'{data_dir}'")
 
 
 class ImageDecoder:
@@ -123,13 +125,17 @@ def _decode_chunk(paths: list[Path]) -> list[torch.Tensor]:
 def _read(path: Path) -> torch.Tensor:
     """A file's bytes as a uint8 tensor."""
     try:
-        return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        data = path.read_bytes()
     except OSError as error:
-        raise DataError(f"cannot read image '{path}': {one_line(error)}") from error
+        raise DataError(f"cannot read image '{path}': {message_of(error)}") from error
+    if not data:
+        raise DataError(f"image '{path}' is an empty file")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
-    """One encoded image as a uint8 (1, H, W) grey or (3, H, W) RGB tensor; PIL for formats torchvision lacks."""
+    """One encoded image as a uint8 (1, H, W) grey or (3, H, W) RGB tensor; PIL for formats torchvision lacks.
+    An animated image gives its first frame; 16-bit images are scaled to 8 bits."""
     from torchvision.io import ImageReadMode, decode_image
 
     try:
@@ -137,11 +143,18 @@ def _decode(path: Path, blob: torch.Tensor) -> torch.Tensor:
             image = decode_image(blob, mode=ImageReadMode.UNCHANGED)
         except RuntimeError:
             return _decode_with_pil(path)
-        if image.shape[0] not in (1, 3):  # grey + alpha, RGBA or CMYK
-            image = decode_image(blob, mode=ImageReadMode.GRAY if image.shape[0] == 2 else ImageReadMode.RGB)
-        return image
+        if image.shape[-3] not in (1, 3):  # grey + alpha, RGBA or CMYK
+            image = decode_image(blob, mode=ImageReadMode.GRAY if image.shape[-3] == 2 else ImageReadMode.RGB)
+        return _as_uint8(image[0] if image.dim() == 4 else image)
     except (OSError, RuntimeError, ValueError) as error:
-        raise DataError(f"cannot read image '{path}': {one_line(error)}") from error
+        raise DataError(f"cannot read image '{path}': {message_of(error)}") from error
+
+
+def _as_uint8(image: torch.Tensor) -> torch.Tensor:
+    """An image of any unsigned integer depth (a 16-bit PNG decodes as uint16) on the 0..255 scale."""
+    if image.dtype == torch.uint8:
+        return image
+    return (image.double() * (255 / torch.iinfo(image.dtype).max)).round().to(torch.uint8)
 
 
 def _decode_with_pil(path: Path) -> torch.Tensor:

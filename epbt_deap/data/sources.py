@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from epbt_deap.catalog import DATASET_SPECS
-from epbt_deap.data.splits import DataError, Source, one_line
+from epbt_deap.data.splits import DataError, Source, check_source
+from epbt_deap.errors import message_of
 
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "epbt-deap" / "data"
 
@@ -21,7 +22,8 @@ def specified(name: str, train_images: torch.Tensor, train_labels: torch.Tensor,
               test_labels: torch.Tensor) -> Source:
     """The images and labels of dataset ``name`` with its spec row's classes, validation size and augmentation."""
     spec = DATASET_SPECS[name]
-    return Source(train_images, train_labels, test_images, test_labels, spec.num_classes, spec.val_size, spec.augment)
+    return check_source(Source(train_images, train_labels, test_images, test_labels, spec.num_classes, spec.val_size,
+                               spec.augment), name)
 
 
 def load_digits(data_dir: Path | None, download: bool, split_seed: int) -> Source:
@@ -75,7 +77,7 @@ def read_cifar_batches(root: Path, names: list[str], label_key: bytes = b"labels
             data.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels += batch[label_key]
         except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
-            raise DataError(f"cannot read {dataset} batch '{root / name}': {one_line(error)}") from error
+            raise DataError(f"cannot read {dataset} batch '{root / name}': {message_of(error)}") from error
     return torch.from_numpy(np.concatenate(data)), torch.tensor(labels)
 
 
@@ -129,7 +131,7 @@ def read_svhn(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
             mat = loadmat(path, variable_names=("X", "y"))
             x, y = mat["X"], mat["y"]
         except (OSError, ValueError, KeyError, NotImplementedError, MatReadError) as error:
-            raise DataError(f"cannot read SVHN file '{path}': {one_line(error)}") from error
+            raise DataError(f"cannot read SVHN file '{path}': {message_of(error)}") from error
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
             raise DataError(f"'{path}' is not an SVHN file: X must be uint8 (32, 32, 3, N) with N labels in y, "
                             f"got {x.dtype} {x.shape} and {y.size} labels")
@@ -150,5 +152,5 @@ def require_files(root: Path, files: list[str], fetch: Callable[[list[str]], Non
             fetch(missing)
             return
         except (RuntimeError, OSError) as error:
-            reason = f"download failed ({one_line(error)})"
+            reason = f"download failed ({message_of(error)})"
     raise DataError(f"{dataset} not found in '{root}' (no {missing[0]}) and {reason}: {hint}")

@@ -66,6 +66,29 @@ class Source(NamedTuple):
     augment: bool
 
 
+def default_val_size(train_size: int) -> int:
+    """A tenth of the training samples for validation, at least 1 and at most 5,000."""
+    return max(1, min(5000, round(0.1 * train_size)))
+
+
+def check_source(source: Source, name: str) -> Source:
+    """``source``, checked: at least 2 classes, every label in 0..n-1, and training and test samples of
+    one shape and dtype (images decoded from files are checked as they decode); a DataError else."""
+    count = source.num_classes
+    if count < 2:
+        raise DataError(f"{name}: {count} class{'' if count == 1 else 'es'}; classification needs at least 2")
+    labels = torch.cat([source.train_labels, source.test_labels])
+    if len(labels) and (labels.min() < 0 or labels.max() >= count):
+        raise DataError(f"{name}: labels must lie in 0..{count - 1} ({count} classes), "
+                        f"got {int(labels.min())}..{int(labels.max())}")
+    train, test = source.train_images, source.test_images
+    if isinstance(train, torch.Tensor) and isinstance(test, torch.Tensor) and (
+            train.shape[1:] != test.shape[1:] or train.dtype != test.dtype):
+        raise DataError(f"{name}: training and test samples differ: {train.dtype} {list(train.shape[1:])} "
+                        f"against {test.dtype} {list(test.shape[1:])} each")
+    return source
+
+
 def split(source: Source, name: str, val_size: int | None, train_subset: int | None,
           augment: bool | None, split_seed: int, test_subset: int | None = None) -> ImageSplits:
     """Hold out a seeded validation split, optionally subsample the rest (and the test set),
@@ -122,8 +145,3 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     std = (counts @ values**2 - mean**2).clamp_min(0).sqrt()
     std = torch.where(std > 0, std, torch.ones_like(std))
     return tuple(mean.tolist()), tuple(std.tolist())
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's message collapsed onto one line."""
-    return " ".join(str(error).split()) or type(error).__name__

@@ -3,7 +3,7 @@
 
 A loader returns ``(x_train, y_train, x_test, y_test)`` or ``(..., class_names)``, or a mapping
 with those keys (``classes`` for the names). Images are uint8, N x C x H x W, N x H x W x C or
-grey N x H x W; features are floats, N x D, standardised with the training split's statistics.
+grey N x H x W; features are finite floats, N x D, standardised with the training split's statistics.
 Labels are integers in 0..n-1, n at most the number of training samples; both splits hold samples and
 share a class. Every mistake is one line, before any training; test classes that training never shows
 are a warning.
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from epbt_deap.data.splits import DataError, Source, one_line
+from epbt_deap.data.splits import DataError, Source, check_source, default_val_size
+from epbt_deap.errors import message_of, one_line
 from epbt_deap.imports import import_callable
 
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -35,7 +36,7 @@ def tensor_of(values: Any, name: str, part: str) -> torch.Tensor:
     try:
         return torch.as_tensor(np.asarray(values))
     except (TypeError, ValueError) as error:
-        raise DataError(f"{name}: {part} is not an array of numbers ({one_line(error)})") from None
+        raise DataError(f"{name}: {part} is not an array of numbers ({message_of(error)})") from None
 
 
 def as_inputs(values: Any, name: str, part: str) -> torch.Tensor:
@@ -50,6 +51,8 @@ def as_inputs(values: Any, name: str, part: str) -> torch.Tensor:
         if shape[3] in (1, 3):
             return tensor.permute(0, 3, 1, 2).contiguous()
     if tensor.is_floating_point() and tensor.dim() == 2:
+        if not torch.isfinite(tensor).all():
+            raise DataError(f"{name}: {part} holds nan or infinite values")
         return tensor.to(torch.float32).view(*shape, 1, 1)
     raise DataError(f"{name}: {part} must be uint8 images (N x C x H x W, N x H x W x C or N x H x W, 1 or 3 "
                     f"channels) or float features (N x D), got {tensor.dtype} {list(shape)}")
@@ -112,20 +115,15 @@ def source_of(parts: Sequence[Any], classes: Any, name: str) -> Source:
         if not len(inputs):
             raise DataError(f"{name}: {part} holds no samples; a run trains on x_train and reports its accuracy "
                             f"on x_test, so each needs at least one")
-    if train_inputs.shape[1:] != test_inputs.shape[1:] or train_inputs.dtype != test_inputs.dtype:
-        raise DataError(f"{name}: x_train and x_test differ: {train_inputs.dtype} {list(train_inputs.shape[1:])} "
-                        f"against {test_inputs.dtype} {list(test_inputs.shape[1:])} per sample")
     train_labels = as_labels(y_train, len(train_inputs), name, "y_train")
     test_labels = as_labels(y_test, len(test_inputs), name, "y_test")
-    labels = torch.cat([train_labels, test_labels])
-    num_classes = len(class_names(classes, name)) if classes is not None else int(labels.max()) + 1
-    if labels.min() < 0 or labels.max() >= num_classes or num_classes < 2:
-        raise DataError(f"{name}: labels must lie in 0..{num_classes - 1} ({num_classes} classes, at least 2), "
-                        f"got {int(labels.min())}..{int(labels.max())}")
+    num_classes = (len(class_names(classes, name)) if classes is not None
+                   else int(torch.cat([train_labels, test_labels]).max()) + 1)
+    source = check_source(Source(train_inputs, train_labels, test_inputs, test_labels, num_classes,
+                                 default_val_size(len(train_labels)), augment=False), name)
     check_class_count(num_classes, classes is not None, len(train_labels), name)
     check_shared_classes(train_labels, test_labels, name)
-    val_size = max(1, min(5000, round(0.1 * len(train_labels))))
-    return Source(train_inputs, train_labels, test_inputs, test_labels, num_classes, val_size, augment=False)
+    return source
 
 
 def load_by_import_path(path: str, data_dir: Path | None, download: bool, split_seed: int) -> Source:
@@ -135,7 +133,7 @@ def load_by_import_path(path: str, data_dir: Path | None, download: bool, split_
     except DataError:
         raise
     except Exception as error:  # the user's loader failed: theirs to fix, in one line
-        raise DataError(f"dataset {path!r}: the loader failed ({type(error).__name__}: {one_line(error)})") from None
+        raise DataError(f"dataset {path!r}: the loader failed ({one_line(error)})") from None
     if isinstance(returned, Mapping):
         missing = [key for key in ARRAY_KEYS if key not in returned]
         if missing:
@@ -153,12 +151,16 @@ def load_arrays(data_dir: Path | None, download: bool, split_seed: int) -> Sourc
         raise DataError(f"the arrays dataset needs data.dir to be an .npz file holding {', '.join(ARRAY_KEYS)}"
                         f"{f'; {data_dir} is not a file' if data_dir is not None else ''}")
     try:
-        with np.load(data_dir, allow_pickle=False) as arrays:
+        loaded = np.load(data_dir, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"'{data_dir}' holds one array; the arrays dataset needs an .npz file holding "
+                            f"{', '.join(ARRAY_KEYS)} (numpy.savez)")
+        with loaded as arrays:
             missing = [key for key in ARRAY_KEYS if key not in arrays]
             if missing:
                 raise DataError(f"'{data_dir}' lacks {', '.join(missing)}")
             parts = [arrays[key] for key in ARRAY_KEYS]
-            classes = [str(name) for name in arrays["classes"]] if "classes" in arrays else None
+            classes = arrays["classes"] if "classes" in arrays else None
     except (OSError, ValueError) as error:
-        raise DataError(f"cannot read '{data_dir}' as .npz arrays: {one_line(error)}") from None
+        raise DataError(f"cannot read '{data_dir}' as .npz arrays: {message_of(error)}") from None
     return source_of(parts, classes, "arrays")

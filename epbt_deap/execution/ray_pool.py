@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from epbt_deap.errors import EpbtError, WorkerError, raised_by_worker
+from epbt_deap.errors import EpbtError, WorkerError, message_of, raised_by_worker
 from epbt_deap.execution.pool import DeviceError, use_device
 from epbt_deap.execution.protocol import Pool
 
@@ -75,7 +75,7 @@ def check_ray_backend(device: str, address: str | None) -> None:
 
         head = canonicalize_bootstrap_address(address)  # "auto": the cluster `ray start` left
     except (ConnectionError, ValueError) as error:
-        raise RayBackendError(f"no Ray cluster at {address!r}: {' '.join(str(error).split())}") from None
+        raise RayBackendError(f"no Ray cluster at {address!r}: {message_of(error)}") from None
     host, _, port = head.rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()

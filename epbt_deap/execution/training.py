@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from epbt_deap.config import LOSSES, PRECISIONS, TRAINABLE_GENES, TrainConfig
 from epbt_deap.data import CropFlip, ImageSplits, normalize
+from epbt_deap.errors import one_line
 from epbt_deap.execution.losses import generalized_cross_entropy
 from epbt_deap.execution.measures import accuracy, expected_calibration_error, memorisation, negative_log_likelihood
 from epbt_deap.execution.protocol import EvalResult, EvalTask
@@ -264,7 +265,7 @@ def check_model(settings: TrainSettings, splits: ImageSplits) -> torch.nn.Module
             logits = model(context.prepare(splits.train_images[:2].to("cpu")))
         except Exception as error:  # any failure of the user's network on the data is theirs to fix
             raise UnknownModelError(f"model {settings.model!r} fails on {splits.describe()}: "
-                                    f"{type(error).__name__}: {' '.join(str(error).split())}") from None
+                                    f"{one_line(error)}") from None
     expected = (min(2, len(splits.train_labels)), splits.num_classes)
     if not isinstance(logits, torch.Tensor):
         raise UnknownModelError(f"model {settings.model!r} returns {type(logits).__name__} for {expected[0]} "

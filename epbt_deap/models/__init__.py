@@ -7,13 +7,14 @@ to worker processes and Ray actors as a string; a name registered in a Python se
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import nn
 
 from epbt_deap.catalog import MODEL_NAMES
-from epbt_deap.errors import EpbtError
+from epbt_deap.errors import EpbtError, message_of, one_line
 from epbt_deap.imports import import_callable
 from epbt_deap.models.resnet import resnet8, resnet20, resnet32, resnet56
 from epbt_deap.models.small import digits_cnn, mlp
@@ -70,16 +71,32 @@ def model_builder(name: str) -> Factory:
     return factory
 
 
+def signature_mismatch(factory: Factory, *args: Any, **kwargs: Any) -> str | None:
+    """Why ``factory`` cannot take these arguments, or None (also where its signature cannot be read), so
+    that a TypeError raised inside a factory is not blamed on how it is called."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        return message_of(error)
+    return None
+
+
 def build_model(name: str, num_classes: int, in_channels: int, model_args: Mapping[str, Any] = {}) -> nn.Module:
     """Build ``name`` for the given classes and input channels, with ``model_args`` as keyword arguments."""
-    try:
-        model = model_builder(name)(num_classes, in_channels, **model_args)
-    except TypeError as error:
+    factory = model_builder(name)
+    mismatch = signature_mismatch(factory, num_classes, in_channels, **model_args)
+    if mismatch:
         raise UnknownModelError(f"model {name!r} must be callable as factory(num_classes, in_channels, "
-                                f"**model_args): {' '.join(str(error).split())}") from None
+                                f"**model_args): {mismatch}")
+    try:
+        model = factory(num_classes, in_channels, **model_args)
     except Exception as error:  # a factory of the user's, or model_args a built-in cannot take (hidden: [-5])
         raise UnknownModelError(f"model {name!r} fails to build with model_args {dict(model_args)}: "
-                                f"{type(error).__name__}: {' '.join(str(error).split())}") from None
+                                f"{one_line(error)}") from None
     if not isinstance(model, nn.Module):
         raise UnknownModelError(f"model {name!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model

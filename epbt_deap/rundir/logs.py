@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from epbt_deap.config import Config, build_config
-from epbt_deap.errors import RunDirError
+from epbt_deap.errors import RunDirError, message_of
 from epbt_deap.evolution.individual import best_rank
 from epbt_deap.rundir.layout import RunLayout
 
@@ -128,7 +128,7 @@ def read_config_mapping(path: Path) -> dict[str, Any]:
     try:
         config = yaml.safe_load(read_text(path))
     except yaml.YAMLError as error:
-        raise RunDirError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
+        raise RunDirError(f"{path}: not valid YAML ({message_of(error)})") from error
     if not isinstance(config, dict):
         raise RunDirError(f"{path}: expected a mapping of config keys")
     missing = [key for key in RUN_CONFIG_KEYS if key not in config]
