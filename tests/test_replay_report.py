@@ -1,4 +1,5 @@
 """`replay` follows the best lineage's schedule; `report` makes the tables and figures."""
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from cli.main import main
 from epbt_deap.config import Extension
 from epbt_deap.replay import replay_config
 from epbt_deap.run import run
+from epbt_deap.rundir.lock import lock_run_dir
 from epbt_deap.rundir.logs import best_ancestry
 from tests.helpers import read_jsonl, run_files, tiny
 
@@ -99,6 +101,9 @@ def test_report_refuses_a_run_named_twice_which_would_count_as_two_seeds(runs, t
     result = CliRunner().invoke(main, ["report", str(runs / "baseline_seed1"), str(same), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert result.output == f"error: {runs / 'baseline_seed1'} and {same} are the same run: name each run once\n"
+    for twice in (str(runs / "baseline_seed1"), f"{runs / 'baseline_seed1'}/"):  # spelt alike, to pathlib
+        result = CliRunner().invoke(main, ["report", str(runs / "baseline_seed1"), twice, "--out", str(tmp_path)])
+        assert result.exit_code == 2 and "are the same run: name each run once" in result.output, result.output
     assert not list(tmp_path.iterdir())
 
 
@@ -109,6 +114,23 @@ def test_report_refuses_a_run_that_stopped_before_its_end(runs, tmp_path):
     (stopped / "logbook.jsonl").write_text("".join(logbook[:2]))  # killed after generation 1 of 0 to 2
     result = CliRunner().invoke(main, ["report", str(runs / "epbt_seed2"), str(stopped), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and result.output == (f"error: {stopped} stopped after generation 1 of 0 to 2: "
+                                                       "resume it, or leave it out of the report\n")
+
+
+def test_report_of_a_run_in_progress_says_so_from_its_half_written_files(runs, tmp_path):
+    live = tmp_path / "live"
+    shutil.copytree(runs / "epbt_seed1", live)
+    logbook = (live / "logbook.jsonl").read_text().splitlines(keepends=True)
+    (live / "logbook.jsonl").write_text("".join(logbook[:2]) + logbook[2][:9])  # generation 2's row half-written
+    report = ["report", str(runs / "epbt_seed2"), str(live), "--out", str(tmp_path / "o")]
+    with lock_run_dir(live):
+        result = CliRunner().invoke(main, report)
+    assert result.exit_code == 2 and result.output.startswith(f"error: {live} is still running (pid {os.getpid()} ")
+    assert result.output.endswith("after generation 1 of 0 to 2: report it when it ends, or leave it out of the "
+                                  "report\n") and result.output.count("\n") == 1
+    (live / "logbook.jsonl").write_text("")  # generation 0 still training
+    result = CliRunner().invoke(main, report)
+    assert result.exit_code == 2 and result.output == (f"error: {live} stopped in generation 0 of 0 to 2: "
                                                        "resume it, or leave it out of the report\n")
 
 

@@ -11,7 +11,7 @@ from epbt_deap.report import ReportError
 from epbt_deap.report.runs import RunRecord, group_runs, load_run, mean_curve
 from epbt_deap.report.tables import epochs_to_exceed_table, final_accuracy_table, format_table
 from epbt_deap.report.writer import write_report
-from epbt_deap.rundir.logs import best_ancestry
+from epbt_deap.rundir.logs import best_ancestry, trained_ancestry
 
 # Test accuracy of the best individual, (epochs, best_test) per logbook row.
 EPBT_CURVES = {0: [(2, 0.50), (4, 0.70), (6, 0.90)], 1: [(2, 0.60), (4, 0.82), (6, 0.80)]}
@@ -180,7 +180,6 @@ def test_write_report_writes_tables_and_figures(run_dirs, tmp_path, caplog):
 @pytest.mark.parametrize("damage, message", [
     (lambda d: [f.unlink() for f in d.iterdir()], "not a run directory (no config.yaml)"),
     (lambda d: (d / "logbook.jsonl").unlink(), "not a run directory (no logbook.jsonl)"),
-    (lambda d: (d / "logbook.jsonl").write_text(""), "empty, the run finished no generation"),
     (lambda d: (d / "logbook.jsonl").write_text('{"epochs": 1}\n'), "logbook.jsonl:1: missing gen, best_test"),
     (lambda d: (d / "lineage.jsonl").write_text("{\n"), "lineage.jsonl:1: not valid JSON"),
     (lambda d: (d / "config.yaml").write_text("name: [\n"), "config.yaml: not valid YAML"),
@@ -194,6 +193,20 @@ def test_bad_run_directories_raise_one_line_errors(run_dirs, damage, message):
     with pytest.raises(RunDirError) as error:
         load_run(run_dirs[0])
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_run_without_logbook_rows_reads_as_one_in_generation_0(run_dirs):
+    (run_dirs[0] / "logbook.jsonl").write_text("")  # the run writes its first row as generation 0 ends
+    record = load_run(run_dirs[0])
+    assert (record.logbook, record.generation) == ([], -1)  # write_report refuses it: tests/test_replay_report.py
+
+
+def test_the_drawn_ancestry_leaves_out_failed_ancestors_as_the_schedule_does(run_dirs):
+    rows = [{**row, "status": "failed"} if row["uid"] == chain[1]["uid"] else row
+            for chain in [best_ancestry(load_run(run_dirs[0]).lineage)] for row in load_run(run_dirs[0]).lineage]
+    assert [row["uid"] for row in trained_ancestry(rows)] == [row["uid"] for row in best_ancestry(rows)
+                                                              if row["status"] == "ok"]
+    assert len(trained_ancestry(rows)) == len(best_ancestry(rows)) - 1
 
 
 def test_no_runs_or_missing_directory_are_errors(tmp_path):
@@ -216,6 +229,7 @@ def test_missing_matplotlib_is_a_report_error(run_dirs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ReportError, match=r"pip install epbt-deap\[plots\]"):
         write_report(run_dirs, tmp_path / "report")
+    assert not (tmp_path / "report").exists()  # said before any work: no tables left half-reported
 
 
 def test_table1_carries_the_mean_final_nll_ece_and_training_accuracy():

@@ -34,12 +34,17 @@ def _theta(row: dict[str, Any]) -> list[float] | None:
     return [genes[name] for name in PARAMETER_NAMES] if all(name in genes for name in PARAMETER_NAMES) else None
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def figure_class() -> type[Figure]:
+    """matplotlib's Figure; a ReportError where the optional ``plots`` extra is not installed."""
     try:
         from matplotlib.figure import Figure
     except ImportError as error:
         raise ReportError("matplotlib is not installed: pip install epbt-deap[plots]") from error
-    return Figure(figsize=(width, height), layout="constrained")
+    return Figure
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    return figure_class()(figsize=(width, height), layout="constrained")
 
 
 def _grid(figure: Figure, panels: int, columns: int) -> list[Any]:

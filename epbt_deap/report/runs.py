@@ -79,8 +79,8 @@ def _without_nulls(tree: Any) -> Any:
 
 
 def load_run(run_dir: Path) -> RunRecord:
-    """Read the run directory's config, logbook and lineage."""
-    return RunRecord(**vars(read_run_logs(run_dir)))
+    """Read the run directory's config, logbook and lineage; a run in progress reads as far as it is written."""
+    return RunRecord(**vars(read_run_logs(run_dir, live=True)))
 
 
 def _disambiguate(labels: list[str], suffixes: list[str]) -> list[str]:

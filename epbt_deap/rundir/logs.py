@@ -196,3 +196,9 @@ def best_ancestry(lineage_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise RunDirError(f"lineage: parent {parent} of {chain[-1]['uid']} is missing")
         chain.append(by_uid[parent])
     return chain[::-1]
+
+
+def trained_ancestry(lineage_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`best_ancestry` without the ancestors whose evaluation failed or diverged: they trained
+    nothing their children kept (the schedule that ``export`` writes and ``report`` draws)."""
+    return [row for row in best_ancestry(lineage_rows) if row.get("status", "ok") == "ok"]
