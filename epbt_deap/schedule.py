@@ -32,7 +32,7 @@ from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.execution.training import LossFunction, TrainSettings, make_loss
 from epbt_deap.rundir.checkpoints import write_atomically
 from epbt_deap.rundir.layout import RunLayout
-from epbt_deap.rundir.logs import best_ancestry, is_count, is_real, read_provenance, read_run_logs
+from epbt_deap.rundir.logs import is_count, is_real, read_provenance, read_run_logs, trained_ancestry
 
 SCHEMA = "epbt-deap/loss-schedule"
 SCHEMA_VERSION = 3  # 2 added loss.label_smoothing, 3 loss.gce_q; older files read as their defaults
@@ -118,22 +118,55 @@ def recipe_keys(loss: LossSetting, sgd: SgdSetting) -> dict[str, Any]:
                 lr_milestones=tuple(sgd.lr_milestones), lr_gamma=sgd.lr_gamma, batch_size=sgd.batch_size)
 
 
-def check_recipe(loss: LossSetting, sgd: SgdSetting) -> None:
-    """A one-line ScheduleError for a loss or SGD setting that a run's config would refuse."""
+def recipe_of(train: TrainConfig) -> tuple[LossSetting, SgdSetting]:
+    """The loss and SGD settings of a run's ``train`` config."""
+    return (LossSetting(train.loss, train.taylorglo_scale, label_smoothing=train.label_smoothing, gce_q=train.gce_q),
+            SgdSetting(train.lr, train.momentum, train.weight_decay, tuple(train.lr_milestones), train.lr_gamma,
+                       train.batch_size))
+
+
+def checked_recipe(loss: LossSetting, sgd: SgdSetting) -> tuple[LossSetting, SgdSetting]:
+    """A file's loss and SGD settings as a run's config validates them (``"0.9"`` becomes 0.9); a
+    one-line ScheduleError for one that a run's config would refuse."""
+    if loss.reduction != REDUCTION:
+        raise ScheduleError(f"loss schedule: reduction {loss.reduction!r} is not {REDUCTION!r}")
+    if sgd.lr_clock != "run":
+        raise ScheduleError(f"loss schedule: lr_clock {sgd.lr_clock!r} is not 'run'")
     try:
-        TrainConfig(**recipe_keys(loss, sgd))
+        return recipe_of(TrainConfig(**recipe_keys(loss, sgd)))
     except ValidationError as error:
         raise ScheduleError(f"loss schedule: {describe_error(error)}") from None
 
 
-def check_genes(step: ScheduleStep, evolved: tuple[str, ...]) -> None:
-    """A one-line ScheduleError for a step that lacks an evolved gene or holds one that is not a finite number."""
+def is_finite(value: Any) -> bool:
+    return is_real(value) and math.isfinite(value)
+
+
+def checked_step(raw: Any, start: int, evolved: tuple[str, ...]) -> ScheduleStep:
+    """A file's step, starting at lineage epoch ``start`` where the one before it ended; a one-line
+    ScheduleError for a malformed one (KeyError or TypeError for a missing or unexpected field)."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("genes"), Mapping) or not isinstance(raw.get("lr"), list):
+        raise ScheduleError(f"loss schedule: the step after epoch {start} must be an object with a genes object "
+                            "and an lr list")
+    step = ScheduleStep(**{**raw, "genes": dict(raw["genes"]), "lr": tuple(raw["lr"])})
+    where = f"loss schedule: step {step.uid}"
+    if not isinstance(step.uid, str):
+        raise ScheduleError(f"{where}: uid must be text")
+    counts = {"generation": step.generation, "epoch": step.epoch, "clock_epoch": step.clock_epoch}
+    wrong = [name for name, value in counts.items() if not (is_count(value) and value >= 0)]
+    if wrong:
+        raise ScheduleError(f"{where}: {', '.join(wrong)}: not a whole number, 0 or more")
+    if step.epoch != start:
+        raise ScheduleError(f"{where} starts at epoch {step.epoch}, but the steps before it end at {start}")
+    if not step.lr or not all(is_finite(lr) and lr > 0 for lr in step.lr):
+        raise ScheduleError(f"{where}: lr must list one positive learning rate per epoch, got {list(step.lr)!r}")
     missing = [name for name in evolved if name not in step.genes]
     if missing:
-        raise ScheduleError(f"loss schedule: step {step.uid} lacks {', '.join(missing)}")
+        raise ScheduleError(f"{where} lacks {', '.join(missing)}")
     for name, value in step.genes.items():
-        if not (is_real(value) and math.isfinite(value)):
-            raise ScheduleError(f"loss schedule: step {step.uid}: {name} must be a finite number, got {value!r}")
+        if not is_finite(value):
+            raise ScheduleError(f"{where}: {name} must be a finite number, got {value!r}")
+    return step
 
 
 @dataclass(frozen=True)
@@ -162,12 +195,12 @@ class LossSchedule:
         except ConfigError as error:
             raise RunDirError(f"{run_dir}/config.yaml: {error}") from None
         train = config.train
-        chain = [row for row in best_ancestry(logs.lineage) if row.get("status", "ok") == "ok"]
+        chain = trained_ancestry(logs.lineage)
         if not chain:
             raise RunDirError(f"{run_dir} has no successfully trained individual")
         settings = TrainSettings.from_config(train)
         steps, trained = [], 0
-        for row in chain:  # failed or diverged ancestors trained nothing their children kept: left out
+        for row in chain:
             clock = row["generation"] * train.epochs_per_generation
             child = settings.with_genes(row["genes"])
             lr = tuple(child.learning_rate(clock + offset) for offset in range(row["epochs"] - trained))
@@ -176,10 +209,7 @@ class LossSchedule:
         best = chain[-1]
         found_with = FoundWith(config.name, config.data.dataset, str(train.model), loaded_classes(run_dir, config),
                                best["uid"], best["fitness"], best.get("test_accuracy"))
-        sgd = SgdSetting(train.lr, train.momentum, train.weight_decay, tuple(train.lr_milestones), train.lr_gamma,
-                         train.batch_size)
-        loss = LossSetting(train.loss, train.taylorglo_scale, label_smoothing=train.label_smoothing, gce_q=train.gce_q)
-        return cls(found_with, loss, sgd, config.search_space().names, tuple(steps)), config
+        return cls(found_with, *recipe_of(train), config.search_space().names, tuple(steps)), config
 
     @property
     def epochs(self) -> int:
@@ -247,23 +277,24 @@ class LossSchedule:
         """The schedule of :meth:`to_dict`'s mapping; a one-line ScheduleError for another schema or version."""
         if data.get("schema") != SCHEMA:
             raise ScheduleError(f"not an epbt-deap loss schedule (schema {data.get('schema')!r}, expected {SCHEMA!r})")
-        if data.get("schema_version") not in READABLE_VERSIONS:
-            raise ScheduleError(f"loss schedule version {data.get('schema_version')!r}: this epbt-deap reads "
+        version = data.get("schema_version")
+        if not is_count(version) or version not in READABLE_VERSIONS:
+            raise ScheduleError(f"loss schedule version {version!r}: this epbt-deap reads "
                                 f"versions {', '.join(map(str, READABLE_VERSIONS))}")
         try:
+            evolved = data["evolved"]
+            if not isinstance(evolved, list) or not all(isinstance(name, str) for name in evolved):
+                raise ScheduleError("loss schedule: evolved must be a list of gene names")
             sgd = {**data["sgd"], "lr_milestones": tuple(data["sgd"]["lr_milestones"])}
-            steps = tuple(ScheduleStep(**{**step, "lr": tuple(step["lr"])}) for step in data["steps"])
-            schedule = cls(FoundWith(**data["found_with"]), LossSetting(**data["loss"]), SgdSetting(**sgd),
-                           tuple(data["evolved"]), steps)
+            loss, sgd = checked_recipe(LossSetting(**data["loss"]), SgdSetting(**sgd))
+            steps: list[ScheduleStep] = []
+            for raw in data["steps"]:
+                steps.append(checked_step(raw, steps[-1].epoch + steps[-1].epochs if steps else 0, tuple(evolved)))
+            schedule = cls(FoundWith(**data["found_with"]), loss, sgd, tuple(evolved), tuple(steps))
         except (KeyError, TypeError) as error:
             raise ScheduleError(f"loss schedule: missing or unexpected field ({error})") from None
         if not steps:
             raise ScheduleError("loss schedule: no steps")
-        if schedule.loss.reduction != REDUCTION:
-            raise ScheduleError(f"loss schedule: reduction {schedule.loss.reduction!r} is not {REDUCTION!r}")
-        check_recipe(schedule.loss, schedule.sgd)
-        for step in steps:
-            check_genes(step, schedule.evolved)
         return schedule
 
     def save(self, path: str | Path) -> None:
@@ -281,6 +312,8 @@ class LossSchedule:
             data = json.loads(Path(path).read_text())
         except OSError as error:
             raise ScheduleError(f"{path}: cannot read ({error.strerror})") from None
+        except UnicodeDecodeError:
+            raise ScheduleError(f"{path}: not a text file (not UTF-8)") from None
         except json.JSONDecodeError as error:
             raise ScheduleError(f"{path}: not valid JSON ({error.msg})") from None
         if not isinstance(data, dict):

@@ -103,7 +103,28 @@ def text_gene(stored):
     stored["steps"][-1]["genes"]["theta_0"] = "big"
 
 
+def edit_step(index, key, value):
+    def edit(stored):
+        stored["steps"][index][key] = value
+    return edit
+
+
+def edit_top(section, key, value):
+    def edit(stored):
+        (stored[section] if section else stored)[key] = value
+    return edit
+
+
 @pytest.mark.parametrize("edit, message", [
+    (edit_step(-1, "lr", []), r"step g00\d-\d+: lr must list one positive learning rate per epoch, got \[\]"),
+    (edit_step(0, "lr", [None]), r"lr must list one positive learning rate per epoch, got \[None\]"),
+    (edit_step(0, "lr", [-5.0]), r"lr must list one positive learning rate per epoch, got \[-5.0\]"),
+    (edit_step(0, "epoch", "0"), r"step g000-\d+: epoch: not a whole number, 0 or more"),
+    (edit_step(0, "genes", "theta_0"), r"the step after epoch 0 must be an object with a genes object and an lr list"),
+    (edit_step(1, "epoch", 7), r"step g00\d-\d+ starts at epoch 7, but the steps before it end at \d+"),
+    (edit_top(None, "evolved", "theta_0"), r"loss schedule: evolved must be a list of gene names"),
+    (edit_top(None, "schema_version", True), r"loss schedule version True: this epbt-deap reads versions"),
+    (edit_top("sgd", "lr_clock", "generation"), r"loss schedule: lr_clock 'generation' is not 'run'"),
     (hinge, r"loss schedule: loss: Input should be 'taylorglo', 'cross_entropy' or 'gce' \(got 'hinge'\)"),
     (no_batch, r"loss schedule: batch_size: Input should be greater than or equal to 2 \(got 0\)"),
     (no_theta_7, r"loss schedule: step g000-\d+ lacks theta_7"),
@@ -116,6 +137,15 @@ def test_a_hand_edited_schedule_that_training_would_refuse_is_a_one_line_error(o
     (tmp_path / "schedule.json").write_text(json.dumps(stored))
     with pytest.raises(ScheduleError, match=message):
         LossSchedule.load(tmp_path / "schedule.json")
+
+
+def test_a_loaded_recipe_holds_the_values_training_would_use(old_elite_run, tmp_path):
+    stored = LossSchedule.from_run(old_elite_run).to_dict()
+    stored["sgd"] |= {"momentum": "0.9", "batch_size": 32.0, "lr_milestones": ["2"]}  # a run's config takes these
+    (tmp_path / "schedule.json").write_text(json.dumps(stored))
+    schedule = LossSchedule.load(tmp_path / "schedule.json")
+    assert (schedule.sgd.momentum, schedule.sgd.batch_size, schedule.sgd.lr_milestones) == (0.9, 32, (2,))
+    assert type(schedule.sgd_at(0)["momentum"]) is float and type(schedule.sgd.batch_size) is int
 
 
 def test_an_epoch_is_a_whole_number(old_elite_run):
@@ -160,10 +190,11 @@ def test_a_run_with_half_written_last_lines_exports_and_loads_as_show_reads_it(o
     ('{"schema": "other"}', "not an epbt-deap loss schedule"),
     ('{"schema": "epbt-deap/loss-schedule", "schema_version": 9}', "loss schedule version 9"),
     ('{"schema": "epbt-deap/loss-schedule", "schema_version": 1, "steps": []}', "missing or unexpected field"),
+    (b"\xff\xfe\x00garbage", r"not a text file \(not UTF-8\)"),
 ])
 def test_a_bad_schedule_file_is_a_one_line_error(tmp_path, content, message):
     path = tmp_path / "schedule.json"
-    path.write_text(content)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(ScheduleError, match=message) as raised:
         LossSchedule.load(path)
     assert "\n" not in str(raised.value)
