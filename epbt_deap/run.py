@@ -130,9 +130,11 @@ class RunPlan:
                          resources.threads_per_worker)
 
     def evaluation_map(self, pool: Pool, layout: RunLayout, observer: Observer | None) -> EvaluationMap:
+        evolution = self.config.evolution
         return EvaluationMap(pool, self.space, layout, self.config.seed, self.config.train.epochs_per_generation,
                              observer, grouped=self.config.train.trainer == "vectorized",
-                             validated=self.config.data.val_size != 0)
+                             validated=self.config.data.val_size != 0,
+                             elites_carried=evolution.algorithm == "epbt" and not evolution.elites_train)
 
 
 def summarize(run_dir: Path, logbook: tools.Logbook, halloffame: tools.HallOfFame) -> RunSummary:

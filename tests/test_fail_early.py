@@ -89,6 +89,17 @@ def test_a_generation_where_all_diverged_stops_the_run_which_then_resumes(tmp_pa
         assert entry["epbt_deap"] == epbt_deap.__version__ and "git_commit" in entry and entry["platform"]
 
 
+def test_children_that_all_diverge_beside_elites_that_do_not_retrain_leave_the_run_to_them(tmp_path, caplog):
+    """Algorithm 1 as printed: the elites are kept untrained, so they carry the run past such a generation."""
+    config = tiny({"evolution.elites_train": False, "evolution.generations": 3})
+    result = run(config, tmp_path / "run", evaluate=diverging_after_generation_0)
+    rows = read_jsonl(tmp_path / "run" / "lineage.jsonl")
+    assert [row["gen"] for row in read_jsonl(tmp_path / "run" / "logbook.jsonl")] == [0, 1, 2]
+    assert {row["status"] for row in rows if row["generation"] > 0} == {"diverged"}
+    assert result.best_uid.startswith("g000-")
+    assert "all 2 children of generation 1 diverged; the elites carry the run" in caplog.text
+
+
 def returns_nothing(context, task):
     return None
 

@@ -7,6 +7,7 @@ metrics are written back in the main process (workers never mutate individuals).
 """
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import zlib
@@ -23,6 +24,8 @@ from epbt_deap.execution.protocol import EvalResult, EvalTask, Observer, Pool
 from epbt_deap.rundir.layout import RunLayout
 
 T = TypeVar("T")
+
+logger = logging.getLogger("epbt_deap")
 
 
 def task_seed(run_seed: int, uid: str) -> int:
@@ -84,14 +87,21 @@ class CheckedEvaluation:
         return results
 
 
-def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult]) -> None:
-    """Stop the run with its likeliest cause when every evaluation of a generation failed or diverged."""
+def raise_if_none_succeeded(generation: int, results: Sequence[EvalResult], carried: bool = False) -> None:
+    """Stop the run with its likeliest cause when every evaluation of a generation failed or diverged.
+
+    ``carried``: members the generation did not evaluate (elites that do not retrain) carry the run,
+    so children that all diverged are only a warning: selection drops them. Failures still stop it.
+    """
     if any(result.status == "ok" for result in results):
         return
     failed = [result for result in results if result.status == "failed"]
     if failed:
         raise GenerationFailedError(f"all {len(results)} evaluations of generation {generation} failed or diverged; "
                                     f"the first failure, {failed[0].uid}: {failed[0].detail}")
+    if carried:
+        logger.warning("all %d children of generation %d diverged; the elites carry the run", len(results), generation)
+        return
     raise GenerationDivergedError(f"all {len(results)} evaluations of generation {generation} diverged: "
                                   "the loss or learning rate makes training blow up, and resuming would repeat it; "
                                   "lower train.lr or bound the loss and start again")
@@ -102,12 +112,13 @@ class EvaluationMap:
 
     With ``grouped`` the tasks are split into one group per worker, and ``evaluate`` takes
     a list of tasks and returns a list of results (the vectorised trainer). Without ``validated``
-    (no validation set) a fitness may be nan.
+    (no validation set) a fitness may be nan. ``elites_carried``: after generation 0, members that
+    are not evaluated stay in the population (eaElitist with ``elites_train`` false).
     """
 
     def __init__(self, pool: Pool, space: SearchSpace, layout: RunLayout, run_seed: int,
                  epochs_per_generation: int, observer: Observer | None = None, grouped: bool = False,
-                 validated: bool = True) -> None:
+                 validated: bool = True, elites_carried: bool = False) -> None:
         self.pool = pool
         self.space = space
         self.layout = layout
@@ -116,6 +127,7 @@ class EvaluationMap:
         self.observer = observer
         self.grouped = grouped
         self.validated = validated
+        self.elites_carried = elites_carried
 
     def task_for(self, individual: Individual) -> EvalTask:
         """The individual's task, its checkpoint paths absolute: workers need not share our working directory."""
@@ -149,7 +161,8 @@ class EvaluationMap:
                 **({"detail": result.detail} if result.detail else {}),
             }
         if individuals:
-            raise_if_none_succeeded(individuals[0].generation, results)
+            generation = individuals[0].generation
+            raise_if_none_succeeded(generation, results, carried=self.elites_carried and generation > 0)
         return [(result.fitness,) for result in results]
 
     def _run(self, evaluate: Callable[[Any, Any], Any], tasks: list[EvalTask]) -> list[EvalResult]:
