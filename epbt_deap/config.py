@@ -189,9 +189,14 @@ class TaylorGLOConfig(Section):
     """narrows the initial draw of theta; none: low"""
     init_high: float | None = None
     """narrows the initial draw of theta; none: high"""
-    init: Literal["uniform", "learnable"] = defaults.INIT
+    init: Literal[defaults.INITS] = defaults.INIT
     """learnable (the measured default, docs/results.md): redraw initial theta that fail the learnability check;
     uniform: keep them, as the paper does"""
+
+
+def number_from_text(value: Any) -> Any:
+    """``value`` as a float where it is text that YAML left unread, e.g. ``1e-1``; else as it is."""
+    return float(value) if isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()) else value
 
 
 class OperatorConfig(BaseModel):
@@ -203,10 +208,11 @@ class OperatorConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _numbers_from_text(cls, data: Any) -> Any:
-        """Arguments such as ``sigma: 1e-1``, which YAML reads as text, become the numbers they are."""
+        """Arguments such as ``sigma: 1e-1`` or ``factors: [8e-1, 1.2]``, which YAML reads as text, become
+        the numbers they are."""
         if not isinstance(data, dict):
             return data
-        return {key: float(value) if isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()) else value
+        return {key: [number_from_text(item) for item in value] if isinstance(value, list) else number_from_text(value)
                 for key, value in data.items()}
 
     def spec(self) -> dict[str, Any]:
@@ -234,8 +240,8 @@ class EvolutionConfig(Section):
     """PBT: the fraction copied from the top over the bottom"""
     population: int = Field(40, ge=1)
     """p: individuals per generation"""
-    elites: int = Field(20, ge=1)
-    """k: the best kept every generation"""
+    elites: int | None = Field(None, ge=1)
+    """k: the best kept every generation; none: half the population (the paper's k = p / 2)"""
     generations: int = Field(25, ge=1)
     """generation 0 included: each lineage trains generations x E epochs"""
     cxpb: float = Field(defaults.CXPB, ge=0, le=1)
@@ -248,7 +254,7 @@ class EvolutionConfig(Section):
     """any mutation operator, with its arguments"""
     mate: OperatorConfig = OperatorConfig(**defaults.MATE)
     """any crossover operator; the partner is another individual (never the parent), left unchanged"""
-    partners: Literal["population", "parents"] = defaults.PARTNERS
+    partners: Literal[defaults.PARTNER_CHOICES] = defaults.PARTNERS
     """whom children are crossed with: any other member (population), or the other selected parents (parents)"""
     repair_tries: int = Field(defaults.REPAIR_TRIES, ge=0)
     """> 0: a child whose loss fails the learnability check is made again (mutate and mate rerun), then keeps its
@@ -262,6 +268,18 @@ class EvolutionConfig(Section):
     genes: dict[str, GeneConfig] = {}
     """more genes: lr (bounds above 0), momentum (within [0, 1]), weight_decay (from 0), label_smoothing (within
     [0, 0.5], with cross-entropy), each {low, high, init_low, init_high, scale}"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _half_the_population(cls, data: Any) -> Any:
+        """Elites left at none are half the population (at least 1), resolved here so that a run records them."""
+        if not isinstance(data, dict) or data.get("elites") is not None:
+            return data
+        try:  # as the field's lax validation reads it: 16, "16", 16.0, true
+            population = int(data.get("population", cls.model_fields["population"].default))
+        except (TypeError, ValueError):
+            return data  # population's own check reports it
+        return {**data, "elites": max(1, population // 2)}
 
     @model_validator(mode="after")
     def _check_sizes_and_operator_arguments(self) -> EvolutionConfig:
@@ -515,7 +533,8 @@ def describe_error(error: ValidationError) -> str:
 def build_config(tree: Mapping[str, Any], overrides: Mapping[str, Any] = {}) -> Config:
     """Validate ``tree`` with dotted-key ``overrides`` applied on top."""
     merged = copy.deepcopy(dict(tree))
-    defaults = Config.model_construct().model_dump(mode="json")  # unresolved: train.model stays the dataset's
+    # unresolved: train.model stays the dataset's, evolution.elites half the population
+    defaults = Config.model_construct(evolution=EvolutionConfig.model_construct()).model_dump(mode="json")
     for key, value in overrides.items():
         set_dotted(merged, key, value, defaults)
     try:

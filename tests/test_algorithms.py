@@ -225,3 +225,9 @@ def test_without_validation_the_newest_trained_individual_is_best():
     assert hof[0].uid == "g001-000"
     hof.update([evaluated("g002-000", 0.0, status="failed")])
     assert hof[0].uid == "g001-000"
+
+
+@pytest.mark.parametrize("fraction", [0.55, -0.05])
+def test_a_truncation_fraction_outside_0_to_half_is_refused_whatever_the_population(fraction):
+    with pytest.raises(ValueError, match=f"fraction must be in \\[0, 0.5\\], got {fraction}"):
+        truncation_run(fraction, population=10)

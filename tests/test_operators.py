@@ -125,3 +125,30 @@ def test_wrong_operator_arguments_are_one_line_errors():
         toolbox(mate={"name": "cxUniform"})
     with pytest.raises(OperatorError, match="unexpected keyword argument 'sigmaa'"):
         toolbox(mutate={**DEFAULT_MUTATE, "sigmaa": 1})
+
+
+@pytest.mark.parametrize("global_seed", range(6))
+def test_an_operator_that_fails_on_a_chance_branch_is_refused_on_every_start(global_seed):
+    """mutPerturb multiplies by a factor only where it does not reset (1 gene in 10 here): the dry run,
+    seeded and repeated, reaches that branch whatever state the global streams are in."""
+    random.seed(global_seed)
+    with pytest.raises(OperatorError, match="mutate operator mutPerturb does not fit these individuals"):
+        toolbox(mutate={"name": "mutPerturb", "factors": ["x", "y"], "reset_prob": 0.9})
+    state = random.getstate()
+    toolbox()
+    assert random.getstate() == state  # the dry run leaves a run's streams as it found them
+
+
+@pytest.mark.parametrize("role, spec", [
+    ("mutate", {"name": "mutGaussian", "mu": math.nan, "sigma": 0.1, "indpb": 1.0}),
+    ("mate", {"name": "cxBlend", "alpha": 1e308}),
+])
+def test_an_operator_that_makes_genes_non_finite_is_refused(role, spec):
+    with pytest.raises(OperatorError, match=f"{role} operator {spec['name']} does not fit .*non-finite"):
+        toolbox(**{role: spec})
+
+
+@pytest.mark.parametrize("argument, value", [("init", "learnble"), ("partners", "parent")])
+def test_a_misspelt_choice_of_the_python_api_is_refused(argument, value):
+    with pytest.raises(ValueError, match=f"{argument} must be .* got '{value}'"):
+        make_toolbox(SPACE, **{argument: value})

@@ -237,9 +237,9 @@ def eaTruncation(
     With ``fraction=0`` nothing is copied or explored: p independent models keep
     training, which is the paper's Baseline 1. Returns ``(population, logbook)``.
     """
-    count = int(len(population) * fraction)
-    if not 0 <= 2 * count <= len(population):
+    if not 0 <= fraction <= 0.5:
         raise ValueError(f"fraction must be in [0, 0.5], got {fraction}")
+    count = int(len(population) * fraction)
     logbook = start(population, toolbox, stats, halloffame, callback, start_gen, logbook)
     for generation in range(max(start_gen, 1), ngen + 1):
         ranked = sorted(population, key=lambda ind: ind.fitness, reverse=True)

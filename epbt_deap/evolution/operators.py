@@ -9,6 +9,7 @@ flip, while most children stay close to a parent whose weights they inherit.
 """
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -69,7 +70,7 @@ class OperatorError(EpbtError):
 
 def clip_to_bounds(space: SearchSpace) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A ``toolbox.decorate`` decorator: clip every individual an operator returns; one that
-    changed an individual's length is an :class:`OperatorError`."""
+    changed an individual's length, or made a gene that is not a finite number, is an :class:`OperatorError`."""
 
     def decorator(operator: Callable[..., Sequence[list[float]]]) -> Callable[..., Any]:
         @wraps(operator)
@@ -79,6 +80,10 @@ def clip_to_bounds(space: SearchSpace) -> Callable[[Callable[..., Any]], Callabl
                 if len(child) != len(space):
                     raise OperatorError(f"{operator.__name__} returned an individual of {len(child)} genes, "
                                         f"not {len(space)}: it changes an individual's length")
+                broken = [gene.name for gene, value in zip(space.genes, child) if not math.isfinite(value)]
+                if broken:
+                    raise OperatorError(f"{operator.__name__} made {', '.join(broken)} non-finite "
+                                        f"({', '.join(repr(value) for value in child if not math.isfinite(value))})")
                 space.clip(child)
             return offspring
 

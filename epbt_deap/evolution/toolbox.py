@@ -28,6 +28,7 @@ from epbt_deap.evolution.space import PARAMETER_NAMES, SearchSpace
 #: How many draws ``init: learnable`` makes before giving up (about 1 in 7 uniform draws passes).
 LEARNABLE_DRAWS = 10_000
 DRY_RUN_SIZE = 4  # throwaway individuals the operators are tried on before any training
+DRY_RUN_TRIES = 8  # times each operator is tried: a branch taken with probability 0.1 per gene is all but sure
 
 # How many leading positional arguments (individuals, k, ...) the EA loop passes per role.
 ROLE_ARITY = {"select": 2, "mutate": 1, "mate": 2}
@@ -121,6 +122,9 @@ def make_toolbox(
     parents), and ``child`` makes one child; with ``repair_tries`` > 0 it remakes a child that
     ``viable`` rejects up to that many times, then keeps the parent's genes.
     """
+    for name, value, choices in (("init", init, defaults.INITS), ("partners", partners, defaults.PARTNER_CHOICES)):
+        if value not in choices:
+            raise ValueError(f"{name} must be {' or '.join(map(repr, choices))}, got {value!r}")
     specs = {role: dict(defaults.OPERATORS[role]) if spec is None else {"name": spec} if isinstance(spec, str) else spec
              for role, spec in (("select", select), ("mutate", mutate), ("mate", mate))}
     toolbox = base.Toolbox()
@@ -151,11 +155,15 @@ def dry_run(toolbox: base.Toolbox, space: SearchSpace, names: Mapping[str, Any])
     """Run select, mutate and mate once on throwaway individuals, before any training.
 
     An operator that does not fit these individuals (an attribute they lack, a length it
-    changes, genes it cannot treat as floats) becomes a one-line :class:`OperatorError` that
-    names it. The random streams are restored, so a run is the same with and without it.
+    changes, genes it cannot treat as floats or makes non-finite) becomes a one-line
+    :class:`OperatorError` that names it. Each is tried ``DRY_RUN_TRIES`` times on seeded streams,
+    so that a branch it takes by chance (a reset, a crossover) is tried too, and the verdict is the
+    same on every start. The random streams are restored, so a run is the same with and without it.
     """
     states = random.getstate(), np.random.get_state()
     try:
+        random.seed(0)
+        np.random.seed(0)
         draws = random.Random(0)
         population = [Individual(space.sample(draws)) for _ in range(DRY_RUN_SIZE)]
         for index, individual in enumerate(population):
@@ -168,9 +176,10 @@ def dry_run(toolbox: base.Toolbox, space: SearchSpace, names: Mapping[str, Any])
         }
         for role, check in checks.items():
             try:
-                returned = check()
-                if not all(isinstance(individual, Sequence) for individual in returned):
-                    raise TypeError("it returned something other than individuals")
+                for _ in range(DRY_RUN_TRIES):
+                    returned = check()
+                    if not all(isinstance(individual, Sequence) for individual in returned):
+                        raise TypeError("it returned something other than individuals")
             except Exception as error:  # any failure of a user-chosen operator: refused in one line
                 reason = str(error) if isinstance(error, OperatorError) else f"{type(error).__name__}: {error}"
                 raise OperatorError(f"{role} operator {names[role]} does not fit these individuals "
