@@ -240,8 +240,8 @@ class EvolutionConfig(Section):
     """PBT: the fraction copied from the top over the bottom"""
     population: int = Field(40, ge=1)
     """p: individuals per generation"""
-    elites: int | None = Field(None, ge=1)
-    """k: the best kept every generation; none: half the population (the paper's k = p / 2)"""
+    elites: int = Field(20, ge=1)
+    """k: the best kept every generation"""
     generations: int = Field(25, ge=1)
     """generation 0 included: each lineage trains generations x E epochs"""
     cxpb: float = Field(defaults.CXPB, ge=0, le=1)
@@ -268,18 +268,6 @@ class EvolutionConfig(Section):
     genes: dict[str, GeneConfig] = {}
     """more genes: lr (bounds above 0), momentum (within [0, 1]), weight_decay (from 0), label_smoothing (within
     [0, 0.5], with cross-entropy), each {low, high, init_low, init_high, scale}"""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _half_the_population(cls, data: Any) -> Any:
-        """Elites left at none are half the population (at least 1), resolved here so that a run records them."""
-        if not isinstance(data, dict) or data.get("elites") is not None:
-            return data
-        try:  # as the field's lax validation reads it: 16, "16", 16.0, true
-            population = int(data.get("population", cls.model_fields["population"].default))
-        except (TypeError, ValueError):
-            return data  # population's own check reports it
-        return {**data, "elites": max(1, population // 2)}
 
     @model_validator(mode="after")
     def _check_sizes_and_operator_arguments(self) -> EvolutionConfig:
@@ -533,8 +521,7 @@ def describe_error(error: ValidationError) -> str:
 def build_config(tree: Mapping[str, Any], overrides: Mapping[str, Any] = {}) -> Config:
     """Validate ``tree`` with dotted-key ``overrides`` applied on top."""
     merged = copy.deepcopy(dict(tree))
-    # unresolved: train.model stays the dataset's, evolution.elites half the population
-    defaults = Config.model_construct(evolution=EvolutionConfig.model_construct()).model_dump(mode="json")
+    defaults = Config.model_construct().model_dump(mode="json")  # unresolved: train.model stays the dataset's
     for key, value in overrides.items():
         set_dotted(merged, key, value, defaults)
     try:

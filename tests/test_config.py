@@ -182,13 +182,6 @@ def test_random_overrides_give_a_one_line_error_never_a_traceback(key, value):
         assert str(error) and "\n" not in str(error)
 
 
-def test_elites_left_at_none_are_half_the_population_and_recorded():
-    assert build_config({}, {"evolution.population": 16}).evolution.elites == 8
-    assert build_config({}, {"evolution.population": 3}).to_yaml().count("elites: 1\n") == 1
-    assert build_config({}, {"evolution.population": 16, "evolution.elites": 3}).evolution.elites == 3
-    assert Config().evolution.elites == 20  # the paper's 40 and 20
-
-
 def test_numbers_yaml_leaves_as_text_in_an_operators_list_are_numbers():
     config = build_config({}, {"evolution.mutate": yaml.safe_load("{name: mutPerturb, factors: [8e-1, 1.2e0]}")})
     assert config.evolution.mutate.spec()["factors"] == [0.8, 1.2]
