@@ -80,10 +80,10 @@ def clip_to_bounds(space: SearchSpace) -> Callable[[Callable[..., Any]], Callabl
                 if len(child) != len(space):
                     raise OperatorError(f"{operator.__name__} returned an individual of {len(child)} genes, "
                                         f"not {len(space)}: it changes an individual's length")
-                broken = [gene.name for gene, value in zip(space.genes, child) if not math.isfinite(value)]
+                broken = [f"{gene.name} = {value!r}" for gene, value in zip(space.genes, child)
+                          if not math.isfinite(value)]
                 if broken:
-                    raise OperatorError(f"{operator.__name__} made {', '.join(broken)} non-finite "
-                                        f"({', '.join(repr(value) for value in child if not math.isfinite(value))})")
+                    raise OperatorError(f"{operator.__name__} made genes non-finite: {', '.join(broken)}")
                 space.clip(child)
             return offspring
 

@@ -12,7 +12,7 @@ from epbt_deap.report.figures import figure_class, plot_accuracy, plot_genes, pl
 from epbt_deap.report.runs import RunRecord, group_runs, load_run
 from epbt_deap.report.tables import (TABLE1_COLUMNS, TABLE2_COLUMNS, epochs_to_exceed_table, final_accuracy_table,
                                      write_csv)
-from epbt_deap.rundir.lock import lock_holder
+from epbt_deap.rundir.lock import describe_holder, lock_holder
 from epbt_deap.rundir.logs import trained_ancestry
 
 logger = logging.getLogger("epbt_deap")
@@ -33,7 +33,7 @@ def unfinished(record: RunRecord) -> str:
              else f"in generation 0 of 0 to {record.generations - 1}")
     held, holder = lock_holder(record.run_dir)
     if held:
-        return (f"{record.run_dir} is still running ({holder.describe() if holder else 'holder unknown'}), "
+        return (f"{record.run_dir} is still running ({describe_holder(holder)}), "
                 f"{where}: report it when it ends, or leave it out of the report")
     return f"{record.run_dir} stopped {where}: resume it, or leave it out of the report"
 

@@ -108,10 +108,15 @@ def lock_run_dir(root: Path) -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
+def describe_holder(holder: Holder | None) -> str:
+    """Who holds a lock, or 'holder unknown' where its file could not tell."""
+    return holder.describe() if holder else "holder unknown"
+
+
 def busy(root: Path, holder: Holder | None) -> RunDirBusyError:
     """The one-line refusal a second writer gets."""
     return RunDirBusyError(f"{root} is in use by another epbt-deap process "
-                           f"({holder.describe() if holder else 'holder unknown'}); wait for it to finish or stop it")
+                           f"({describe_holder(holder)}); wait for it to finish or stop it")
 
 
 def refuse_if_locked(root: Path) -> None:

@@ -17,7 +17,7 @@ from epbt_deap.errors import RunDirError
 from epbt_deap.evolution.eq1 import binary_loss_formula
 from epbt_deap.evolution.space import PARAMETER_NAMES
 from epbt_deap.rundir.layout import RunLayout
-from epbt_deap.rundir.lock import Holder, lock_holder
+from epbt_deap.rundir.lock import Holder, describe_holder, lock_holder
 from epbt_deap.rundir.logs import RunLogs, best_ancestry, read_provenance, read_run_logs
 from epbt_deap.text import accuracy_text
 
@@ -147,7 +147,7 @@ def describe(view: RunView) -> list[str]:
     """The lines ``epbt-deap show`` prints."""
     logs = view.logs
     if view.held:
-        state = f"running, {view.holder.describe() if view.holder else 'holder unknown'}"
+        state = f"running, {describe_holder(view.holder)}"
     elif view.logs.finished:
         state = "finished"
     elif logs.setting("replay_of") is not None:
